@@ -1,0 +1,313 @@
+"""Typer commands: parse, build the runtime, call an operation, render. Nothing else.
+
+Heavy modules are imported inside the commands so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import click
+import typer
+
+if TYPE_CHECKING:
+    from previewctl.ops.runtime import Runtime
+
+app = typer.Typer(
+    name="previewctl",
+    help=(
+        "Give every pull request its own preview backend on Fly.io and wire it into the "
+        "PR's Vercel preview deployments.\n\n"
+        "Typical flow: `previewctl up` then `previewctl seed` on PR push, `previewctl down` "
+        "on close, `previewctl gc` on a schedule; `previewctl resume --pr N` on a laptop."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # tracebacks with locals could print secrets
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+class State:
+    config: Path = Path("previewctl.toml")
+    json: bool = False
+    verbose: bool = False
+
+
+state = State()
+
+PrOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pr",
+        help="Pull request number. Default: $PREVIEWCTL_PR, else the pull_request event.",
+        show_default=False,
+    ),
+]
+RequiredPr = Annotated[
+    str,
+    typer.Option("--pr", envvar="PREVIEWCTL_PR", help="Pull request number.", show_default=False),
+]
+BranchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--branch",
+        help="The PR's head branch. Default: $PREVIEWCTL_BRANCH, else the pull_request event.",
+        show_default=False,
+    ),
+]
+
+
+@app.callback()
+def _global(
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="PREVIEWCTL_CONFIG",
+            help="Path to previewctl.toml.",
+            dir_okay=False,
+        ),
+    ] = Path("previewctl.toml"),
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object on stdout at the end (no secrets)."),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show each API call and more detail.")
+    ] = False,
+) -> None:
+    state.config = config
+    state.json = json_output
+    state.verbose = verbose
+
+
+def _runtime() -> Runtime:
+    from previewctl import redact
+    from previewctl.ops.runtime import Runtime
+
+    rt = Runtime.from_environ(state.config, verbose=state.verbose)
+    redact.on_register(rt.actions.add_mask)
+    return rt
+
+
+def _emit_json(data: dict[str, Any]) -> None:
+    from previewctl import redact
+
+    sys.stdout.write(redact.scrub(json.dumps(data, indent=2, sort_keys=True, default=str)) + "\n")
+    sys.stdout.flush()
+
+
+def _print(text: str) -> None:
+    from previewctl import redact
+
+    sys.stdout.write(redact.scrub(text) + ("" if text.endswith("\n") else "\n"))
+    sys.stdout.flush()
+
+
+@app.command()
+def plan(pr: PrOption = None, branch: BranchOption = None) -> None:
+    """Show everything `up` would do, with no credentials and no network. Validates the config."""
+    from previewctl.ops.plan import build_plan, render_plan
+
+    rt = _runtime()
+    result = build_plan(rt, pr, branch)
+    if state.json:
+        _emit_json(result)
+    else:
+        _print(render_plan(result))
+
+
+@app.command()
+def up(pr: PrOption = None, branch: BranchOption = None) -> None:
+    """Create or converge the PR's preview: app, machine, tunnels, steps, Vercel, comment.
+
+    Idempotent: a repeated run with nothing changed makes no mutating call.
+    """
+    from previewctl.ops.up import run_up
+
+    rt = _runtime()
+    result = run_up(rt, pr, branch)
+    if state.json:
+        _emit_json(result)
+
+
+@app.command()
+def seed(pr: PrOption = None, branch: BranchOption = None) -> None:
+    """Run the [[seed]] steps against the PR's preview (waits for Vercel where needed)."""
+    from previewctl.ops.seed import run_seed
+
+    rt = _runtime()
+    result = run_seed(rt, pr, branch)
+    if state.json:
+        _emit_json(result)
+
+
+@app.command()
+def down(pr: PrOption = None, branch: BranchOption = None) -> None:
+    """Remove the PR's preview: its Vercel vars and domains, then the Fly app.
+
+    Only what previewctl made is touched; an already removed preview is success.
+    """
+    from previewctl.ops.down import run_down
+
+    rt = _runtime()
+    result = run_down(rt, pr, branch)
+    if state.json:
+        _emit_json(result)
+
+
+@app.command()
+def gc(
+    max_age: Annotated[
+        str | None,
+        typer.Option("--max-age", help="Destroy previews whose last `up` is older (e.g. 36h, 7d)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing; print what would be done.")
+    ] = False,
+) -> None:
+    """Destroy previews of closed, merged or missing PRs and stale ones; sweep Vercel vars."""
+    from previewctl.ops.gc import render_gc, run_gc
+
+    rt = _runtime()
+    result = run_gc(rt, max_age=max_age, dry_run=dry_run)
+    if state.json:
+        _emit_json(result.to_json())
+    else:
+        _print(render_gc(result))
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(pr: PrOption = None) -> None:
+    """List previews (state, age, cost), or show one preview in detail with --pr."""
+    from previewctl.ops.status import render_status, run_status
+
+    rt = _runtime()
+    result = run_status(rt, pr)
+    if state.json:
+        _emit_json(result)
+    else:
+        _print(render_status(result))
+
+
+@app.command()
+def stop(pr: RequiredPr) -> None:
+    """Stop the preview's machine to save cost (data is lost; `resume` brings it back)."""
+    from previewctl.ops.status import run_stop
+
+    rt = _runtime()
+    result = run_stop(rt, pr)
+    if state.json:
+        _emit_json(result)
+
+
+@app.command()
+def resume(pr: RequiredPr) -> None:
+    """Start a stopped preview, re-run [[steps]], and keep tunnels open until Ctrl-C."""
+    from previewctl.ops.resume import run_resume
+
+    rt = _runtime()
+    run_resume(rt, pr, json_output=state.json)
+
+
+@app.command()
+def tunnel(pr: RequiredPr) -> None:
+    """Open the preview's tunnels in the foreground until Ctrl-C."""
+    from previewctl.ops.resume import run_tunnel
+
+    rt = _runtime()
+    run_tunnel(rt, pr, json_output=state.json)
+
+
+class EnvFormat(StrEnum):
+    shell = "shell"
+    dotenv = "dotenv"
+    json = "json"
+
+
+@app.command(name="env")
+def env_cmd(
+    pr: RequiredPr,
+    fmt: Annotated[EnvFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        EnvFormat.shell
+    ),
+) -> None:
+    """Print the env for local tools, pointing at the tunnel ports (`eval "$(previewctl env --pr N)"`).
+
+    The values hold the preview's secrets: they are printed only here, on stdout.
+    """
+    from previewctl.ops.envcmd import render_env, run_env
+
+    rt = _runtime()
+    values = run_env(rt, pr)
+    sys.stdout.write(render_env(values, fmt.value))
+    sys.stdout.flush()
+
+
+# ---- the one place errors become messages and exit codes ---------------------------------
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def _fail(code: int, title: str, message: str, hint: str | None = None) -> NoReturn:
+    from previewctl import redact
+    from previewctl.actions import GitHubActions
+
+    actions = GitHubActions(os.environ)
+    text = redact.scrub(message)
+    actions.annotate("error", text, title)
+    sys.stderr.write(f"error: {text}\n")
+    if hint:
+        sys.stderr.write(f"hint: {redact.scrub(hint)}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        result = app(standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        ctx_help = ""
+        if exc.ctx is not None:
+            ctx_help = f"Try '{exc.ctx.command_path} --help' for help.\n"
+        sys.stderr.write(f"error: {exc.format_message()}\n{ctx_help}")
+        raise SystemExit(2) from None
+    except click.exceptions.ClickException as exc:
+        sys.stderr.write(f"error: {exc.format_message()}\n")
+        raise SystemExit(exc.exit_code) from None
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        sys.stderr.write("interrupted: everything previewctl started has been stopped\n")
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as exc:
+        from previewctl.errors import PreviewctlError
+
+        if isinstance(exc, PreviewctlError):
+            _fail(exc.exit_code, exc.title, exc.message, exc.hint)
+        from previewctl import redact
+
+        text = "".join(traceback.format_exception(exc))
+        if not state.verbose:
+            text = "".join(traceback.format_exception_only(exc))
+        sys.stderr.write(redact.scrub("unexpected error (a bug in previewctl):\n" + text))
+        if not state.verbose:
+            sys.stderr.write("run with -v for the traceback\n")
+        raise SystemExit(1) from None
+    if isinstance(result, int) and result:
+        raise SystemExit(result)

@@ -1,0 +1,1 @@
+"""One client class per remote API, sharing one retry policy (:mod:`.http`)."""

@@ -1,0 +1,352 @@
+"""The Fly Machines REST API: apps, machines, wait, leases, metadata, IPs."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from previewctl.clients.http import ApiClient, RetryPolicy, build_http_client
+from previewctl.errors import (
+    ApiError,
+    ConflictError,
+    MissingCredentialsError,
+    NotFoundError,
+    TimeoutExceededError,
+    TransientApiError,
+)
+
+DEFAULT_BASE_URL = "https://api.machines.dev"
+MACAROON_PREFIXES = ("fm1r_", "fm1a_", "fm2_")
+# The wait endpoint blocks at most 60 s server side.
+WAIT_CHUNK = 60
+IDEMPOTENCY_KEY = "previewctl_create_key"
+
+
+def auth_header(token: str) -> str:
+    """``FlyV1`` for macaroons, ``Bearer`` for the rest; a token with its scheme stays as is."""
+    token = token.strip()
+    if " " in token:
+        return token
+    if token.startswith(MACAROON_PREFIXES):
+        return f"FlyV1 {token}"
+    return f"Bearer {token}"
+
+
+def token_from_env(env: Mapping[str, str]) -> str:
+    token = env.get("FLY_API_TOKEN") or env.get("FLY_ACCESS_TOKEN")
+    if not token:
+        raise MissingCredentialsError(
+            "FLY_API_TOKEN is not set",
+            hint="create an org token with `flyctl tokens create org` and export FLY_API_TOKEN",
+        )
+    return token
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class Organization(_Lenient):
+    slug: str | None = None
+
+
+class App(_Lenient):
+    id: str | None = None
+    name: str
+    organization: Organization | None = None
+    status: str | None = None
+    machine_count: int | None = None
+
+
+class Check(_Lenient):
+    name: str
+    status: str
+    output: str | None = None
+
+
+class ContainerState(_Lenient):
+    name: str
+    state: str | None = None
+
+
+class Machine(_Lenient):
+    id: str
+    name: str | None = None
+    state: str
+    region: str | None = None
+    instance_id: str | None = None
+    private_ip: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    created_at: str | None = None
+    updated_at: str | None = None
+    checks: list[Check] = Field(default_factory=list)
+    containers: list[ContainerState] = Field(default_factory=list)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        meta = self.config.get("metadata") or {}
+        return {str(k): str(v) for k, v in meta.items()}
+
+    @property
+    def healthy(self) -> bool:
+        """flyctl's rule: started and every check passing (no checks = healthy)."""
+        return self.state == "started" and all(c.status == "passing" for c in self.checks)
+
+    def describe_health(self) -> str:
+        parts = [f"machine {self.id} {self.state}"]
+        for c in self.containers:
+            parts.append(f"container {c.name}: {c.state or 'unknown'}")
+        for check in self.checks:
+            if check.status != "passing":
+                out = (check.output or "").strip().replace("\n", " ")[:200]
+                parts.append(f"check {check.name}: {check.status}" + (f" ({out})" if out else ""))
+        return "; ".join(parts)
+
+
+class Lease(_Lenient):
+    nonce: str
+    expires_at: int | str | None = None
+
+
+class IpAssignment(_Lenient):
+    ip: str
+    region: str | None = None
+    service_name: str | None = None
+    shared: bool | None = None
+
+
+class FlyClient(ApiClient):
+    api_name = "Fly"
+
+    def request_id(self, response: httpx.Response) -> str | None:
+        value: str | None = response.headers.get("fly-request-id")
+        return value
+
+    # ---- apps -----------------------------------------------------------------------
+    def get_app(self, name: str) -> App | None:
+        """The app, or None when the name is free. 403: another org owns it."""
+        try:
+            return App.model_validate(self.request("GET", f"/v1/apps/{name}").json())
+        except NotFoundError:
+            return None
+
+    def create_app(self, name: str, org: str) -> App:
+        body = {"app_name": name, "name": name, "org_slug": org}
+        response = self.request("POST", "/v1/apps", json=body)
+        data = response.json() if response.content else {}
+        return App.model_validate({"name": name, **data})
+
+    def list_apps(self, org: str) -> list[App]:
+        data = self.request("GET", "/v1/apps", params={"org_slug": org}).json()
+        return [App.model_validate(a) for a in data.get("apps") or []]
+
+    def delete_app(self, name: str) -> bool:
+        """False when the app was already gone."""
+        try:
+            self.request("DELETE", f"/v1/apps/{name}")
+        except NotFoundError:
+            return False
+        return True
+
+    # ---- machines ---------------------------------------------------------------------
+    def list_machines(
+        self, app: str, *, metadata: Mapping[str, str] | None = None
+    ) -> list[Machine]:
+        params = {f"metadata.{k}": v for k, v in (metadata or {}).items()}
+        data = self.request("GET", f"/v1/apps/{app}/machines", params=params).json()
+        return [Machine.model_validate(m) for m in data or []]
+
+    def get_machine(self, app: str, machine_id: str) -> Machine:
+        return Machine.model_validate(
+            self.request("GET", f"/v1/apps/{app}/machines/{machine_id}").json()
+        )
+
+    def create_machine(
+        self, app: str, *, config: dict[str, Any], region: str, name: str | None = None
+    ) -> Machine:
+        """Create once even when a transient failure hides whether the first try worked.
+
+        The config carries a unique metadata key; before trying again we look for it.
+        """
+        key = uuid.uuid4().hex
+        config = {**config, "metadata": {**config.get("metadata", {}), IDEMPOTENCY_KEY: key}}
+        body: dict[str, Any] = {"region": region, "config": config}
+        if name:
+            body["name"] = name
+        deadline = time.monotonic() + self.retry.deadline
+        delay = 0.2
+        while True:
+            try:
+                response = self.request("POST", f"/v1/apps/{app}/machines", json=body, retry=False)
+                return Machine.model_validate(response.json())
+            except TransientApiError as exc:
+                found = self._find_by_key(app, key)
+                if found is not None:
+                    return found
+                if time.monotonic() + delay > deadline:
+                    raise exc from None
+                wait = delay
+                if exc.status == 429:
+                    wait = max(delay, 1.0)
+                self.retry.sleep(wait)
+                delay = min(delay * 2, self.retry.max_wait)
+
+    def _find_by_key(self, app: str, key: str) -> Machine | None:
+        try:
+            found = self.list_machines(app, metadata={IDEMPOTENCY_KEY: key})
+        except ApiError:
+            return None
+        return found[0] if found else None
+
+    def update_machine(
+        self, app: str, machine_id: str, *, config: dict[str, Any], nonce: str | None = None
+    ) -> Machine:
+        response = self.request(
+            "POST",
+            f"/v1/apps/{app}/machines/{machine_id}",
+            json={"config": config},
+            headers=_lease_header(nonce),
+        )
+        return Machine.model_validate(response.json())
+
+    def start_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
+        self.request(
+            "POST", f"/v1/apps/{app}/machines/{machine_id}/start", headers=_lease_header(nonce)
+        )
+
+    def stop_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
+        self.request(
+            "POST", f"/v1/apps/{app}/machines/{machine_id}/stop", headers=_lease_header(nonce)
+        )
+
+    def delete_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> bool:
+        try:
+            self.request(
+                "DELETE",
+                f"/v1/apps/{app}/machines/{machine_id}",
+                params={"force": "true"},
+                headers=_lease_header(nonce),
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    def set_metadata(
+        self, app: str, machine_id: str, key: str, value: str, *, nonce: str | None = None
+    ) -> None:
+        self.request(
+            "POST",
+            f"/v1/apps/{app}/machines/{machine_id}/metadata/{key}",
+            json={"value": value},
+            headers=_lease_header(nonce),
+        )
+
+    def wait(
+        self,
+        app: str,
+        machine_id: str,
+        state: str,
+        *,
+        deadline: float,
+        instance_id: str | None = None,
+    ) -> None:
+        """Block on Fly's wait endpoint until ``state`` or the monotonic ``deadline``.
+
+        The endpoint answers 408 after at most 60 s; we ask again until our deadline.
+        """
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutExceededError(
+                    f"machine {machine_id} of {app} did not reach '{state}' in time"
+                )
+            chunk = max(1, min(WAIT_CHUNK, int(remaining)))
+            params: dict[str, str | int] = {"state": state, "timeout": chunk}
+            if instance_id:
+                params["instance_id"] = instance_id
+            try:
+                self.request(
+                    "GET",
+                    f"/v1/apps/{app}/machines/{machine_id}/wait",
+                    params=params,
+                    timeout=httpx.Timeout(chunk + 15.0, connect=10.0),
+                    retry=False,
+                )
+                return
+            except TransientApiError as exc:
+                if exc.status is not None and exc.status not in (408, 429, 500, 502, 503, 504):
+                    raise
+                if exc.status != 408:
+                    # a real hiccup, not "not yet": back off a little before asking again
+                    self.retry.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    # ---- leases ---------------------------------------------------------------------------
+    def acquire_lease(self, app: str, machine_id: str, *, ttl: int = 120) -> Lease:
+        response = self.request(
+            "POST", f"/v1/apps/{app}/machines/{machine_id}/lease", json={"ttl": ttl}
+        )
+        data = response.json()
+        return Lease.model_validate(data.get("data", data))
+
+    def release_lease(self, app: str, machine_id: str, nonce: str) -> None:
+        with suppress(NotFoundError):
+            self.request(
+                "DELETE",
+                f"/v1/apps/{app}/machines/{machine_id}/lease",
+                headers=_lease_header(nonce),
+            )
+
+    @contextmanager
+    def lease(self, app: str, machine_id: str, *, deadline: float, ttl: int = 120) -> Iterator[str]:
+        """Hold the machine's lease (waiting while someone else holds it); yields the nonce."""
+        delay = 0.25
+        while True:
+            try:
+                lease = self.acquire_lease(app, machine_id, ttl=ttl)
+                break
+            except ConflictError:
+                if time.monotonic() + delay > deadline:
+                    raise TimeoutExceededError(
+                        f"machine {machine_id} of {app} is leased by another process "
+                        "(another previewctl run?) and was not released in time"
+                    ) from None
+                self.retry.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        try:
+            yield lease.nonce
+        finally:
+            # a lease we fail to release expires on its own after ttl
+            with contextlib.suppress(ApiError):
+                self.release_lease(app, machine_id, lease.nonce)
+
+    # ---- IPs --------------------------------------------------------------------------------
+    def list_ips(self, app: str) -> list[IpAssignment]:
+        data = self.request("GET", f"/v1/apps/{app}/ip_assignments").json()
+        return [IpAssignment.model_validate(i) for i in data.get("ips") or []]
+
+    def allocate_ip(self, app: str, kind: str) -> IpAssignment:
+        response = self.request("POST", f"/v1/apps/{app}/ip_assignments", json={"type": kind})
+        return IpAssignment.model_validate(response.json())
+
+
+def _lease_header(nonce: str | None) -> dict[str, str] | None:
+    return {"fly-machine-lease-nonce": nonce} if nonce else None
+
+
+def build_fly_client(
+    env: Mapping[str, str],
+    *,
+    retry: RetryPolicy | None = None,
+    on_request: Any = None,
+) -> FlyClient:
+    token = token_from_env(env)
+    base = env.get("FLY_API_BASE_URL") or DEFAULT_BASE_URL
+    http = build_http_client(base, {"Authorization": auth_header(token)})
+    return FlyClient(http, retry=retry, on_request=on_request)

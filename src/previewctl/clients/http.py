@@ -1,0 +1,208 @@
+"""The shared HTTP layer: timeouts, one retry policy, errors translated once.
+
+Transient failures (408, 429, 5xx, connection errors) are retried with exponential
+backoff and jitter under an overall deadline, honouring ``Retry-After``; other 4xx
+fail at once with the API's own message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from previewctl import __version__, redact
+from previewctl.errors import ApiError, ConflictError, NotFoundError, TransientApiError
+
+USER_AGENT = f"previewctl/{__version__}"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0
+
+
+class _Retryable(Exception):
+    """Internal: a transient answer, carried through tenacity."""
+
+    def __init__(self, error: ApiError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, min(float(value.strip()), MAX_RETRY_AFTER))
+    except ValueError:
+        return None  # HTTP-date form: fall back to our own backoff
+
+
+class RetryPolicy:
+    """How hard to try. Tests pass a tiny ``max_wait`` to stay fast."""
+
+    def __init__(
+        self,
+        *,
+        deadline: float = 120.0,
+        attempts: int = 8,
+        max_wait: float = 10.0,
+        multiplier: float = 0.25,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.deadline = deadline
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.multiplier = multiplier
+        self.sleep = sleep
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return exc.retry_after
+        return float(wait_random_exponential(multiplier=self.multiplier, max=self.max_wait)(state))
+
+    def retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
+            wait=self._wait,
+            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.deadline),
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+
+class ApiClient:
+    """Base of the API clients: subclasses name the API and parse its error body."""
+
+    api_name = "API"
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        retry: RetryPolicy | None = None,
+        on_request: Callable[[str], None] | None = None,
+    ) -> None:
+        self.http = http
+        self.retry = retry or RetryPolicy()
+        self.on_request = on_request
+        self.calls = 0
+
+    # Subclasses override to read their API's error shape.
+    def error_message(self, response: httpx.Response) -> tuple[str, str | None]:
+        try:
+            body = response.json()
+        except ValueError:
+            text = response.text.strip()
+            return (text[:300] or response.reason_phrase or "no message", None)
+        if isinstance(body, dict):
+            err = body.get("error")
+            if isinstance(err, dict):
+                return str(err.get("message") or err), err.get("code")
+            if err is not None:
+                return str(err), body.get("status") or body.get("code")
+            if "message" in body:
+                return str(body["message"]), body.get("code")
+        return (str(body)[:300], None)
+
+    def request_id(self, response: httpx.Response) -> str | None:  # noqa: ARG002
+        return None
+
+    def is_transient(self, response: httpx.Response) -> bool:
+        """Subclasses widen this (GitHub's 403 rate limit, say)."""
+        return response.status_code in TRANSIENT_STATUS
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        return parse_retry_after(response.headers.get("retry-after"))
+
+    def _api_error(self, response: httpx.Response, method: str, path: str) -> ApiError:
+        message, code = self.error_message(response)
+        status = response.status_code
+        kind: type[ApiError] = ApiError
+        if status == 404:
+            kind = NotFoundError
+        elif status in (409, 422):
+            kind = ConflictError
+        elif status in TRANSIENT_STATUS:
+            kind = TransientApiError
+        return kind(
+            self.api_name,
+            redact.scrub(message),
+            status=status,
+            code=code,
+            request_id=self.request_id(response),
+            method=method,
+            path=path,
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send one logical request; return the 2xx response or raise an ApiError."""
+
+        def attempt() -> httpx.Response:
+            self.calls += 1
+            started = time.monotonic()
+            try:
+                response = self.http.request(
+                    method,
+                    path,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except httpx.TransportError as exc:
+                lost: ApiError = TransientApiError(
+                    self.api_name,
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    method=method,
+                    path=path,
+                )
+                if self.on_request:
+                    self.on_request(f"{self.api_name} {method} {path} !! {type(exc).__name__}")
+                if retry:
+                    raise _Retryable(lost, None) from exc
+                raise lost from exc
+            if self.on_request:
+                took = (time.monotonic() - started) * 1000
+                self.on_request(
+                    f"{self.api_name} {method} {path} -> {response.status_code} ({took:.0f} ms)"
+                )
+            if response.is_success:
+                return response
+            error = self._api_error(response, method, path)
+            if retry and self.is_transient(response):
+                raise _Retryable(error, self.retry_after(response))
+            raise error
+
+        try:
+            return self.retry.retrying()(attempt)
+        except _Retryable as exc:
+            raise exc.error from None
+
+
+def build_http_client(
+    base_url: str, headers: Mapping[str, str], *, timeout: httpx.Timeout = DEFAULT_TIMEOUT
+) -> httpx.Client:
+    merged = {"User-Agent": USER_AGENT, "Accept": "application/json", **headers}
+    return httpx.Client(base_url=base_url.rstrip("/"), headers=merged, timeout=timeout)

@@ -1,0 +1,502 @@
+"""previewctl.toml: strict models, static checks and the machine config template.
+
+Everything here runs before any remote call, so that bad input exits 2 with the
+file, the key and (where it can be found) the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from previewctl import template
+from previewctl.durations import parse_duration
+from previewctl.errors import ConfigError
+from previewctl.template import Known, Namespace, TemplateError
+
+DEFAULT_CONFIG = "previewctl.toml"
+APP_NAME_RE = re.compile(r"^[a-z0-9-]{1,63}$")
+_SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_LOCAL_HOSTS = re.compile(r"(?i)(localhost|127\.0\.0\.1|\[?::1\]?(?=[:/]|$)|0\.0\.0\.0)")
+
+# Which placeholders each part of the config may use.
+NS_NAME = frozenset({Namespace.PR})
+NS_BASIC = frozenset({Namespace.PR, Namespace.BRANCH, Namespace.ENV})
+NS_MACHINE = frozenset(
+    {Namespace.PR, Namespace.BRANCH, Namespace.APP, Namespace.SECRETS, Namespace.ENV}
+)
+NS_VERCEL = NS_MACHINE | {Namespace.VERCEL}
+NS_STEPS = NS_VERCEL | {Namespace.TUNNELS}
+NS_SEED = NS_STEPS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Duration = Annotated[float, Field(ge=0)]
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, str | int | float):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as 90s, 5m, 7d")
+
+
+class AppSection(_Strict):
+    name: str = Field(description="App name template; must contain ${pr}")
+    org: str
+    region: str = "iad"
+    ips: list[Literal["v6", "v4", "shared_v4"]] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _has_pr(cls, value: str) -> str:
+        if "${pr}" not in value.replace(" ", ""):
+            raise ValueError("the app name must contain ${pr} so that each PR gets its own app")
+        return value
+
+
+class MachineSection(_Strict):
+    config: str = ".fly/machine-config.json"
+
+
+class SecretsSection(_Strict):
+    generate: list[str] = Field(default_factory=list)
+    length: int = Field(default=32, ge=16, le=128)
+
+    @field_validator("generate")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _SECRET_NAME_RE.match(name):
+                raise ValueError(f"secret name {name!r} must be letters, digits and _")
+        if len(set(value)) != len(value):
+            raise ValueError("secret names must be unique")
+        return value
+
+
+class TunnelSection(_Strict):
+    remote_port: int = Field(ge=1, le=65535)
+    local_port: int = Field(default=0, ge=0, le=65535)
+    check: Literal["postgres", "tcp", "none"] = "tcp"
+
+
+class HttpSpec(_Strict):
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    url: str
+    body_file: str | None = None
+    body: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_body(self) -> HttpSpec:
+        if self.body is not None and self.body_file is not None:
+            raise ValueError("give body or body_file, not both")
+        return self
+
+
+class StepSection(_Strict):
+    name: str = Field(min_length=1)
+    run: str | list[str] | None = None
+    http: HttpSpec | None = None
+    timeout: Annotated[float, Field(gt=0)] = 600.0
+    retries: int = Field(default=0, ge=0, le=10)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float:
+        return _duration(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StepSection:
+        if (self.run is None) == (self.http is None):
+            raise ValueError("a step needs exactly one of `run` or `http`")
+        if isinstance(self.run, list) and not self.run:
+            raise ValueError("`run` is an empty list")
+        if isinstance(self.run, str):
+            try:
+                if not shlex.split(self.run):
+                    raise ValueError("`run` is empty")
+            except ValueError as exc:
+                raise ValueError(f"`run` cannot be split like a shell would: {exc}") from None
+        return self
+
+    def argv(self, rendered_run: str | list[str]) -> list[str]:
+        return shlex.split(rendered_run) if isinstance(rendered_run, str) else list(rendered_run)
+
+
+class VercelProjectSection(_Strict):
+    domain: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    env_type: Literal["encrypted", "sensitive"] = "encrypted"
+
+
+class VercelSection(_Strict):
+    team_id: str | None = None
+    redeploy: bool = True
+    deployment_timeout: Annotated[float, Field(gt=0)] = 900.0
+    projects: dict[str, VercelProjectSection] = Field(default_factory=dict)
+
+    @field_validator("deployment_timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float:
+        return _duration(value)
+
+
+class GcSection(_Strict):
+    max_age: float = 7 * 86400.0
+    stop_after: float | None = None
+    concurrency: int = Field(default=4, ge=1, le=32)
+
+    @field_validator("max_age", "stop_after", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float | None:
+        return None if value is None else _duration(value)
+
+
+class TimeoutsSection(_Strict):
+    machine: float = 300.0
+    ready: float = 180.0
+    tunnel: float = 90.0
+
+    @field_validator("machine", "ready", "tunnel", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return _duration(value)
+
+
+class GitHubSection(_Strict):
+    comment: bool = True
+
+
+class PricingSection(_Strict):
+    """Overrides of the built-in price table (USD); see previewctl.pricing."""
+
+    shared_cpu_hour: float | None = None
+    performance_cpu_hour: float | None = None
+    memory_gb_hour: float | None = None
+    rootfs_gb_month: float | None = None
+
+
+class ConfigModel(_Strict):
+    app: AppSection
+    machine: MachineSection = Field(default_factory=MachineSection)
+    secrets: SecretsSection = Field(default_factory=SecretsSection)
+    tunnels: dict[str, TunnelSection] = Field(default_factory=dict)
+    steps: list[StepSection] = Field(default_factory=list)
+    seed: list[StepSection] = Field(default_factory=list)
+    vercel: VercelSection | None = None
+    gc: GcSection = Field(default_factory=GcSection)
+    timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
+    github: GitHubSection = Field(default_factory=GitHubSection)
+    pricing: PricingSection = Field(default_factory=PricingSection)
+
+    @field_validator("tunnels")
+    @classmethod
+    def _tunnel_names(cls, value: dict[str, TunnelSection]) -> dict[str, TunnelSection]:
+        for name in value:
+            if not re.match(r"^[A-Za-z0-9_-]+$", name):
+                raise ValueError(f"tunnel name {name!r} must be letters, digits, _ and -")
+        return value
+
+
+# ---- the loaded config --------------------------------------------------------------
+
+
+class _MachineGuest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    cpu_kind: Literal["shared", "performance"] = "shared"
+    cpus: int = Field(default=1, ge=1, le=64)
+    memory_mb: int = Field(default=256, ge=256)
+
+    @field_validator("memory_mb")
+    @classmethod
+    def _multiple(cls, value: int) -> int:
+        if value % 256:
+            raise ValueError("memory_mb must be a multiple of 256")
+        return value
+
+
+class _MachineContainer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+    image: str = Field(min_length=1)
+
+
+class _MachinePort(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class _MachineService(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    protocol: Literal["tcp", "udp"]
+    internal_port: int = Field(ge=1, le=65535)
+    ports: list[_MachinePort] = Field(default_factory=list)
+
+
+class _MachineConfigShape(BaseModel):
+    """Just enough of Fly's machine config to catch mistakes before the API does."""
+
+    model_config = ConfigDict(extra="allow")
+    image: str | None = None
+    guest: _MachineGuest | None = None
+    containers: list[_MachineContainer] | None = None
+    services: list[_MachineService] = Field(default_factory=list)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _image_or_containers(self) -> _MachineConfigShape:
+        if not self.image and not self.containers:
+            raise ValueError("the machine config needs `containers` (or a top-level `image`)")
+        if self.containers:
+            names = [c.name for c in self.containers]
+            if len(set(names)) != len(names):
+                raise ValueError("container names must be unique")
+        return self
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated previewctl.toml plus its machine config template."""
+
+    path: Path
+    model: ConfigModel
+    machine_template: dict[str, Any]
+    text: str
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def known(self) -> Known:
+        vercel = self.model.vercel
+        return Known(
+            secrets=frozenset(self.model.secrets.generate),
+            tunnels=frozenset(self.model.tunnels),
+            vercel_projects=frozenset(vercel.projects) if vercel else frozenset(),
+        )
+
+    @property
+    def name_pattern(self) -> re.Pattern[str]:
+        return template.name_pattern(self.model.app.name)
+
+    def app_name(self, pr: int) -> str:
+        name = template.render(self.model.app.name, template.Values(pr=pr))
+        if not APP_NAME_RE.match(name):
+            raise ConfigError(
+                f"app name {name!r} is invalid: use a-z, 0-9 and '-', at most 63 characters",
+                file=str(self.path),
+                key="app.name",
+                line=_line_of(self.text, ["app", "name"]),
+            )
+        return name
+
+    def env_refs(self) -> set[str]:
+        """Every ``${env.NAME}`` the config uses (so a run can check them up front)."""
+        names: set[str] = set()
+        for _, text in _all_strings(self):
+            for ref in template.refs(text):
+                if ref.namespace == "env":
+                    names.add(ref.parts[1])
+        return names
+
+    def machine_has_services(self) -> bool:
+        return bool(self.machine_template.get("services"))
+
+
+def config_hash(machine_config: dict[str, Any], region: str) -> str:
+    """Stable fingerprint of what the machine should be (metadata excluded)."""
+    body = {k: v for k, v in machine_config.items() if k != "metadata"}
+    canonical = json.dumps(
+        {"region": region, "config": body}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _all_strings(config: Config) -> Iterator[tuple[str, str]]:
+    """(key path, string) for every templated string, with the scope each key has."""
+    for key, text, _ in _templated(config):
+        yield key, text
+
+
+def _templated(config: Config) -> Iterator[tuple[str, str, frozenset[Namespace]]]:
+    m = config.model
+    yield "app.name", m.app.name, NS_NAME
+    for path, text in template.strings_in(config.machine_template):
+        yield f"{m.machine.config}:{path}", text, NS_MACHINE
+    for section, steps, scope in (("steps", m.steps, NS_STEPS), ("seed", m.seed, NS_SEED)):
+        for i, step in enumerate(steps):
+            base = f"{section}[{i}]"
+            if isinstance(step.run, str):
+                yield f"{base}.run", step.run, scope
+            elif step.run is not None:
+                for j, arg in enumerate(step.run):
+                    yield f"{base}.run[{j}]", arg, scope
+            for k, v in step.env.items():
+                yield f"{base}.env.{k}", v, scope
+            if step.http is not None:
+                yield f"{base}.http.url", step.http.url, scope
+                for k, v in step.http.headers.items():
+                    yield f"{base}.http.headers.{k}", v, scope
+                if step.http.body is not None:
+                    yield f"{base}.http.body", step.http.body, scope
+                if step.http.body_file is not None:
+                    yield f"{base}.http.body_file", step.http.body_file, NS_BASIC
+    if m.vercel:
+        for project, proj in m.vercel.projects.items():
+            if proj.domain is not None:
+                yield f"vercel.projects.{project}.domain", proj.domain, NS_BASIC
+            for k, v in proj.env.items():
+                yield f"vercel.projects.{project}.env.{k}", v, NS_VERCEL
+
+
+def _line_of(text: str, path: list[str]) -> int | None:
+    """Best-effort line of a key: the last path component after its table header."""
+    names = [p for p in path if not p.isdigit()]
+    if not names:
+        return None
+    lines = text.splitlines()
+    start = 0
+    header = [p for p in names[:-1]]
+    for n in range(len(header), 0, -1):
+        dotted = ".".join(header[:n])
+        pat = re.compile(r"^\s*\[\[?\s*" + re.escape(dotted) + r"\s*\]\]?\s*(#.*)?$")
+        for i, line in enumerate(lines):
+            if pat.match(line):
+                start = i
+                break
+        else:
+            continue
+        break
+    key = re.compile(r'(^|[\s{,])"?' + re.escape(names[-1]) + r'"?\s*=')
+    for i in range(start, len(lines)):
+        if key.search(lines[i]):
+            return i + 1
+    return None
+
+
+def _loc_to_path(loc: tuple[int | str, ...]) -> list[str]:
+    return [str(p) for p in loc]
+
+
+def _format_key(loc: list[str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file and its machine config; raise ConfigError."""
+    if not path.is_file():
+        raise ConfigError(
+            "config file not found",
+            file=str(path),
+            hint="pass --config PATH or set PREVIEWCTL_CONFIG",
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ConfigError(f"not valid TOML: {exc}", file=str(path), line=line) from None
+    try:
+        model = ConfigModel.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = _loc_to_path(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+        raise ConfigError(
+            msg + more, file=str(path), key=_format_key(loc), line=_line_of(text, loc)
+        ) from None
+    machine_path = (path.parent / model.machine.config).resolve()
+    machine_template = _load_machine_config(machine_path, str(path))
+    config = Config(path=path, model=model, machine_template=machine_template, text=text)
+    _check_templates(config)
+    config.app_name(99999)  # the longest plausible name must be valid too
+    return config
+
+
+def _load_machine_config(path: Path, config_file: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(
+            f"machine config {path.name} not found", file=config_file, key="machine.config"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the machine config must be a JSON object", file=str(path))
+    try:
+        _MachineConfigShape.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = _format_key(_loc_to_path(err["loc"]))
+        raise ConfigError(err["msg"], file=str(path), key=key) from None
+    for key in data.get("metadata", {}):
+        if str(key).startswith("previewctl"):
+            raise ConfigError(
+                f"metadata key {key!r} is reserved for previewctl", file=str(path), key="metadata"
+            )
+    return data
+
+
+def _check_templates(config: Config) -> None:
+    known = config.known
+    for key, text, scope in _templated(config):
+        file = str(config.path)
+        if ":" in key and key.startswith(config.model.machine.config):
+            file = str((config.root / config.model.machine.config).resolve())
+        try:
+            template.check(text, scope, known)
+        except TemplateError as exc:
+            raise ConfigError(
+                str(exc), file=file, key=key, line=_line_of(config.text, key.split("."))
+            ) from None
+        if key.startswith("vercel.") and _LOCAL_HOSTS.search(text):
+            raise ConfigError(
+                "a Vercel value must not point at localhost or a tunnel: Vercel reaches the "
+                "preview through its public hostname (${app.hostname})",
+                file=file,
+                key=key,
+                line=_line_of(config.text, key.split(".")),
+            )
+    vercel = config.model.vercel
+    for key, text, _scope in _templated(config):
+        if key.startswith("seed["):
+            continue  # seed runs after the deployments exist: their URLs are known
+        for ref in template.refs(text):
+            if ref.namespace == "vercel" and vercel is not None:
+                if vercel.projects[ref.parts[1]].domain is None:
+                    raise ConfigError(
+                        f"{ref} outside [[seed]] needs a `domain` on "
+                        f"[vercel.projects.{ref.parts[1]}]: a deployment URL is not "
+                        "known before the deployment exists",
+                        file=str(config.path),
+                        key=key,
+                        line=_line_of(config.text, key.split(".")),
+                    )

@@ -1,0 +1,126 @@
+"""One exception tree; the CLI turns it into a message and an exit code in one place."""
+
+from __future__ import annotations
+
+
+class PreviewctlError(Exception):
+    """Base of every error previewctl raises on purpose. Exit code 1: an operation failed."""
+
+    exit_code = 1
+    title = "previewctl failed"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(PreviewctlError):
+    """Bad input found before anything was changed (exit 2)."""
+
+    exit_code = 2
+    title = "bad input"
+
+
+class ConfigError(InputError):
+    """previewctl.toml or the machine config is invalid."""
+
+    title = "invalid configuration"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = ""
+        if file:
+            where = file + (f":{line}" if line else "")
+        if key:
+            where = f"{where} [{key}]" if where else f"[{key}]"
+        super().__init__(f"{where}: {message}" if where else message, hint=hint)
+        self.file = file
+        self.key = key
+        self.line = line
+
+
+class MissingCredentialsError(InputError):
+    title = "missing credentials"
+
+
+class ApiError(PreviewctlError):
+    """A remote API answered with an error (after retries, where retrying made sense)."""
+
+    title = "API error"
+
+    def __init__(
+        self,
+        api: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        parts = [f"{api}"]
+        if method and path:
+            parts.append(f"{method} {path}")
+        if status is not None:
+            parts.append(f"-> {status}")
+        head = " ".join(parts)
+        text = f"{head}: {message}"
+        if code:
+            text += f" ({code})"
+        if request_id:
+            text += f" [request id {request_id}]"
+        super().__init__(text)
+        self.api = api
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.api_message = message
+
+
+class NotFoundError(ApiError):
+    """404 from an API: callers that treat 'already gone' as success catch this."""
+
+
+class ConflictError(ApiError):
+    """409/422-style conflicts (lease held, name taken)."""
+
+
+class TransientApiError(ApiError):
+    """Retryable failure (408/429/5xx/connection) that outlived the retry deadline."""
+
+
+class NotManagedError(PreviewctlError):
+    """Refusal to touch something previewctl did not make."""
+
+    title = "not managed by previewctl"
+
+
+class TimeoutExceededError(PreviewctlError):
+    title = "timed out"
+
+
+class StepFailedError(PreviewctlError):
+    title = "step failed"
+
+
+class TunnelError(PreviewctlError):
+    title = "tunnel failed"
+
+
+class InterruptedByUserError(PreviewctlError):
+    """Ctrl-C or SIGTERM; raised after cleanup. Exit 130."""
+
+    exit_code = 130
+    title = "interrupted"

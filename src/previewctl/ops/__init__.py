@@ -1,0 +1,1 @@
+"""Orchestration over the clients: no Typer, output only through a Reporter."""

@@ -1,0 +1,243 @@
+"""Converge one preview's Fly app, IPs and single machine to the config."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from previewctl import template
+from previewctl.clients.fly import FlyClient, Machine
+from previewctl.config import config_hash
+from previewctl.errors import (
+    ApiError,
+    ConfigError,
+    ConflictError,
+    NotManagedError,
+    PreviewctlError,
+    TimeoutExceededError,
+)
+from previewctl.ops import preview
+from previewctl.ops.runtime import Runtime
+from previewctl.reporter import Reporter
+from previewctl.target import Target
+from previewctl.template import TemplateError
+
+
+@dataclass
+class MachineResult:
+    app: str
+    hostname: str
+    machine: Machine
+    secrets: dict[str, str]
+    actions: list[str] = field(default_factory=list)
+
+
+def render_machine_config(
+    rt: Runtime, target: Target, secrets: dict[str, str]
+) -> tuple[dict[str, Any], str]:
+    config = rt.config
+    values = rt.values(target, secrets=secrets)
+    try:
+        rendered = template.render_tree(copy.deepcopy(config.machine_template), values)
+    except TemplateError as exc:
+        raise ConfigError(str(exc), file=config.model.machine.config) from None
+    assert isinstance(rendered, dict)
+    return rendered, config_hash(rendered, config.model.app.region)
+
+
+def find_managed_machines(fly: FlyClient, app: str) -> list[Machine]:
+    machines = fly.list_machines(app, metadata=preview.MARKER_FILTER)
+    return [m for m in machines if preview.is_managed(m) and m.state != "destroyed"]
+
+
+def ensure_app(rt: Runtime, app: str) -> bool:
+    """Create the app when missing. True when this run created it."""
+    fly = rt.fly()
+    org = rt.config.model.app.org
+    try:
+        existing = fly.get_app(app)
+    except ApiError as exc:
+        if exc.status == 403:
+            raise NotManagedError(
+                f"the app name {app!r} belongs to another Fly organization; "
+                "change [app] name in the config"
+            ) from None
+        raise
+    if existing is not None:
+        owner = existing.organization.slug if existing.organization else None
+        if owner and owner != org:
+            raise NotManagedError(f"app {app!r} belongs to organization {owner!r}, not {org!r}")
+        return False
+    rt.reporter.info(f"creating Fly app {app} in {org}")
+    try:
+        fly.create_app(app, org)
+    except ConflictError as exc:
+        # Another run created it a moment ago, or the name is taken elsewhere.
+        again = fly.get_app(app)
+        if again is None:
+            raise NotManagedError(
+                f"the app name {app!r} is taken ({exc.api_message}); change [app] name"
+            ) from None
+        return False
+    return True
+
+
+def ensure_ips(rt: Runtime, app: str, actions: list[str]) -> None:
+    wanted = rt.config.model.app.ips
+    if not wanted or not rt.config.machine_has_services():
+        return
+    fly = rt.fly()
+    have = fly.list_ips(app)
+    kinds = set()
+    for ip in have:
+        if ip.shared:
+            kinds.add("shared_v4")
+        elif ":" in ip.ip:
+            kinds.add("v6")
+        else:
+            kinds.add("v4")
+    for kind in wanted:
+        if kind not in kinds:
+            ip = fly.allocate_ip(app, kind)
+            actions.append(f"allocated {kind} {ip.ip}")
+            rt.reporter.info(f"allocated public {kind} address {ip.ip}")
+
+
+def converge_machine(rt: Runtime, target: Target, *, deadline: float) -> MachineResult:
+    """App, IPs and exactly one managed machine, updated/started only when needed."""
+    fly = rt.fly()
+    config = rt.config
+    app = config.app_name(target.pr)
+    hostname = f"{app}.fly.dev"
+    actions: list[str] = []
+    created_app = ensure_app(rt, app)
+    if created_app:
+        actions.append("created app")
+    try:
+        ensure_ips(rt, app, actions)
+        machine, secrets = _ensure_machine(rt, target, app, actions, deadline)
+    except BaseException:
+        if created_app:
+            # Nothing of ours is in it yet: don't leave an app that gc can't recognise.
+            rt.reporter.warn(f"removing app {app} created by this run, which failed")
+            with contextlib.suppress(Exception):
+                fly.delete_app(app)
+        raise
+    return MachineResult(app, hostname, machine, secrets, actions)
+
+
+def _ensure_machine(
+    rt: Runtime, target: Target, app: str, actions: list[str], deadline: float
+) -> tuple[Machine, dict[str, str]]:
+    fly = rt.fly()
+    model = rt.config.model
+    managed = find_managed_machines(fly, app)
+    if not managed:
+        others = [m for m in fly.list_machines(app) if m.state != "destroyed"]
+        if others:
+            raise NotManagedError(
+                f"app {app} has machines that previewctl did not make "
+                f"({', '.join(m.id for m in others)}); refusing to touch it"
+            )
+        secrets = preview.complete_secrets({}, model.secrets.generate, model.secrets.length)
+        desired, digest = render_machine_config(rt, target, secrets)
+        stamp = preview.now_iso()
+        desired["metadata"] = preview.build_metadata(
+            dict(desired.get("metadata") or {}),
+            pr=target.pr,
+            branch=target.branch,
+            config_hash=digest,
+            created_at=stamp,
+            last_up=stamp,
+            secrets=secrets,
+        )
+        rt.reporter.info(f"creating machine in {model.app.region}")
+        fly.create_machine(app, config=desired, region=model.app.region, name=f"{app}-preview")
+        actions.append("created machine")
+        managed = find_managed_machines(fly, app)
+        if not managed:
+            raise PreviewctlError(f"the machine created in {app} is not listed by Fly")
+    survivor = preview.pick_survivor(managed)
+    for extra in managed:
+        if extra.id != survivor.id:
+            # A concurrent `up` (or an old race) made another one: ours, so remove it.
+            rt.reporter.warn(f"removing duplicate machine {extra.id} of {app}")
+            fly.delete_machine(app, extra.id)
+            actions.append(f"removed duplicate machine {extra.id}")
+    machine = fly.get_machine(app, survivor.id)
+    existing = preview.read_secrets(machine)
+    secrets = preview.complete_secrets(existing, model.secrets.generate, model.secrets.length)
+    desired, digest = render_machine_config(rt, target, secrets)
+    info = preview.PreviewInfo.of(machine)
+    stamp = preview.now_iso()
+    needs_update = digest != info.config_hash or secrets != existing
+    if needs_update:
+        desired["metadata"] = preview.build_metadata(
+            machine.metadata,
+            pr=target.pr,
+            branch=target.branch,
+            config_hash=digest,
+            created_at=machine.metadata.get(preview.KEY_CREATED) or stamp,
+            last_up=stamp,
+            secrets=secrets,
+        )
+        with fly.lease(app, machine.id, deadline=deadline) as nonce:
+            rt.reporter.info(f"machine config changed: updating {machine.id}")
+            machine = fly.update_machine(app, machine.id, config=desired, nonce=nonce)
+            actions.append("updated machine")
+            if machine.state in ("stopped", "suspended"):
+                fly.start_machine(app, machine.id, nonce=nonce)
+                actions.append("started machine")
+    elif machine.state in ("stopped", "suspended", "created"):
+        with fly.lease(app, machine.id, deadline=deadline) as nonce:
+            rt.reporter.info(f"starting machine {machine.id} ({machine.state})")
+            fly.start_machine(app, machine.id, nonce=nonce)
+            actions.append("started machine")
+            _refresh_last_up(fly, app, machine, nonce, force=True)
+    else:
+        _refresh_last_up(fly, app, machine, None, force=False)
+    if machine.state == "failed":
+        raise PreviewctlError(f"machine {machine.id} of {app} is in state 'failed'")
+    return machine, secrets
+
+
+def _refresh_last_up(
+    fly: FlyClient, app: str, machine: Machine, nonce: str | None, *, force: bool
+) -> None:
+    info = preview.PreviewInfo.of(machine)
+    if not force and info.last_up is not None:
+        age = time.time() - info.last_up.timestamp()
+        if age < preview.LAST_UP_REFRESH:
+            return
+    fly.set_metadata(app, machine.id, preview.KEY_LAST_UP, preview.now_iso(), nonce=nonce)
+
+
+def wait_healthy(
+    fly: FlyClient, app: str, machine_id: str, *, deadline: float, reporter: Reporter
+) -> Machine:
+    """Fly's wait endpoint for `started`, then the machine's checks until all pass."""
+    with reporter.waiting(f"machine {machine_id}") as update:
+        update("waiting for state 'started'")
+        fly.wait(app, machine_id, "started", deadline=deadline)
+        delay = 0.1
+        while True:
+            machine = fly.get_machine(app, machine_id)
+            if machine.healthy:
+                return machine
+            if machine.state not in ("started", "starting", "replacing", "updating", "created"):
+                raise PreviewctlError(
+                    f"machine {machine_id} of {app} went to '{machine.state}' while starting: "
+                    + machine.describe_health()
+                )
+            pending = [c.name for c in machine.checks if c.status != "passing"]
+            update("checks pending: " + (", ".join(pending) or machine.state))
+            if time.monotonic() + delay > deadline:
+                raise TimeoutExceededError(
+                    f"machine {machine_id} of {app} did not become healthy in time: "
+                    + machine.describe_health()
+                )
+            time.sleep(delay)  # Fly has no wait endpoint for checks: bounded backoff
+            delay = min(delay * 1.6, 2.0)

@@ -1,0 +1,198 @@
+"""`plan`: what `up` would do, computed offline from the config alone."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from previewctl import template
+from previewctl.config import Config
+from previewctl.errors import ConfigError
+from previewctl.ops.runtime import Runtime
+from previewctl.target import Target, resolve_target
+from previewctl.template import Ref, TemplateError
+
+EXAMPLE_PR = 1
+SECRET_SHOWN = "***"
+
+
+def _fallback(env_missing: set[str]) -> Any:
+    def fallback(ref: Ref) -> str:
+        if ref.namespace == "env":
+            env_missing.add(ref.parts[1])
+            return f"<unset ${{env.{ref.parts[1]}}}>"
+        if ref.namespace == "vercel":
+            return f"<{ref.parts[1]} deployment URL>"
+        return f"<{ref}>"
+
+    return fallback
+
+
+def plan_values(rt: Runtime, target: Target, config: Config) -> template.Values:
+    values = rt.values(target, secrets={n: SECRET_SHOWN for n in config.model.secrets.generate})
+    tunnels = {}
+    for name, tunnel in config.model.tunnels.items():
+        tunnels[name] = ("127.0.0.1", tunnel.local_port)
+    values.tunnels = tunnels
+    vercel = config.model.vercel
+    if vercel:
+        values.vercel_urls = {
+            p: f"https://{template.render(s.domain, values)}"
+            for p, s in vercel.projects.items()
+            if s.domain
+        }
+    return values
+
+
+def build_plan(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
+    config = rt.config
+    target = resolve_target(pr, branch, rt.env, need_pr=False)
+    example = target is None
+    if target is None:
+        target = Target(pr=EXAMPLE_PR, branch=branch or "feature-branch")
+    model = config.model
+    missing: set[str] = set()
+    fb = _fallback(missing)
+    values = plan_values(rt, target, config)
+    try:
+        machine = template.render_tree(copy.deepcopy(config.machine_template), values, fallback=fb)
+        steps = [_plan_step(s, values, fb) for s in model.steps]
+        seeds = [_plan_step(s, values, fb) for s in model.seed]
+        vercel: dict[str, Any] | None = None
+        if model.vercel:
+            vercel = {
+                "team_id": model.vercel.team_id,
+                "redeploy": model.vercel.redeploy,
+                "projects": {
+                    name: {
+                        "domain": template.render(p.domain, values, fallback=fb)
+                        if p.domain
+                        else None,
+                        "env": {
+                            k: template.render(v, values, fallback=fb) for k, v in p.env.items()
+                        },
+                        "target": ["preview"],
+                        "git_branch": target.branch,
+                    }
+                    for name, p in model.vercel.projects.items()
+                },
+            }
+    except TemplateError as exc:
+        raise ConfigError(str(exc), file=str(config.path)) from None
+    app = values.app_name
+    services = config.machine_has_services()
+    return {
+        "config": str(config.path),
+        "example_pr": example,
+        "pr": target.pr,
+        "branch": target.branch,
+        "app": {
+            "name": app,
+            "org": model.app.org,
+            "region": model.app.region,
+            "hostname": values.app_hostname,
+            "ips": list(model.app.ips) if services else [],
+        },
+        "machine": machine,
+        "secrets": {name: SECRET_SHOWN for name in model.secrets.generate},
+        "tunnels": {
+            name: {
+                "remote": f"<machine>.vm.{app}.internal:{t.remote_port}",
+                "local_port": t.local_port or "any free port",
+                "check": t.check,
+            }
+            for name, t in model.tunnels.items()
+        },
+        "steps": steps,
+        "seed": seeds,
+        "vercel": vercel,
+        "gc": {"max_age_seconds": model.gc.max_age, "stop_after_seconds": model.gc.stop_after},
+        "unset_env": sorted(missing),
+    }
+
+
+def _plan_step(step: Any, values: template.Values, fb: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": step.name, "timeout": step.timeout}
+    if step.run is not None:
+        rendered = template.render_tree(step.run, values, fallback=fb)
+        out["run"] = step.argv(rendered)  # type: ignore[arg-type]
+        out["env"] = {k: template.render(v, values, fallback=fb) for k, v in step.env.items()}
+    else:
+        http = step.http
+        out["http"] = {
+            "method": http.method,
+            "url": template.render(http.url, values, fallback=fb),
+            "headers": {
+                k: template.render(v, values, fallback=fb) for k, v in http.headers.items()
+            },
+            "body_file": http.body_file,
+        }
+    return out
+
+
+def render_plan(plan: dict[str, Any]) -> str:
+    lines: list[str] = []
+    app = plan["app"]
+    head = f"Plan for PR {plan['pr']}"
+    if plan["example_pr"]:
+        head += " (no PR given: PR 1 shown as an example; pass --pr N)"
+    lines.append(head)
+    lines.append(f"  config:   {plan['config']}")
+    lines.append(f"  branch:   {plan['branch'] or '(unknown)'}")
+    lines.append("")
+    lines.append(f"Fly app {app['name']} (org {app['org']}, region {app['region']})")
+    lines.append(f"  hostname: {app['hostname']}")
+    if app["ips"]:
+        lines.append(f"  public IPs: {', '.join(app['ips'])}")
+    machine = plan["machine"]
+    guest = machine.get("guest") or {}
+    if guest:
+        lines.append(
+            f"  machine:  {guest.get('cpu_kind', 'shared')} x{guest.get('cpus', 1)}, "
+            f"{guest.get('memory_mb', 256)} MB"
+        )
+    for c in machine.get("containers") or []:
+        lines.append(f"    container {c['name']}: {c['image']}")
+    for s in machine.get("services") or []:
+        ports = ", ".join(
+            f"{p.get('port')}{'/' + '+'.join(p.get('handlers', [])) if p.get('handlers') else ''}"
+            for p in s.get("ports", [])
+        )
+        lines.append(f"    service {s.get('protocol')} :{s.get('internal_port')} <- {ports}")
+    if plan["secrets"]:
+        lines.append(f"  secrets (generated once per preview): {', '.join(plan['secrets'])}")
+    if plan["tunnels"]:
+        lines.append("")
+        lines.append("Tunnels (flyctl proxy)")
+        for name, t in plan["tunnels"].items():
+            lines.append(f"  {name}: localhost:{t['local_port']} -> {t['remote']} ({t['check']})")
+    for title, key in (("Steps (up, resume)", "steps"), ("Seed (seed)", "seed")):
+        if plan[key]:
+            lines.append("")
+            lines.append(title)
+            for step in plan[key]:
+                if "run" in step:
+                    lines.append(f"  {step['name']}: {' '.join(step['run'])}")
+                    for k, v in step["env"].items():
+                        lines.append(f"      {k}={v}")
+                else:
+                    h = step["http"]
+                    lines.append(f"  {step['name']}: {h['method']} {h['url']}")
+    if plan["vercel"]:
+        lines.append("")
+        redeploy = "redeploy when vars change" if plan["vercel"]["redeploy"] else "no redeploy"
+        lines.append(f"Vercel (branch-scoped preview vars; {redeploy})")
+        for name, project in plan["vercel"]["projects"].items():
+            lines.append(
+                f"  {name}" + (f"  domain {project['domain']}" if project["domain"] else "")
+            )
+            for k, v in project["env"].items():
+                lines.append(f"      {k}={v}")
+    if plan["unset_env"]:
+        lines.append("")
+        lines.append("Not set in this environment (needed by up): " + ", ".join(plan["unset_env"]))
+    lines.append("")
+    lines.append("Machine config:")
+    lines.append(json.dumps(machine, indent=2))
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""What makes a Fly app a previewctl preview: its machine's metadata marker.
+
+The marker and the preview's bookkeeping (PR, branch, config hash, times, and the
+generated secrets, so that any machine with the same Fly token can recover them)
+live in the machine's ``config.metadata``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from previewctl import redact
+from previewctl.clients.fly import IDEMPOTENCY_KEY, Machine
+
+MARKER_KEY = "previewctl"
+MARKER_VALUE = "1"
+KEY_PR = "previewctl_pr"
+KEY_BRANCH = "previewctl_branch"
+KEY_HASH = "previewctl_config_hash"
+KEY_CREATED = "previewctl_created_at"
+KEY_LAST_UP = "previewctl_last_up"
+KEY_SECRETS = "previewctl_secrets"
+MARKER_FILTER = {MARKER_KEY: MARKER_VALUE}
+# Touch last_up at most this often, so a repeated `up` makes no mutating call.
+LAST_UP_REFRESH = 3600.0
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def is_managed(machine: Machine) -> bool:
+    return machine.metadata.get(MARKER_KEY) == MARKER_VALUE
+
+
+def generate_secret(length: int = 32) -> str:
+    """Letters and digits only: safe in URLs, env files and every database."""
+    value = "".join(pysecrets.choice(_ALPHABET) for _ in range(length))
+    redact.register(value)
+    return value
+
+
+def read_secrets(machine: Machine) -> dict[str, str]:
+    raw = machine.metadata.get(KEY_SECRETS)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    found = {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    for value in found.values():
+        redact.register(value)
+    return found
+
+
+def complete_secrets(existing: dict[str, str], names: Iterable[str], length: int) -> dict[str, str]:
+    """Keep what exists (no churn in Vercel), generate only the missing ones."""
+    out = dict(existing)
+    for name in names:
+        if not out.get(name):
+            out[name] = generate_secret(length)
+    return out
+
+
+@dataclass(frozen=True)
+class PreviewInfo:
+    """A managed machine's bookkeeping, read back from its metadata."""
+
+    pr: int | None
+    branch: str | None
+    config_hash: str | None
+    created_at: datetime | None
+    last_up: datetime | None
+
+    @classmethod
+    def of(cls, machine: Machine) -> PreviewInfo:
+        meta = machine.metadata
+        pr_text = meta.get(KEY_PR, "")
+        return cls(
+            pr=int(pr_text) if pr_text.isdigit() else None,
+            branch=meta.get(KEY_BRANCH) or None,
+            config_hash=meta.get(KEY_HASH) or None,
+            created_at=parse_time(meta.get(KEY_CREATED)) or parse_time(machine.created_at),
+            last_up=parse_time(meta.get(KEY_LAST_UP)),
+        )
+
+
+def build_metadata(
+    base: dict[str, str],
+    *,
+    pr: int,
+    branch: str | None,
+    config_hash: str,
+    created_at: str,
+    last_up: str,
+    secrets: dict[str, str],
+) -> dict[str, str]:
+    meta = {k: v for k, v in base.items() if k != IDEMPOTENCY_KEY}
+    meta.update(
+        {
+            MARKER_KEY: MARKER_VALUE,
+            KEY_PR: str(pr),
+            KEY_BRANCH: branch or "",
+            KEY_HASH: config_hash,
+            KEY_CREATED: created_at,
+            KEY_LAST_UP: last_up,
+            KEY_SECRETS: json.dumps(secrets, sort_keys=True),
+        }
+    )
+    return meta
+
+
+def pick_survivor(machines: list[Machine]) -> Machine:
+    """When a race made two machines, every racer keeps the same one: the oldest."""
+    return min(machines, key=lambda m: (m.created_at or "", m.id))

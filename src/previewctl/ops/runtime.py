@@ -1,0 +1,132 @@
+"""What every command shares: the environment, the config, the reporter, the clients.
+
+Clients are built lazily, so a command asks only for the credentials its work needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from previewctl import template
+from previewctl.actions import GitHubActions
+from previewctl.clients.fly import FlyClient, build_fly_client
+from previewctl.clients.github import GitHubClient
+from previewctl.clients.http import RetryPolicy, build_http_client
+from previewctl.clients.vercel import VercelClient
+from previewctl.config import Config, load_config
+from previewctl.errors import InputError, MissingCredentialsError
+from previewctl.reporter import Reporter
+from previewctl.target import Target
+
+DEFAULT_VERCEL_URL = "https://api.vercel.com"
+DEFAULT_GITHUB_URL = "https://api.github.com"
+
+
+@dataclass
+class Runtime:
+    env: Mapping[str, str]
+    reporter: Reporter
+    config_path: Path
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    _config: Config | None = None
+    _fly: FlyClient | None = None
+    _vercel: VercelClient | None = None
+    _github: GitHubClient | None = None
+
+    @classmethod
+    def from_environ(cls, config_path: Path, *, verbose: bool = False) -> Runtime:
+        env = dict(os.environ)
+        actions = GitHubActions(env)
+        return cls(
+            env=env, reporter=Reporter(actions=actions, verbose=verbose), config_path=config_path
+        )
+
+    @property
+    def actions(self) -> GitHubActions:
+        return self.reporter.actions
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def check_env_refs(self) -> None:
+        """Every ${env.NAME} the config uses must be set before anything changes."""
+        missing = sorted(n for n in self.config.env_refs() if n not in self.env)
+        if missing:
+            raise InputError(
+                "the config uses environment variables that are not set: " + ", ".join(missing)
+            )
+
+    def values(
+        self, target: Target, *, secrets: Mapping[str, str] | None = None
+    ) -> template.Values:
+        app = self.config.app_name(target.pr)
+        return template.Values(
+            pr=target.pr,
+            branch=target.branch or "",
+            app_name=app,
+            app_hostname=f"{app}.fly.dev",
+            secrets=dict(secrets or {}),
+            env=self.env,
+        )
+
+    # ---- clients ---------------------------------------------------------------------
+    def _log(self, line: str) -> None:
+        self.reporter.detail(line)
+
+    def fly(self) -> FlyClient:
+        if self._fly is None:
+            self._fly = build_fly_client(self.env, retry=self.retry, on_request=self._log)
+        return self._fly
+
+    def vercel_configured(self) -> bool:
+        vercel = self.config.model.vercel
+        return bool(vercel and vercel.projects)
+
+    def vercel(self) -> VercelClient:
+        if self._vercel is None:
+            token = self.env.get("VERCEL_TOKEN")
+            if not token:
+                raise MissingCredentialsError(
+                    "VERCEL_TOKEN is not set (the config has [vercel] projects)",
+                    hint="create a token in Vercel's account settings and export VERCEL_TOKEN",
+                )
+            base = self.env.get("VERCEL_API_URL") or DEFAULT_VERCEL_URL
+            http = build_http_client(base, {"Authorization": f"Bearer {token}"})
+            vercel = self.config.model.vercel
+            self._vercel = VercelClient(
+                http,
+                team_id=vercel.team_id if vercel else None,
+                retry=self.retry,
+                on_request=self._log,
+            )
+        return self._vercel
+
+    def github_available(self) -> bool:
+        return bool(self.env.get("GITHUB_TOKEN") and self.env.get("GITHUB_REPOSITORY"))
+
+    def github(self) -> GitHubClient:
+        if self._github is None:
+            token = self.env.get("GITHUB_TOKEN")
+            if not token:
+                raise MissingCredentialsError("GITHUB_TOKEN is not set")
+            base = self.env.get("GITHUB_API_URL") or DEFAULT_GITHUB_URL
+            http = build_http_client(
+                base,
+                {
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/vnd.github+json",
+                    "X-GitHub-Api-Version": "2022-11-28",
+                },
+            )
+            self._github = GitHubClient(http, retry=self.retry, on_request=self._log)
+        return self._github
+
+    @property
+    def repo(self) -> str | None:
+        return self.env.get("GITHUB_REPOSITORY") or None

@@ -1,0 +1,233 @@
+"""``${...}`` placeholders in config strings.
+
+Grammar: ``$$`` is a literal ``$``; ``${a.b.c}`` is a reference made of dot-separated
+names (``[A-Za-z0-9_-]+``). Which references a key may use is decided by the caller
+(:data:`Scope`), so that, for example, a Vercel value can never name a tunnel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from previewctl import redact
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class Namespace(StrEnum):
+    PR = "pr"
+    BRANCH = "branch"
+    APP = "app"
+    SECRETS = "secrets"
+    TUNNELS = "tunnels"
+    VERCEL = "vercel"
+    ENV = "env"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One placeholder, e.g. ``tunnels.manage_db.port``."""
+
+    parts: tuple[str, ...]
+
+    @property
+    def namespace(self) -> str:
+        return self.parts[0]
+
+    def __str__(self) -> str:
+        return "${" + ".".join(self.parts) + "}"
+
+
+class TemplateError(ValueError):
+    """A malformed or unknown placeholder; callers add file and key."""
+
+
+def parse(text: str) -> list[str | Ref]:
+    """Split ``text`` into literal strings and references."""
+    out: list[str | Ref] = []
+    buf: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "$":
+            buf.append(ch)
+            i += 1
+            continue
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        if nxt == "$":
+            buf.append("$")
+            i += 2
+            continue
+        if nxt != "{":
+            buf.append("$")
+            i += 1
+            continue
+        end = text.find("}", i + 2)
+        if end < 0:
+            raise TemplateError(f"unterminated placeholder starting at {text[i : i + 20]!r}")
+        body = text[i + 2 : end].strip()
+        parts = tuple(body.split(".")) if body else ()
+        if not parts or not all(_NAME.match(p) for p in parts):
+            raise TemplateError(f"malformed placeholder ${{{body}}}")
+        if buf:
+            out.append("".join(buf))
+            buf = []
+        out.append(Ref(parts))
+        i = end + 1
+    if buf:
+        out.append("".join(buf))
+    return out
+
+
+def refs(text: str) -> Iterator[Ref]:
+    for piece in parse(text):
+        if isinstance(piece, Ref):
+            yield piece
+
+
+@dataclass(frozen=True)
+class Known:
+    """The names a config defines, for static checks of references."""
+
+    secrets: frozenset[str] = frozenset()
+    tunnels: frozenset[str] = frozenset()
+    vercel_projects: frozenset[str] = frozenset()
+
+
+def check_ref(ref: Ref, allowed: frozenset[Namespace], known: Known) -> None:
+    """Raise :class:`TemplateError` when ``ref`` is unknown or not allowed here."""
+    ns, rest = ref.parts[0], ref.parts[1:]
+    try:
+        namespace = Namespace(ns)
+    except ValueError:
+        raise TemplateError(
+            f"unknown placeholder {ref}: namespaces are " + ", ".join(n.value for n in Namespace)
+        ) from None
+    if namespace not in allowed:
+        raise TemplateError(f"placeholder {ref} is not allowed here")
+    shape_ok = {
+        Namespace.PR: len(rest) == 0,
+        Namespace.BRANCH: len(rest) == 0,
+        Namespace.APP: len(rest) == 1 and rest[0] in ("name", "hostname"),
+        Namespace.SECRETS: len(rest) == 1,
+        Namespace.TUNNELS: len(rest) == 2 and rest[1] in ("host", "port"),
+        Namespace.VERCEL: len(rest) == 2 and rest[1] == "url",
+        Namespace.ENV: len(rest) == 1,
+    }[namespace]
+    if not shape_ok:
+        raise TemplateError(f"unknown placeholder {ref}")
+    if namespace is Namespace.SECRETS and rest[0] not in known.secrets:
+        raise TemplateError(f"unknown secret in {ref}: add it to [secrets] generate")
+    if namespace is Namespace.TUNNELS and rest[0] not in known.tunnels:
+        raise TemplateError(f"unknown tunnel in {ref}: no [tunnels.{rest[0]}]")
+    if namespace is Namespace.VERCEL and rest[0] not in known.vercel_projects:
+        raise TemplateError(f"unknown Vercel project in {ref}: no [vercel.projects.{rest[0]}]")
+
+
+def check(text: str, allowed: frozenset[Namespace], known: Known) -> list[Ref]:
+    found = list(refs(text))
+    for ref in found:
+        check_ref(ref, allowed, known)
+    return found
+
+
+@dataclass
+class Values:
+    """What placeholders resolve to at one moment of a run.
+
+    Missing entries (a tunnel not open yet, a deployment not known) raise
+    :class:`TemplateError` unless the caller passes ``fallback``.
+    """
+
+    pr: int | None = None
+    branch: str | None = None
+    app_name: str | None = None
+    app_hostname: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    tunnels: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    vercel_urls: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def lookup(self, ref: Ref) -> str | None:
+        ns, rest = ref.parts[0], ref.parts[1:]
+        if ns == "pr":
+            return None if self.pr is None else str(self.pr)
+        if ns == "branch":
+            return self.branch
+        if ns == "app":
+            return self.app_name if rest[0] == "name" else self.app_hostname
+        if ns == "secrets":
+            return self.secrets.get(rest[0])
+        if ns == "tunnels":
+            tunnel = self.tunnels.get(rest[0])
+            if tunnel is None:
+                return None
+            return tunnel[0] if rest[1] == "host" else str(tunnel[1])
+        if ns == "vercel":
+            return self.vercel_urls.get(rest[0])
+        if ns == "env":
+            return self.env.get(rest[0])
+        return None
+
+
+def render(text: str, values: Values, *, fallback: Callable[[Ref], str] | None = None) -> str:
+    """Substitute every reference; a result that embeds a secret becomes a secret too."""
+    pieces: list[str] = []
+    for piece in parse(text):
+        if isinstance(piece, str):
+            pieces.append(piece)
+            continue
+        value = values.lookup(piece)
+        if value is None:
+            if fallback is None:
+                if piece.namespace == "env":
+                    raise TemplateError(
+                        f"{piece} is not set: export {piece.parts[1]} in the environment"
+                    )
+                raise TemplateError(f"{piece} has no value at this point")
+            value = fallback(piece)
+        pieces.append(value)
+    result = "".join(pieces)
+    redact.register_if_contains_secret(result)
+    return result
+
+
+def render_tree(
+    obj: object, values: Values, *, fallback: Callable[[Ref], str] | None = None
+) -> object:
+    """Render every string inside a JSON-like structure (keys stay as they are)."""
+    if isinstance(obj, str):
+        return render(obj, values, fallback=fallback)
+    if isinstance(obj, list):
+        return [render_tree(v, values, fallback=fallback) for v in obj]
+    if isinstance(obj, dict):
+        return {k: render_tree(v, values, fallback=fallback) for k, v in obj.items()}
+    return obj
+
+
+def strings_in(obj: object, path: str = "") -> Iterator[tuple[str, str]]:
+    """Yield (json-path, string) for every string value in a JSON-like structure."""
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from strings_in(v, f"{path}[{i}]")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from strings_in(v, f"{path}.{k}" if path else str(k))
+
+
+def name_pattern(template: str) -> re.Pattern[str]:
+    """A regex matching names made from ``template``; group ``pr`` holds the number."""
+    out = []
+    for piece in parse(template):
+        if isinstance(piece, str):
+            out.append(re.escape(piece))
+        elif piece.parts == ("pr",):
+            out.append(r"(?P<pr>[1-9][0-9]{0,9})")
+        else:
+            raise TemplateError(f"{piece} cannot be used in the app name; only ${{pr}}")
+    return re.compile("^" + "".join(out) + "$")
