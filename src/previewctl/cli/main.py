@@ -205,7 +205,7 @@ def status(pr: PrOption = None) -> None:
 @app.command()
 def stop(pr: RequiredPr) -> None:
     """Stop the preview's machine to save cost (data is lost; `resume` brings it back)."""
-    from previewctl.ops.status import run_stop
+    from previewctl.ops.lifecycle import run_stop
 
     rt = _runtime()
     result = run_stop(rt, pr)

@@ -15,6 +15,7 @@ from previewctl.errors import (
     ApiError,
     ConfigError,
     ConflictError,
+    NotFoundError,
     NotManagedError,
     PreviewctlError,
     TimeoutExceededError,
@@ -24,6 +25,10 @@ from previewctl.ops.runtime import Runtime
 from previewctl.reporter import Reporter
 from previewctl.target import Target
 from previewctl.template import TemplateError
+
+
+class MachineGoneError(PreviewctlError):
+    """Our machine vanished under us (a concurrent run removed a duplicate): converge again."""
 
 
 @dataclass
@@ -106,6 +111,25 @@ def ensure_ips(rt: Runtime, app: str, actions: list[str]) -> None:
             rt.reporter.info(f"allocated public {kind} address {ip.ip}")
 
 
+def converge_healthy(
+    rt: Runtime, target: Target, *, deadline: float
+) -> tuple[MachineResult, Machine]:
+    """Converge, then wait until healthy; start over if a racing run removed our machine."""
+    for attempt in range(3):
+        result = converge_machine(rt, target, deadline=deadline)
+        try:
+            machine = wait_healthy(
+                rt.fly(), result.app, result.machine.id, deadline=deadline, reporter=rt.reporter
+            )
+        except (MachineGoneError, NotFoundError):
+            if attempt == 2:
+                raise
+            rt.reporter.warn("the machine was replaced by a concurrent run; converging again")
+            continue
+        return result, machine
+    raise AssertionError("unreachable")
+
+
 def converge_machine(rt: Runtime, target: Target, *, deadline: float) -> MachineResult:
     """App, IPs and exactly one managed machine, updated/started only when needed."""
     fly = rt.fly()
@@ -121,10 +145,12 @@ def converge_machine(rt: Runtime, target: Target, *, deadline: float) -> Machine
         machine, secrets = _ensure_machine(rt, target, app, actions, deadline)
     except BaseException:
         if created_app:
-            # Nothing of ours is in it yet: don't leave an app that gc can't recognise.
-            rt.reporter.warn(f"removing app {app} created by this run, which failed")
+            # An app without a marked machine is one gc can't recognise: remove it, unless
+            # a concurrent run has put a machine in it meanwhile.
             with contextlib.suppress(Exception):
-                fly.delete_app(app)
+                if not fly.list_machines(app):
+                    rt.reporter.warn(f"removing app {app} created by this run, which failed")
+                    fly.delete_app(app)
         raise
     return MachineResult(app, hostname, machine, secrets, actions)
 
@@ -136,12 +162,15 @@ def _ensure_machine(
     model = rt.config.model
     managed = find_managed_machines(fly, app)
     if not managed:
-        others = [m for m in fly.list_machines(app) if m.state != "destroyed"]
+        everything = [m for m in fly.list_machines(app) if m.state != "destroyed"]
+        managed = [m for m in everything if preview.is_managed(m)]
+        others = [m for m in everything if not preview.is_managed(m)]
         if others:
             raise NotManagedError(
                 f"app {app} has machines that previewctl did not make "
                 f"({', '.join(m.id for m in others)}); refusing to touch it"
             )
+    if not managed:
         secrets = preview.complete_secrets({}, model.secrets.generate, model.secrets.length)
         desired, digest = render_machine_config(rt, target, secrets)
         stamp = preview.now_iso()
@@ -155,8 +184,12 @@ def _ensure_machine(
             secrets=secrets,
         )
         rt.reporter.info(f"creating machine in {model.app.region}")
-        fly.create_machine(app, config=desired, region=model.app.region, name=f"{app}-preview")
-        actions.append("created machine")
+        try:
+            fly.create_machine(app, config=desired, region=model.app.region, name=f"{app}-preview")
+            actions.append("created machine")
+        except ConflictError:
+            # A concurrent run created it first (the name is taken): adopt theirs.
+            rt.reporter.info("a concurrent run created the machine; using it")
         managed = find_managed_machines(fly, app)
         if not managed:
             raise PreviewctlError(f"the machine created in {app} is not listed by Fly")
@@ -221,10 +254,18 @@ def wait_healthy(
     """Fly's wait endpoint for `started`, then the machine's checks until all pass."""
     with reporter.waiting(f"machine {machine_id}") as update:
         update("waiting for state 'started'")
-        fly.wait(app, machine_id, "started", deadline=deadline)
+        try:
+            fly.wait(app, machine_id, "started", deadline=deadline)
+        except NotFoundError:
+            raise MachineGoneError(f"machine {machine_id} of {app} is gone") from None
         delay = 0.1
         while True:
-            machine = fly.get_machine(app, machine_id)
+            try:
+                machine = fly.get_machine(app, machine_id)
+            except NotFoundError:
+                raise MachineGoneError(f"machine {machine_id} of {app} is gone") from None
+            if machine.state in ("destroying", "destroyed"):
+                raise MachineGoneError(f"machine {machine_id} of {app} was destroyed")
             if machine.healthy:
                 return machine
             if machine.state not in ("started", "starting", "replacing", "updating", "created"):

@@ -1,0 +1,225 @@
+"""The GitHub REST API: pull requests and the PR's sticky comment.
+
+The caller builds the ``httpx.Client`` with ``Authorization: Bearer TOKEN``,
+``Accept: application/vnd.github+json`` and ``X-GitHub-Api-Version: 2022-11-28``.
+Rate limits answer 403 or 429 with ``x-ratelimit-remaining: 0`` or ``retry-after``:
+those are retried like any transient failure.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from previewctl import redact
+from previewctl.clients.http import MAX_RETRY_AFTER, ApiClient, RetryPolicy, parse_retry_after
+from previewctl.errors import ApiError, InputError, NotFoundError
+
+DEFAULT_MARKER = "<!-- previewctl -->"
+_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_MAX_PAGES = 100
+
+
+def _repo_path(repo: str) -> str:
+    if not _REPO_RE.match(repo) or ".." in repo:
+        raise InputError(f"GitHub repository {repo!r} is not of the form owner/name")
+    return f"/repos/{repo}"
+
+
+class PullRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    number: int
+    state: str
+    merged: bool = False
+    merged_at: datetime | None = None
+    head_ref: str
+    head_repo: str | None = None
+    updated_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "head_ref" in data:
+            return data
+        head: Any = data.get("head")
+        if not isinstance(head, dict):
+            head = {}
+        repo: Any = head.get("repo")
+        if not isinstance(repo, dict):
+            repo = None
+        merged = data.get("merged")
+        return {
+            **data,
+            "head_ref": head.get("ref"),
+            "head_repo": repo.get("full_name") if repo else None,
+            # List items carry merged_at only; a single PR carries both.
+            "merged": merged if merged is not None else data.get("merged_at") is not None,
+        }
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+class IssueComment(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    body: str | None = None
+    html_url: str | None = None
+    user_login: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "user_login" not in data:
+            user = data.get("user")
+            if isinstance(user, dict):
+                return {**data, "user_login": user.get("login")}
+        return data
+
+
+def _normalise(body: str) -> str:
+    return body.replace("\r\n", "\n").strip()
+
+
+class GitHubClient(ApiClient):
+    api_name = "GitHub"
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        retry: RetryPolicy | None = None,
+        on_request: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(http, retry=retry, on_request=on_request)
+        self.clock = clock
+        """Wall clock (epoch seconds) for ``x-ratelimit-reset``."""
+
+    # ---- ApiClient hooks ---------------------------------------------------------------
+    def error_message(self, response: httpx.Response) -> tuple[str, str | None]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "message" in body:
+            message = str(body["message"])
+            code: str | None = None
+            errors = body.get("errors")
+            if isinstance(errors, list) and errors:
+                details = []
+                for err in errors:
+                    if isinstance(err, dict):
+                        details.append(
+                            str(err.get("message") or err.get("code") or err.get("field") or err)
+                        )
+                        code = code or (str(err["code"]) if err.get("code") else None)
+                    else:
+                        details.append(str(err))
+                message += ": " + "; ".join(details)
+            return message, code
+        return super().error_message(response)
+
+    def request_id(self, response: httpx.Response) -> str | None:
+        value = response.headers.get("x-github-request-id")
+        return str(value) if value else None
+
+    def is_transient(self, response: httpx.Response) -> bool:
+        if super().is_transient(response):
+            return True
+        if response.status_code in (403, 429):
+            headers = response.headers
+            return headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers
+        return False
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        wait = parse_retry_after(response.headers.get("retry-after"))
+        if wait is not None:
+            return wait
+        reset = response.headers.get("x-ratelimit-reset")
+        if reset is None or response.headers.get("x-ratelimit-remaining") != "0":
+            return None
+        try:
+            return max(0.0, min(float(reset) - self.clock(), MAX_RETRY_AFTER))
+        except ValueError:
+            return None
+
+    # ---- paging ------------------------------------------------------------------------
+    def _paged(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Items of a list, following ``Link: rel="next"`` (only to the same host)."""
+        url: str = path
+        query: Mapping[str, Any] | None = params
+        for _ in range(_MAX_PAGES):
+            response = self.request("GET", url, params=query)
+            body = response.json()
+            for item in body if isinstance(body, list) else []:
+                if isinstance(item, dict):
+                    yield item
+            following = response.links.get("next", {}).get("url")
+            if not following:
+                return
+            url = self._same_origin(following)
+            query = None  # the next link carries the query
+        raise ApiError(self.api_name, f"more than {_MAX_PAGES} pages", method="GET", path=path)
+
+    def _same_origin(self, url: str) -> str:
+        target = httpx.URL(url)
+        base = self.http.base_url
+        if target.is_relative_url:
+            return url
+        if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+            # Never send the token to a host we were not configured for.
+            raise ApiError(self.api_name, f"pagination link leaves {base.host}: {target.host}")
+        return url
+
+    # ---- pull requests -----------------------------------------------------------------
+    def get_pull(self, repo: str, number: int) -> PullRequest | None:
+        try:
+            response = self.request("GET", f"{_repo_path(repo)}/pulls/{int(number)}")
+        except NotFoundError:
+            return None
+        return PullRequest.model_validate(response.json())
+
+    def list_open_pulls(self, repo: str) -> list[PullRequest]:
+        items = self._paged(f"{_repo_path(repo)}/pulls", {"state": "open", "per_page": 100})
+        return [PullRequest.model_validate(item) for item in items]
+
+    # ---- comments ----------------------------------------------------------------------
+    def list_comments(self, repo: str, number: int) -> list[IssueComment]:
+        items = self._paged(f"{_repo_path(repo)}/issues/{int(number)}/comments", {"per_page": 100})
+        return [IssueComment.model_validate(item) for item in items]
+
+    def upsert_sticky_comment(
+        self, repo: str, number: int, body: str, marker: str = DEFAULT_MARKER
+    ) -> int:
+        """Create or update the PR's one comment carrying ``marker``; return its id.
+
+        The body is scrubbed of secrets before it leaves; an unchanged body is not sent.
+        """
+        if not marker:
+            raise ValueError("a sticky comment needs a marker")
+        text = redact.scrub(body)
+        if marker not in text:
+            text = f"{marker}\n{text}"
+        existing = next(
+            (c for c in self.list_comments(repo, number) if c.body and marker in c.body), None
+        )
+        if existing is None:
+            response = self.request(
+                "POST", f"{_repo_path(repo)}/issues/{int(number)}/comments", json={"body": text}
+            )
+            return int(response.json()["id"])
+        if _normalise(existing.body or "") != _normalise(text):
+            self.request(
+                "PATCH", f"{_repo_path(repo)}/issues/comments/{existing.id}", json={"body": text}
+            )
+        return existing.id

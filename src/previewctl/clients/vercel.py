@@ -1,0 +1,437 @@
+"""The Vercel REST API: projects, branch-scoped env vars, domains and deployments.
+
+Facts this follows are in ``shared/reference/vercel-github.md``: errors are
+``{"error": {"code", "message"}}``; a 201 from the env upsert can still carry
+``failed[]``; env changes apply only to new deployments; list endpoints page with
+``until=pagination.next``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from previewctl import redact
+from previewctl.clients.http import ApiClient, RetryPolicy
+from previewctl.errors import (
+    ApiError,
+    ConflictError,
+    NotFoundError,
+    PreviewctlError,
+    TimeoutExceededError,
+)
+
+if TYPE_CHECKING:
+    from previewctl.reporter import Reporter
+
+ENV_TYPES = frozenset({"plain", "encrypted", "sensitive"})
+READY = "READY"
+FAILED_STATES = frozenset({"ERROR", "CANCELED"})
+# A cursor loop that never ends is a server bug; stop well before it costs anything.
+_MAX_PAGES = 500
+
+
+def _segment(value: str) -> str:
+    """One path segment: a project name, env id or domain can never escape its place."""
+    return quote(value, safe="")
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class VercelProject(_Lenient):
+    id: str
+    name: str
+    production_branch: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_link(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "production_branch" not in data:
+            link = data.get("link")
+            if isinstance(link, dict) and link.get("productionBranch"):
+                return {**data, "production_branch": link["productionBranch"]}
+        return data
+
+
+class EnvVar(_Lenient):
+    """An env var as Vercel lists it. ``value`` is ciphertext for encrypted/sensitive vars."""
+
+    id: str
+    key: str
+    type: str = "plain"
+    target: list[str] = Field(default_factory=list)
+    git_branch: str | None = Field(default=None, alias="gitBranch")
+    comment: str | None = None
+    value: str | None = Field(default=None, repr=False)
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):  # older API versions answer a bare string
+            return [value]
+        return value
+
+    @field_validator("git_branch", "comment", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return value or None
+
+
+class Deployment(_Lenient):
+    uid: str = Field(validation_alias=AliasChoices("uid", "id"))
+    url: str | None = None
+    name: str | None = None
+    ready_state: str | None = Field(
+        default=None, validation_alias=AliasChoices("readyState", "ready_state", "state")
+    )
+    created_at: int | None = Field(
+        default=None, validation_alias=AliasChoices("createdAt", "created_at", "created")
+    )
+    branch: str | None = None
+    target: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _branch_from_meta(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "branch" not in data:
+            meta = data.get("meta")
+            if isinstance(meta, dict) and meta.get("githubCommitRef"):
+                return {**data, "branch": meta["githubCommitRef"]}
+        return data
+
+    @property
+    def https_url(self) -> str | None:
+        if not self.url:
+            return None
+        return self.url if "://" in self.url else f"https://{self.url}"
+
+    def describe(self) -> str:
+        return f"{self.uid} ({self.https_url})" if self.url else self.uid
+
+
+class Domain(_Lenient):
+    name: str
+    git_branch: str | None = Field(default=None, alias="gitBranch")
+    project_id: str | None = Field(default=None, alias="projectId")
+    verified: bool | None = None
+
+
+@dataclass(frozen=True)
+class EnvInput:
+    """One branch-scoped preview var to write. There is no way to build one without a branch."""
+
+    key: str
+    value: str = field(repr=False)
+    git_branch: str
+    comment: str | None = None
+    type: str = "encrypted"
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            raise ValueError("an env var needs a key")
+        if not isinstance(self.git_branch, str) or not self.git_branch.strip():
+            raise ValueError(f"env var {self.key}: previewctl only writes branch-scoped vars")
+        if self.type not in ENV_TYPES:
+            raise ValueError(
+                f"env var {self.key}: type {self.type!r} is not one of {sorted(ENV_TYPES)}"
+            )
+
+    def body(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "key": self.key,
+            "value": self.value,
+            "type": self.type,
+            "target": ["preview"],
+            "gitBranch": self.git_branch,
+        }
+        if self.comment is not None:
+            item["comment"] = self.comment
+        return item
+
+
+class VercelClient(ApiClient):
+    api_name = "Vercel"
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        team_id: str | None = None,
+        retry: RetryPolicy | None = None,
+        on_request: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(http, retry=retry, on_request=on_request)
+        self.team_id = team_id
+
+    # ---- ApiClient hooks ---------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Every request is scoped to the team when one is configured."""
+        merged = dict(params or {})
+        if self.team_id:
+            merged["teamId"] = self.team_id
+        return super().request(
+            method,
+            path,
+            params=merged or None,
+            json=json,
+            headers=headers,
+            timeout=timeout,
+            retry=retry,
+        )
+
+    def error_message(self, response: httpx.Response) -> tuple[str, str | None]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            err = body["error"]
+            code = err.get("code")
+            return str(err.get("message") or err), (str(code) if code is not None else None)
+        return super().error_message(response)
+
+    def request_id(self, response: httpx.Response) -> str | None:
+        value = response.headers.get("x-vercel-id")
+        return str(value) if value else None
+
+    # ---- paging ------------------------------------------------------------------------
+    def _pages(
+        self, path: str, items_key: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Items of a cursor-paged list, following ``pagination.next`` via ``until=``."""
+        query = dict(params or {})
+        seen: set[Any] = set()
+        for _ in range(_MAX_PAGES):
+            body = self.request("GET", path, params=query).json()
+            if not isinstance(body, dict):
+                return
+            for item in body.get(items_key) or []:
+                if isinstance(item, dict):
+                    yield item
+            pagination = body.get("pagination")
+            cursor = pagination.get("next") if isinstance(pagination, dict) else None
+            if cursor is None or cursor in seen:
+                return
+            seen.add(cursor)
+            query["until"] = cursor
+        raise ApiError(self.api_name, f"more than {_MAX_PAGES} pages", method="GET", path=path)
+
+    # ---- projects ----------------------------------------------------------------------
+    def get_project(self, id_or_name: str) -> VercelProject:
+        response = self.request("GET", f"/v9/projects/{_segment(id_or_name)}")
+        return VercelProject.model_validate(response.json())
+
+    # ---- environment variables ---------------------------------------------------------
+    def list_env(self, project: str, git_branch: str | None = None) -> list[EnvVar]:
+        """The project's vars (Vercel's ``gitBranch`` filter when given; callers still check)."""
+        params = {"gitBranch": git_branch} if git_branch else None
+        path = f"/v10/projects/{_segment(project)}/env"
+        return [EnvVar.model_validate(item) for item in self._pages(path, "envs", params)]
+
+    def upsert_env(self, project: str, items: list[EnvInput]) -> None:
+        """Create or update ``items`` in one request; any item in ``failed`` raises."""
+        if not items:
+            return
+        path = f"/v10/projects/{_segment(project)}/env"
+        response = self.request(
+            "POST", path, params={"upsert": "true"}, json=[item.body() for item in items]
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            return
+        failed = body.get("failed") if isinstance(body, dict) else None
+        if failed:
+            raise self._failed_error(failed, len(items), response.status_code, path)
+
+    def _failed_error(self, failed: list[Any], total: int, status: int, path: str) -> ApiError:
+        parts: list[str] = []
+        codes: list[str] = []
+        for entry in failed:
+            err = entry.get("error", entry) if isinstance(entry, dict) else {}
+            if not isinstance(err, dict):
+                err = {}
+            key = err.get("key") or (entry.get("key") if isinstance(entry, dict) else None)
+            code = str(err.get("code") or "unknown")
+            codes.append(code)
+            message = err.get("message") or "no message"
+            parts.append(f"{key or '?'}: {code} ({message})")
+        text = f"{len(failed)} of {total} env vars were not written: " + "; ".join(parts)
+        return ApiError(
+            self.api_name,
+            redact.scrub(text),
+            status=status,
+            code=codes[0] if len(set(codes)) == 1 else None,
+            method="POST",
+            path=path,
+        )
+
+    def delete_env(self, project: str, env_id: str) -> bool:
+        """Delete one var; False when it was already gone."""
+        try:
+            self.request("DELETE", f"/v10/projects/{_segment(project)}/env/{_segment(env_id)}")
+        except NotFoundError:
+            return False
+        return True
+
+    # ---- domains -----------------------------------------------------------------------
+    def list_domains(self, project: str) -> list[Domain]:
+        path = f"/v9/projects/{_segment(project)}/domains"
+        return [Domain.model_validate(item) for item in self._pages(path, "domains")]
+
+    def get_domain(self, project: str, name: str) -> Domain | None:
+        try:
+            response = self.request(
+                "GET", f"/v9/projects/{_segment(project)}/domains/{_segment(name)}"
+            )
+        except NotFoundError:
+            return None
+        return Domain.model_validate(response.json())
+
+    def add_domain(self, project: str, name: str, git_branch: str) -> None:
+        """Attach ``name`` to ``project`` for ``git_branch``; already attached so = success."""
+        if not git_branch:
+            raise ValueError(f"domain {name}: previewctl only adds branch domains")
+        try:
+            self.request(
+                "POST",
+                f"/v10/projects/{_segment(project)}/domains",
+                json={"name": name, "gitBranch": git_branch},
+            )
+        except ConflictError as conflict:
+            existing = self.get_domain(project, name)
+            if existing is not None and existing.git_branch == git_branch:
+                return
+            if existing is not None:
+                raise ConflictError(
+                    self.api_name,
+                    f"domain {name} is already on project {project} for branch "
+                    f"{existing.git_branch or '(production)'}, not {git_branch}",
+                    status=conflict.status,
+                    code=conflict.code,
+                    method="POST",
+                    path=f"/v10/projects/{_segment(project)}/domains",
+                ) from conflict
+            raise
+
+    def remove_domain(self, project: str, name: str) -> bool:
+        """Detach ``name``; False when it was not attached."""
+        try:
+            self.request("DELETE", f"/v9/projects/{_segment(project)}/domains/{_segment(name)}")
+        except NotFoundError:
+            return False
+        return True
+
+    # ---- deployments -------------------------------------------------------------------
+    def list_deployments(self, project_id: str, branch: str, limit: int = 20) -> list[Deployment]:
+        """The branch's newest preview deployments, newest first."""
+        response = self.request(
+            "GET",
+            "/v6/deployments",
+            params={
+                "projectId": project_id,
+                "target": "preview",
+                "limit": limit,
+                "meta-githubCommitRef": branch,
+            },
+        )
+        body = response.json()
+        raw = body.get("deployments") if isinstance(body, dict) else None
+        deployments = [Deployment.model_validate(d) for d in raw or [] if isinstance(d, dict)]
+        mine = [d for d in deployments if d.branch == branch]
+        return sorted(mine, key=lambda d: d.created_at or 0, reverse=True)
+
+    def get_deployment(self, id_or_url: str) -> Deployment:
+        ref = id_or_url.removeprefix("https://").removeprefix("http://").rstrip("/")
+        response = self.request("GET", f"/v13/deployments/{_segment(ref)}")
+        return Deployment.model_validate(response.json())
+
+    def redeploy(self, deployment: Deployment, project_name: str) -> Deployment:
+        """A new deployment of the same source; it reads the env as it is now.
+
+        No ``target``: the new deployment keeps the source's (preview).
+        """
+        response = self.request(
+            "POST",
+            "/v13/deployments",
+            params={"forceNew": "1"},
+            json={
+                "deploymentId": deployment.uid,
+                "name": project_name,
+                "meta": {"action": "redeploy"},
+            },
+        )
+        return Deployment.model_validate(response.json())
+
+    def wait_ready(
+        self,
+        project_id: str,
+        branch: str,
+        *,
+        deadline: float,
+        reporter: Reporter,
+        created_after_ms: int | None = None,
+        poll: float = 0.5,
+        max_poll: float = 5.0,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Deployment:
+        """Wait for the branch's newest preview deployment to be READY and return it.
+
+        ``deadline`` is a ``clock()`` (monotonic) instant. With ``created_after_ms``
+        only deployments created strictly after that epoch-ms instant count.
+        The newest one ending ERROR or CANCELED fails at once.
+        """
+        pause = sleep or self.retry.sleep
+        interval = poll
+        last = "no deployment yet"
+        with reporter.waiting(f"Vercel preview of {branch}") as update:
+            while True:
+                candidates = [
+                    d
+                    for d in self.list_deployments(project_id, branch)
+                    if created_after_ms is None or (d.created_at or 0) > created_after_ms
+                ]
+                if candidates:
+                    newest = candidates[0]
+                    state = (newest.ready_state or "UNKNOWN").upper()
+                    if state == READY:
+                        return newest
+                    if state in FAILED_STATES:
+                        raise PreviewctlError(
+                            f"Vercel deployment {newest.describe()} of branch {branch} "
+                            f"ended {state}",
+                            hint="open the deployment in Vercel to read its build log",
+                        )
+                    last = f"{newest.describe()} is {state}"
+                else:
+                    last = "no deployment yet"
+                update(last)
+                remaining = deadline - clock()
+                if remaining <= 0:
+                    raise TimeoutExceededError(
+                        f"no READY Vercel preview deployment of branch {branch} "
+                        f"(project {project_id}) in time; last seen: {last}"
+                    )
+                pause(min(interval, remaining))
+                interval = min(interval * 2, max_poll)

@@ -1,0 +1,74 @@
+"""The one sticky PR comment, and the Actions step summary; both from the same facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from previewctl.errors import PreviewctlError
+from previewctl.ops.runtime import Runtime
+from previewctl.reporter import PhaseTiming
+from previewctl.target import Target
+
+MARKER = "<!-- previewctl -->"
+
+
+@dataclass
+class Report:
+    status: str  # ready | failed | seeded | removed | stopped
+    app: str
+    headline: str
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    timings: list[PhaseTiming] = field(default_factory=list)
+    error: str | None = None
+
+
+_ICONS = {"ready": "✅", "seeded": "🌱", "failed": "❌", "removed": "🗑️", "stopped": "⏸️"}
+
+
+def render_markdown(report: Report, target: Target) -> str:
+    lines = [
+        MARKER,
+        f"### {_ICONS.get(report.status, '')} Preview backend: {report.headline}",
+        "",
+    ]
+    if report.rows:
+        lines += ["| | |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in report.rows]
+        lines.append("")
+    if report.error:
+        lines += ["**Error**", "", "```", report.error.strip()[:2000], "```", ""]
+    if report.status in ("ready", "seeded", "stopped"):
+        lines += [
+            "<details><summary>Use it from a laptop</summary>",
+            "",
+            "```sh",
+            f"previewctl resume --pr {target.pr}   # start, re-run steps, open tunnels",
+            f'eval "$(previewctl env --pr {target.pr})"   # env for local tools',
+            "```",
+            "</details>",
+            "",
+        ]
+    if report.timings:
+        total = sum(t.seconds for t in report.timings)
+        lines += ["<details><summary>Timings</summary>", "", "| phase | seconds |", "|---|---:|"]
+        lines += [
+            f"| {t.name}{'' if t.ok else ' (failed)'} | {t.seconds:.1f} |" for t in report.timings
+        ]
+        lines += [f"| **total** | **{total:.1f}** |", "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def publish(rt: Runtime, target: Target, report: Report) -> None:
+    """Write the step summary and update the PR comment (never fails the command)."""
+    body = render_markdown(report, target)
+    rt.actions.append_summary(body.replace(MARKER + "\n", ""))
+    if not rt.config.model.github.comment:
+        return
+    repo = target.repo or rt.repo
+    if not (repo and rt.env.get("GITHUB_TOKEN")):
+        rt.reporter.detail("no GITHUB_TOKEN/GITHUB_REPOSITORY: PR comment skipped")
+        return
+    try:
+        rt.github().upsert_sticky_comment(repo, target.pr, body, marker=MARKER)
+    except PreviewctlError as exc:
+        rt.reporter.warn(f"could not update the PR comment: {exc}")

@@ -1,0 +1,130 @@
+"""`up`: converge the PR's preview to the config, end to end, idempotently."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from previewctl.errors import PreviewctlError
+from previewctl.ops import comment
+from previewctl.ops.machine import converge_healthy
+from previewctl.ops.runtime import Runtime
+from previewctl.ops.session import open_tunnels, run_steps
+from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls
+from previewctl.target import Target, resolve_target
+from previewctl.tunnels import find_flyctl
+
+
+def skip_fork(rt: Runtime, target: Target) -> dict[str, Any] | None:
+    if target.is_fork:
+        rt.reporter.notice(
+            f"PR #{target.pr} comes from a fork ({target.head_repo}): it gets no secrets, "
+            "so no preview is made for it",
+            title="previewctl skipped a fork PR",
+        )
+        return {"pr": target.pr, "skipped": "fork"}
+    return None
+
+
+def preflight(rt: Runtime, target: Target, *, tunnels: bool, vercel: bool) -> None:
+    """Everything that can be bad input is found here, before any remote call."""
+    config = rt.config
+    config.app_name(target.pr)
+    rt.check_env_refs()
+    rt.fly()
+    if tunnels and config.model.tunnels:
+        find_flyctl(rt.env)
+    if vercel and rt.vercel_configured():
+        rt.vercel()
+        if not target.branch:
+            from previewctl.errors import InputError
+
+            raise InputError(
+                "the PR's branch is needed for its Vercel vars: pass --branch, set "
+                "PREVIEWCTL_BRANCH, or run on a pull_request event"
+            )
+
+
+def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
+    target = resolve_target(pr, branch, rt.env)
+    assert target is not None
+    skipped = skip_fork(rt, target)
+    if skipped:
+        return skipped
+    preflight(rt, target, tunnels=True, vercel=True)
+    config = rt.config
+    app = config.app_name(target.pr)
+    fly = rt.fly()
+    timeouts = config.model.timeouts
+    rt.actions.set_outputs(
+        {
+            "app": app,
+            "hostname": f"{app}.fly.dev",
+            "pr": str(target.pr),
+            "branch": target.branch or "",
+        }
+    )
+    rows: list[tuple[str, str]] = [("Fly app", f"`{app}` ({config.model.app.region})")]
+    try:
+        with rt.reporter.phase("fly machine"):
+            deadline = time.monotonic() + timeouts.machine
+            result, machine = converge_healthy(rt, target, deadline=deadline)
+            rt.reporter.success(
+                f"machine {machine.id} is {machine.state} and healthy"
+                + (f" ({', '.join(result.actions)})" if result.actions else " (no change)")
+            )
+        rows.append(("Machine", f"`{machine.id}` {machine.state}"))
+        rows.append(("Hostname", f"`{result.hostname}`"))
+        values = rt.values(target, secrets=result.secrets)
+        values.vercel_urls = domain_urls(rt, values)
+        with open_tunnels(rt, app, machine.id, values, fly=fly) as tunnels:
+            run_steps(
+                rt,
+                config.model.steps,
+                values,
+                section="steps",
+                alive_check=tunnels.check_alive if tunnels else None,
+            )
+        vercel = VercelOutcome()
+        if rt.vercel_configured():
+            with rt.reporter.phase("vercel"):
+                vercel = apply_vercel(rt, target, values)
+            for name, info in vercel.projects.items():
+                if info.get("domain"):
+                    rows.append((name, f"https://{info['domain']}"))
+    except PreviewctlError as exc:
+        comment.publish(
+            rt,
+            target,
+            comment.Report(
+                status="failed",
+                app=app,
+                headline=f"`up` failed for PR #{target.pr}",
+                rows=rows,
+                timings=rt.reporter.timings,
+                error=str(exc),
+            ),
+        )
+        raise
+    comment.publish(
+        rt,
+        target,
+        comment.Report(
+            status="ready",
+            app=app,
+            headline=f"ready for PR #{target.pr}",
+            rows=rows,
+            timings=rt.reporter.timings,
+        ),
+    )
+    rt.reporter.success(f"preview for PR #{target.pr} is ready: {app}")
+    return {
+        "pr": target.pr,
+        "branch": target.branch,
+        "app": app,
+        "hostname": result.hostname,
+        "machine": {"id": machine.id, "state": machine.state, "region": machine.region},
+        "actions": result.actions,
+        "vercel": vercel.to_json(),
+        "timings": {t.name: round(t.seconds, 3) for t in rt.reporter.timings},
+    }

@@ -1,0 +1,110 @@
+"""The Vercel part of up/down: branch-scoped vars, domains, redeploy when vars changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from previewctl import template
+from previewctl.errors import ConfigError, InputError
+from previewctl.ops.runtime import Runtime
+from previewctl.target import Target
+from previewctl.template import TemplateError
+from previewctl.vercel_sync import remove_branch_env, sync_branch_env
+
+
+@dataclass
+class VercelOutcome:
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    redeployed: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"projects": self.projects, "redeployed": self.redeployed}
+
+
+def domain_urls(rt: Runtime, values: template.Values) -> dict[str, str]:
+    vercel = rt.config.model.vercel
+    if not vercel:
+        return {}
+    return {
+        name: "https://" + template.render(p.domain, values)
+        for name, p in vercel.projects.items()
+        if p.domain
+    }
+
+
+def _require_branch(target: Target) -> str:
+    if not target.branch:
+        raise InputError(
+            "the PR's branch is needed for its Vercel vars: pass --branch, set "
+            "PREVIEWCTL_BRANCH, or run on a pull_request event"
+        )
+    return target.branch
+
+
+def apply_vercel(rt: Runtime, target: Target, values: template.Values) -> VercelOutcome:
+    vercel = rt.config.model.vercel
+    outcome = VercelOutcome()
+    if not vercel or not vercel.projects:
+        return outcome
+    branch = _require_branch(target)
+    client = rt.vercel()
+    for name, project in vercel.projects.items():
+        try:
+            desired = {k: template.render(v, values) for k, v in project.env.items()}
+            domain = template.render(project.domain, values) if project.domain else None
+        except TemplateError as exc:
+            raise ConfigError(str(exc), key=f"vercel.projects.{name}") from None
+        result = sync_branch_env(
+            client, name, branch, desired, rt.reporter, env_type=project.env_type
+        )
+        if domain:
+            client.add_domain(name, domain, branch)
+        outcome.projects[name] = {
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "removed": result.removed,
+            "domain": domain,
+        }
+        summary = (
+            f"{name}: {len(result.created)} created, {len(result.updated)} updated, "
+            f"{len(result.unchanged)} unchanged, {len(result.removed)} removed"
+        )
+        rt.reporter.info(summary)
+        if result.changed and vercel.redeploy:
+            info = client.get_project(name)
+            deployments = client.list_deployments(info.id, branch, limit=1)
+            if deployments:
+                newest = deployments[0]
+                new = client.redeploy(newest, info.name)
+                outcome.redeployed.append(name)
+                rt.reporter.info(
+                    f"{name}: vars changed, redeploying {newest.uid} as {new.uid} so they apply"
+                )
+            else:
+                rt.reporter.info(f"{name}: no deployment of {branch} yet; its build will read them")
+    return outcome
+
+
+def remove_vercel(rt: Runtime, target: Target, values: template.Values) -> dict[str, Any]:
+    vercel = rt.config.model.vercel
+    removed: dict[str, Any] = {}
+    if not vercel or not vercel.projects:
+        return removed
+    branch = _require_branch(target)
+    client = rt.vercel()
+    for name, project in vercel.projects.items():
+        keys = remove_branch_env(client, name, branch, rt.reporter)
+        domain = template.render(project.domain, values) if project.domain else None
+        domain_removed = False
+        if domain:
+            current = client.get_domain(name, domain)
+            if current is not None and current.git_branch == branch:
+                domain_removed = client.remove_domain(name, domain)
+        removed[name] = {"vars": keys, "domain": domain if domain_removed else None}
+        rt.reporter.info(
+            f"{name}: removed {len(keys)} var(s)"
+            + (f" and domain {domain}" if domain_removed else "")
+        )
+    return removed

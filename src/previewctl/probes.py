@@ -1,0 +1,356 @@
+"""Readiness checks through the tunnels, instead of ``sleep 30``.
+
+A tunnel's ready line only means flyctl is listening locally: the remote is dialled
+per connection. So readiness is a real probe through the tunnel - libpq's ``PQping``
+decision for Postgres-compatible servers (Postgres, Doltgres), a TCP connection that
+the far end keeps open for anything else - repeated with a short exponential backoff
+until a deadline.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from psycopg import pq
+
+from previewctl import redact
+from previewctl.errors import TimeoutExceededError
+from previewctl.reporter import Reporter
+
+_BACKOFF_START = 0.1
+_BACKOFF_MAX = 2.0
+_PROBE_TIMEOUT_MAX = 5.0
+_PROTOCOL_3_0 = 196608
+_CANNOT_CONNECT_NOW = "57P03"
+_CLOSED_AT_ONCE = (
+    "no response: the connection was accepted, then closed (a tunnel does this while "
+    "nothing listens on the remote port)"
+)
+_MAX_ERROR_LEN = 30000  # libpq's bound on a pre-authentication error message
+# A tunnel accepts locally and then dials the remote; when that dial fails it closes
+# the connection at once. A connection still open after this long reached something.
+_TCP_SETTLE = 0.3
+
+
+class ProbeKind(StrEnum):
+    POSTGRES = "postgres"
+    TCP = "tcp"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """One thing to wait for: a tunnel's local end and how to check it."""
+
+    name: str
+    kind: ProbeKind
+    host: str
+    port: int
+
+
+def _tcp_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return False, f"TCP connect to {host}:{port} failed: {reason}"
+    with sock:
+        sock.settimeout(min(_TCP_SETTLE, timeout))
+        try:
+            data = sock.recv(1)
+        except TimeoutError:
+            return True, "TCP connection open"
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            return False, f"TCP connection reset by the far end: {reason}"
+        if data:
+            return True, "TCP connection open (the server spoke first)"
+        return False, "TCP connection closed at once by the far end (remote not listening?)"
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
+    """``size`` bytes, or None when the peer closes first."""
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _error_fields(body: bytes) -> dict[str, str]:
+    """The fields of an ErrorResponse body: {"C": sqlstate, "M": message, ...}."""
+    fields: dict[str, str] = {}
+    for part in body.split(b"\0"):
+        if part:
+            fields[chr(part[0])] = part[1:].decode("utf-8", errors="replace")
+    return fields
+
+
+def pg_ping(host: str, port: int, timeout: float) -> tuple[pq.Ping, str]:
+    """libpq's ``PQping`` decision, done on the wire (plain TCP, no TLS, no credentials).
+
+    Why not ``psycopg.pq.PGconn.ping``: psycopg's C wrapper calls ``PQping`` without
+    releasing the GIL, so one ping through a slow tunnel froze every other thread
+    (the other probes, the tunnel readers, Ctrl-C) for up to its connect timeout.
+
+    Sends a protocol 3.0 StartupMessage and reads the first answer, deciding as
+    libpq's ``internal_ping`` does: an authentication request, or any error with a
+    SQLSTATE except 57P03, means the server is up (OK); 57P03 "cannot connect now"
+    (starting up, shutting down, recovering) is REJECT; no answer is NO_RESPONSE.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return pq.Ping.NO_RESPONSE, (
+            f"no response: nothing accepts connections on {host}:{port} ({reason})"
+        )
+    with sock:
+        try:
+            params = b"user\0previewctl\0database\0postgres\0application_name\0previewctl-probe\0\0"
+            sock.sendall(struct.pack("!II", 8 + len(params), _PROTOCOL_3_0) + params)
+            while True:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                header = _recv_exactly(sock, 5)
+                if header is None:
+                    return pq.Ping.NO_RESPONSE, _CLOSED_AT_ONCE
+                kind, length = header[:1], struct.unpack("!I", header[1:])[0]
+                if kind in (b"R", b"v"):  # an authentication request / protocol negotiation
+                    return pq.Ping.OK, "accepting connections"
+                if kind == b"E" and 4 < length <= _MAX_ERROR_LEN:
+                    body = _recv_exactly(sock, length - 4) or b""
+                    fields = _error_fields(body)
+                    sqlstate, message = fields.get("C", ""), fields.get("M", "")
+                    if sqlstate == _CANNOT_CONNECT_NOW:
+                        return pq.Ping.REJECT, (
+                            "server is up but rejecting connections "
+                            + (f"({message})" if message else "(starting up?)")
+                        )
+                    if len(sqlstate) == 5:
+                        return pq.Ping.OK, "accepting connections"
+                    return pq.Ping.NO_RESPONSE, f"unexpected error reply: {message or body!r}"
+                if kind == b"N" and 4 < length <= _MAX_ERROR_LEN:  # a notice: read on
+                    _recv_exactly(sock, length - 4)
+                    continue
+                return pq.Ping.NO_RESPONSE, (
+                    f"unexpected reply {kind!r} (is a PostgreSQL server on the remote port?)"
+                )
+        except TimeoutError:
+            return pq.Ping.NO_RESPONSE, f"no response within {timeout:.1f}s"
+        except (ConnectionResetError, BrokenPipeError):
+            return pq.Ping.NO_RESPONSE, _CLOSED_AT_ONCE
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            return pq.Ping.NO_RESPONSE, f"connection failed: {reason}"
+
+
+def _postgres_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
+    result, seen = pg_ping(host, port, timeout)
+    return result == pq.Ping.OK, seen
+
+
+def probe_once(kind: ProbeKind, host: str, port: int, timeout: float) -> tuple[bool, str]:
+    """Check once. Returns (ready, what was seen)."""
+    if kind is ProbeKind.NONE:
+        return True, "no check configured"
+    if kind is ProbeKind.POSTGRES:
+        return _postgres_probe(host, port, timeout)
+    return _tcp_probe(host, port, timeout)
+
+
+def _describe(describe_remote: Callable[[], str] | None) -> str:
+    if describe_remote is None:
+        return ""
+    try:
+        text = describe_remote()
+    except Exception as exc:  # the message must not be lost to a failing description
+        return f"\n(could not describe the machine: {exc})"
+    return f"\n{text}" if text else ""
+
+
+def wait_until_ready(
+    name: str,
+    kind: ProbeKind,
+    host: str,
+    port: int,
+    *,
+    deadline: float,
+    reporter: Reporter,
+    describe_remote: Callable[[], str] | None = None,
+    alive_check: Callable[[], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> None:
+    """Probe until ready or ``deadline`` (a ``time.monotonic()`` value).
+
+    ``alive_check`` runs every round (pass ``TunnelSet.check_alive``) so a dead tunnel
+    fails at once. ``progress`` replaces the reporter's own wait display (``wait_all``
+    shares one); ``cancel`` set by another thread ends the wait quietly.
+    """
+    if kind is ProbeKind.NONE:
+        if alive_check is not None:
+            alive_check()
+        return
+    if progress is None:
+        with reporter.waiting(f"waiting for {name} ({kind} on localhost:{port})") as update:
+            _wait_loop(
+                name,
+                kind,
+                host,
+                port,
+                deadline,
+                reporter,
+                describe_remote,
+                alive_check,
+                update,
+                cancel,
+            )
+    else:
+        _wait_loop(
+            name,
+            kind,
+            host,
+            port,
+            deadline,
+            reporter,
+            describe_remote,
+            alive_check,
+            progress,
+            cancel,
+        )
+
+
+def _wait_loop(
+    name: str,
+    kind: ProbeKind,
+    host: str,
+    port: int,
+    deadline: float,
+    reporter: Reporter,
+    describe_remote: Callable[[], str] | None,
+    alive_check: Callable[[], None] | None,
+    update: Callable[[str], None],
+    cancel: threading.Event | None,
+) -> None:
+    started = time.monotonic()
+    delay = _BACKOFF_START
+    seen = "nothing yet"
+    sleeper = cancel or threading.Event()
+    while True:
+        if cancel is not None and cancel.is_set():
+            return
+        if alive_check is not None:
+            alive_check()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, seen = probe_once(kind, host, port, min(remaining, _PROBE_TIMEOUT_MAX))
+        if ready:
+            reporter.info(f"tunnel {name}: {kind} ready on localhost:{port}")
+            return
+        update(seen)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        # Waits on the cancel event, so wait_all can stop the others at once.
+        sleeper.wait(min(delay, remaining))
+        delay = min(delay * 2, _BACKOFF_MAX)
+    waited = time.monotonic() - started
+    raise TimeoutExceededError(
+        redact.scrub(
+            f"tunnel {name} (localhost:{port}): {kind} not ready after {waited:.0f}s; "
+            f"last seen: {seen}"
+        )
+        + redact.scrub(_describe(describe_remote)),
+        hint="check the container's logs with `flyctl logs`; raise the timeout if it is slow",
+    )
+
+
+def wait_all(
+    targets: Sequence[ProbeTarget],
+    *,
+    deadline: float,
+    reporter: Reporter,
+    describe_remote: Callable[[], str] | None = None,
+    alive_check: Callable[[], None] | None = None,
+) -> None:
+    """Probe all targets concurrently (one thread each) until all are ready.
+
+    The first failure stops the others (they end at their next round); it is raised
+    once every thread has finished. ``describe_remote`` is called at most once.
+    """
+    active = [t for t in targets if t.kind is not ProbeKind.NONE]
+    if not active:
+        if alive_check is not None:
+            alive_check()
+        return
+    cancel = threading.Event()
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    states = {t.name: "starting" for t in active}
+    described: list[str] = []
+
+    def describe_once() -> str:
+        with lock:
+            if not described and describe_remote is not None:
+                described.append(describe_remote())
+        return described[0] if described else ""
+
+    label = f"waiting for {len(active)} tunnel(s) to be ready"
+    with reporter.waiting(label) as update:
+
+        def progress_for(name: str) -> Callable[[str], None]:
+            def progress(text: str) -> None:
+                with lock:
+                    states[name] = text
+                    summary = "; ".join(f"{n}: {s}" for n, s in states.items())
+                update(summary)
+
+            return progress
+
+        def run(target: ProbeTarget) -> None:
+            try:
+                wait_until_ready(
+                    target.name,
+                    target.kind,
+                    target.host,
+                    target.port,
+                    deadline=deadline,
+                    reporter=reporter,
+                    describe_remote=describe_once if describe_remote is not None else None,
+                    alive_check=alive_check,
+                    progress=progress_for(target.name),
+                    cancel=cancel,
+                )
+            except BaseException as exc:  # carried to the calling thread
+                with lock:
+                    errors.append(exc)
+                cancel.set()
+                return
+            with lock:
+                states[target.name] = "ready"
+
+        threads = [
+            threading.Thread(target=run, args=(t,), name=f"probe-{t.name}", daemon=True)
+            for t in active
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        finally:
+            # On Ctrl-C in the main thread the probers stop at their next round.
+            cancel.set()
+    if errors:
+        raise errors[0]
+    reporter.detail(f"all {len(active)} tunnel(s) ready")

@@ -1,0 +1,289 @@
+"""Run ``[[steps]]`` and ``[[seed]]``: commands with a rendered env, or HTTP requests.
+
+A command runs in its own process group so that a timeout or Ctrl-C ends the whole
+tree it started (``pnpm`` → ``node`` → ...), not just the top process; its output is
+streamed through the reporter (which scrubs secrets) as it arrives. An HTTP step is
+retried only when repeating it is safe (idempotent methods) and the failure was
+transient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import httpx
+import tenacity
+
+from previewctl import redact
+from previewctl.errors import StepFailedError, TimeoutExceededError
+from previewctl.reporter import Reporter
+
+_TAIL_LINES = 20
+_TERM_GRACE = 3.0
+_READER_JOIN = 5.0
+_BODY_SHOWN = 300
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_STATUSES = frozenset({408, 429})  # and every 5xx
+_BACKOFF_INITIAL = 0.5
+_BACKOFF_MAX = 10.0
+_RETRY_AFTER_MAX = 30.0
+
+
+@dataclass(frozen=True)
+class CommandStep:
+    name: str
+    argv: list[str]
+    env: dict[str, str]  # already rendered; merged over os.environ
+    cwd: Path
+    timeout: float
+
+
+@dataclass(frozen=True)
+class HttpStep:
+    name: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+    timeout: float
+
+
+# ---- commands ---------------------------------------------------------------------------
+
+
+def _with_tail(message: str, tail: deque[str]) -> str:
+    lines = [line for line in tail if line.strip()]
+    if lines:
+        message += "; last output:\n" + "\n".join(f"  {line}" for line in lines)
+    return redact.scrub(message)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Signal a step's process group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _end_group(proc: subprocess.Popen[bytes], reader: threading.Thread) -> None:
+    """SIGTERM the step's whole group, give it a grace period, then SIGKILL; reap."""
+    deadline = time.monotonic() + _TERM_GRACE
+    try:
+        if _signal_group(proc.pid, signal.SIGTERM):
+            if proc.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(_TERM_GRACE)
+            # Children that outlive the leader still hold the output pipe: its EOF
+            # tells when they are gone too.
+            reader.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        # pgid == the leader's PID (start_new_session), and a PID is not reused while
+        # its process group has members, so this reaches only the step's processes.
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _read_output(stream: IO[bytes], reporter: Reporter, tail: deque[str]) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            tail.append(line)
+            reporter.output_line(line)
+
+
+def run_command(step: CommandStep, reporter: Reporter) -> None:
+    """Run ``step.argv``; raise :class:`StepFailedError` / :class:`TimeoutExceededError`.
+
+    Everything the command started is ended when it finishes, times out or is
+    interrupted: the step owns its process group.
+    """
+    if not step.argv:
+        raise StepFailedError(f"step {step.name}: nothing to run (empty command)")
+    if not step.cwd.is_dir():
+        raise StepFailedError(f"step {step.name}: working directory {step.cwd} does not exist")
+    env = {**os.environ, **step.env}
+    try:
+        proc = subprocess.Popen(
+            step.argv,
+            cwd=step.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise StepFailedError(
+            f"step {step.name}: command not found: {step.argv[0]}",
+            hint="install it on the runner, or use its full path in `run`",
+        ) from exc
+    except PermissionError as exc:
+        raise StepFailedError(f"step {step.name}: {step.argv[0]} is not executable") from exc
+    except OSError as exc:
+        raise StepFailedError(
+            f"step {step.name}: cannot run {step.argv[0]}: {exc.strerror or exc}"
+        ) from exc
+
+    assert proc.stdout is not None
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    reader = threading.Thread(
+        target=_read_output,
+        args=(proc.stdout, reporter, tail),
+        name=f"step-{step.name}-output",
+        daemon=True,
+    )
+    reader.start()
+    timed_out = False
+    code = -1
+    try:
+        try:
+            code = proc.wait(timeout=step.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    finally:
+        # Timeout, Ctrl-C, any error, or leftovers (`cmd &`) after a normal exit alike.
+        _end_group(proc, reader)
+        reader.join(_READER_JOIN)
+        if not reader.is_alive():  # a blocked reader holds the stream's lock
+            proc.stdout.close()
+
+    if timed_out:
+        raise TimeoutExceededError(
+            _with_tail(f"step {step.name} timed out after {step.timeout:g}s", tail)
+        )
+    if code < 0:
+        try:
+            signame = signal.Signals(-code).name
+        except ValueError:
+            signame = f"signal {-code}"
+        raise StepFailedError(_with_tail(f"step {step.name} was killed by {signame}", tail))
+    if code != 0:
+        raise StepFailedError(_with_tail(f"step {step.name} failed with exit code {code}", tail))
+
+
+# ---- HTTP -------------------------------------------------------------------------------
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+_TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+def _is_retryable_status(status: int) -> bool:
+    return status in RETRY_STATUSES or 500 <= status <= 599
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date), or None."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return None
+
+
+def _wait_seconds(state: tenacity.RetryCallState) -> float:
+    outcome = state.outcome
+    if outcome is not None and outcome.failed:
+        exc = outcome.exception()
+        if isinstance(exc, _RetryableStatus):
+            after = _retry_after(exc.response)
+            if after is not None:
+                return min(after, _RETRY_AFTER_MAX)
+    # Full jitter: uniform in [0, min(max, initial * 2^(n-1))].
+    ceiling = min(_BACKOFF_MAX, _BACKOFF_INITIAL * 2 ** (state.attempt_number - 1))
+    return random.uniform(0, ceiling)
+
+
+def _describe_failure(state: tenacity.RetryCallState) -> str:
+    outcome = state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    if isinstance(exc, _RetryableStatus):
+        return str(exc.response.status_code)
+    return type(exc).__name__ if exc is not None else "?"
+
+
+def run_http(
+    step: HttpStep,
+    client: httpx.Client,
+    reporter: Reporter,
+    *,
+    attempts: int = 4,
+) -> httpx.Response:
+    """Send the request; retry transient failures of idempotent methods; 2xx or raise."""
+    method = step.method.upper()
+    shown_url = redact.scrub(step.url)
+    idempotent = method in IDEMPOTENT_METHODS
+    total = max(1, attempts) if idempotent else 1
+
+    def send() -> httpx.Response:
+        response = client.request(
+            method, step.url, headers=step.headers, content=step.body, timeout=step.timeout
+        )
+        if idempotent and _is_retryable_status(response.status_code):
+            response.read()
+            raise _RetryableStatus(response)
+        return response
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        pause = state.next_action.sleep if state.next_action is not None else 0.0
+        reporter.info(
+            f"{step.name}: {method} {shown_url} → {_describe_failure(state)}, "
+            f"retrying in {pause:.1f}s (attempt {state.attempt_number + 1}/{total})"
+        )
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(total),
+        wait=_wait_seconds,
+        # send() raises _RetryableStatus only for idempotent methods; POST/PATCH also
+        # stop after their single attempt on a connection error.
+        retry=tenacity.retry_if_exception_type((_RetryableStatus, *_TRANSIENT_ERRORS)),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        response = retrying(send)
+    except _RetryableStatus as exc:
+        response = exc.response
+    except httpx.HTTPError as exc:
+        tried = f" after {total} attempts" if total > 1 else ""
+        raise StepFailedError(
+            redact.scrub(f"step {step.name}: {method} {step.url} failed{tried}: {exc}")
+        ) from None
+
+    status = response.status_code
+    if not 200 <= status <= 299:
+        # Scrub before cutting: a cut must not leave part of a secret behind.
+        body = redact.scrub(response.text).strip()[:_BODY_SHOWN]
+        raise StepFailedError(
+            redact.scrub(f"step {step.name}: {method} {step.url} → {status}: {body}")
+        )
+    reporter.info(f"{step.name}: {status}")
+    return response
