@@ -490,13 +490,16 @@ def _check_templates(config: Config) -> None:
         if key.startswith("seed["):
             continue  # seed runs after the deployments exist: their URLs are known
         for ref in template.refs(text):
-            if ref.namespace == "vercel" and vercel is not None:
-                if vercel.projects[ref.parts[1]].domain is None:
-                    raise ConfigError(
-                        f"{ref} outside [[seed]] needs a `domain` on "
-                        f"[vercel.projects.{ref.parts[1]}]: a deployment URL is not "
-                        "known before the deployment exists",
-                        file=str(config.path),
-                        key=key,
-                        line=_line_of(config.text, key.split(".")),
-                    )
+            if (
+                ref.namespace == "vercel"
+                and vercel is not None
+                and vercel.projects[ref.parts[1]].domain is None
+            ):
+                raise ConfigError(
+                    f"{ref} outside [[seed]] needs a `domain` on "
+                    f"[vercel.projects.{ref.parts[1]}]: a deployment URL is not "
+                    "known before the deployment exists",
+                    file=str(config.path),
+                    key=key,
+                    line=_line_of(config.text, key.split(".")),
+                )

@@ -89,9 +89,7 @@ def test_changed_machine_config_updates_once(cli: Cli, fly: FlyEmulator, project
     fly.clear_log()
     result = cli.run("up", "--pr", "7")
     assert result.code == 0, result.output
-    updates = [
-        r for r in fly.mutating_calls() if r.method == "POST" and r.path.endswith(before.id)
-    ]
+    updates = [r for r in fly.mutating_calls() if r.method == "POST" and r.path.endswith(before.id)]
     assert len(updates) == 1
     after = live_machines(fly, APP)
     assert [m.id for m in after] == [before.id]

@@ -310,6 +310,10 @@ class FlyEmulator(LoopbackApi):
         self.lease_owner = lease_owner
         self.apps: dict[str, AppState] = {}
         self.rate_limited = 0
+        # Called with (app, machine config) whenever a machine is booted with a config:
+        # tests use it to make "the container" (a real local server) follow the config,
+        # e.g. set the database password the config carries.
+        self.on_boot: Callable[[str, dict[str, Any]], None] | None = None
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._ip_counter = 0
 
@@ -597,6 +601,7 @@ class FlyEmulator(LoopbackApi):
                 machine.schedule((0.0, "created"), (self.stop_seconds, "stopped"))
             else:
                 self._boot(machine)
+                self._notify_boot(app, config)
             if data.get("lease_ttl"):
                 machine.lease = Lease(
                     secrets.token_hex(16),
@@ -608,6 +613,10 @@ class FlyEmulator(LoopbackApi):
         if machine.lease is not None:  # fly-go's Machine.LeaseNonce
             answer["nonce"] = machine.lease.nonce
         return self.json_response(answer)
+
+    def _notify_boot(self, app: str, config: dict[str, Any]) -> None:
+        if self.on_boot is not None:
+            self.on_boot(app, copy.deepcopy(config))
 
     def on_get_machine(self, request: Request, body: Any, app: str, machine_id: str) -> Response:
         with self.lock:
@@ -625,6 +634,7 @@ class FlyEmulator(LoopbackApi):
             machine.config = copy.deepcopy(config)
             machine.instance_id = self._instance_id()
             if machine.target_state == "started" and not data.get("skip_launch"):
+                self._notify_boot(app, config)
                 machine.schedule(
                     (0.0, "replacing"),
                     (self.stop_seconds, "starting"),
@@ -641,6 +651,7 @@ class FlyEmulator(LoopbackApi):
             if machine.target_state != "started":
                 machine.instance_id = self._instance_id()
                 self._boot(machine)
+                self._notify_boot(app, machine.config)
         return self.json_response(
             {"previous_state": previous, "migrated": False, "new_host_id": ""}
         )

@@ -244,7 +244,9 @@ def env_cmd(
         EnvFormat.shell
     ),
 ) -> None:
-    """Print the env for local tools, pointing at the tunnel ports (`eval "$(previewctl env --pr N)"`).
+    """Print the env for local tools, pointing at the tunnel ports.
+
+    Use it as `eval "$(previewctl env --pr N)"` after `previewctl tunnel --pr N`.
 
     The values hold the preview's secrets: they are printed only here, on stdout.
     """

@@ -1,0 +1,79 @@
+"""`down`: remove what previewctl made for a PR. Already gone is success."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from previewctl.errors import ApiError, NotManagedError
+from previewctl.ops import comment, preview
+from previewctl.ops.machine import find_managed_machines
+from previewctl.ops.runtime import Runtime
+from previewctl.ops.up import skip_fork
+from previewctl.ops.vercel_ops import remove_vercel
+from previewctl.target import Target, resolve_target
+
+
+def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
+    target = resolve_target(pr, branch, rt.env)
+    assert target is not None
+    skipped = skip_fork(rt, target)
+    if skipped:
+        return skipped
+    config = rt.config
+    app = config.app_name(target.pr)
+    fly = rt.fly()
+    if rt.vercel_configured():
+        rt.vercel()
+    result: dict[str, Any] = {"pr": target.pr, "app": app, "app_deleted": False, "vercel": {}}
+
+    with rt.reporter.phase("find preview"):
+        try:
+            existing = fly.get_app(app)
+        except ApiError as exc:
+            if exc.status == 403:
+                raise NotManagedError(
+                    f"app {app} belongs to another Fly organization; not touching it"
+                ) from None
+            raise
+        machines = find_managed_machines(fly, app) if existing is not None else []
+        if existing is not None and not machines:
+            raise NotManagedError(
+                f"app {app} matches the name template but carries no previewctl marker: "
+                "it was not made by previewctl, so down leaves it alone",
+                hint="delete it by hand (flyctl apps destroy) if it really is a leftover",
+            )
+    if machines and target.branch is None:
+        info = preview.PreviewInfo.of(preview.pick_survivor(machines))
+        if info.branch:
+            target = Target(pr=target.pr, branch=info.branch, repo=target.repo)
+
+    if rt.vercel_configured():
+        if target.branch:
+            with rt.reporter.phase("vercel"):
+                values = rt.values(target)
+                result["vercel"] = remove_vercel(rt, target, values)
+        else:
+            rt.reporter.warn(
+                "branch unknown (no --branch, no event, no preview): Vercel vars left for gc"
+            )
+
+    with rt.reporter.phase("fly app"):
+        if existing is None:
+            rt.reporter.info(f"app {app} is already gone")
+        else:
+            deleted = fly.delete_app(app)
+            result["app_deleted"] = deleted
+            rt.reporter.success(f"destroyed Fly app {app}" if deleted else f"{app} already gone")
+
+    comment.publish(
+        rt,
+        target,
+        comment.Report(
+            status="removed",
+            app=app,
+            headline=f"removed for PR #{target.pr}",
+            rows=[("Fly app", f"`{app}` destroyed")],
+            timings=rt.reporter.timings,
+        ),
+    )
+    return result

@@ -1,0 +1,103 @@
+"""`resume` and `tunnel`: bring a preview back to a laptop, in the foreground."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from previewctl import redact
+from previewctl.errors import PreviewctlError
+from previewctl.ops.envcmd import step_env
+from previewctl.ops.lifecycle import Found, find_preview
+from previewctl.ops.machine import wait_healthy
+from previewctl.ops.runtime import Runtime
+from previewctl.ops.session import open_tunnels, run_steps
+from previewctl.ops.vercel_ops import domain_urls
+from previewctl.target import resolve_target
+from previewctl.tunnels import TunnelSet, find_flyctl
+
+
+def _find(rt: Runtime, pr: str) -> Found:
+    target = resolve_target(pr, None, rt.env)
+    assert target is not None
+    rt.config.app_name(target.pr)
+    rt.check_env_refs()
+    rt.fly()
+    if rt.config.model.tunnels:
+        find_flyctl(rt.env)
+    return find_preview(rt, target)
+
+
+def _start(rt: Runtime, found: Found) -> None:
+    fly = rt.fly()
+    machine = found.machine
+    deadline = time.monotonic() + rt.config.model.timeouts.machine
+    with rt.reporter.phase("start machine"):
+        if machine.state in ("stopped", "suspended", "created"):
+            with fly.lease(found.app, machine.id, deadline=deadline) as nonce:
+                rt.reporter.info(f"starting machine {machine.id} of {found.app}")
+                fly.start_machine(found.app, machine.id, nonce=nonce)
+        machine = wait_healthy(fly, found.app, machine.id, deadline=deadline, reporter=rt.reporter)
+        rt.reporter.success(f"machine {machine.id} is started and healthy")
+
+
+def _hold(rt: Runtime, tunnels: TunnelSet | None) -> None:
+    """Keep the tunnels up until Ctrl-C; a tunnel that dies ends the command."""
+    if tunnels is None:
+        return
+    rt.reporter.info("tunnels are open; press Ctrl-C to close them")
+    while True:
+        tunnels.check_alive()
+        time.sleep(0.5)
+
+
+def _print_env(rt: Runtime, found: Found, values: object, *, json_output: bool) -> None:
+    from previewctl.ops.envcmd import render_env
+
+    env = step_env(rt, values)  # type: ignore[arg-type]
+    if json_output:
+        text = json.dumps({"app": found.app, "pr": found.target.pr, "env_keys": sorted(env)})
+        sys.stdout.write(text + "\n")
+    else:
+        sys.stdout.write("# use these in another shell (they point at the open tunnels):\n")
+        sys.stdout.write(render_env(env, "shell"))
+    sys.stdout.flush()
+
+
+def run_resume(rt: Runtime, pr: str, *, json_output: bool = False) -> None:
+    found = _find(rt, pr)
+    _start(rt, found)
+    values = rt.values(found.target, secrets=found.secrets)
+    values.vercel_urls = domain_urls(rt, values)
+    fly = rt.fly()
+    with open_tunnels(rt, found.app, found.machine.id, values, fly=fly) as tunnels:
+        run_steps(
+            rt,
+            rt.config.model.steps,
+            values,
+            section="steps",
+            alive_check=tunnels.check_alive if tunnels else None,
+        )
+        rt.reporter.success(f"PR #{found.target.pr} is back: data re-created by the steps")
+        _print_env(rt, found, values, json_output=json_output)
+        _hold(rt, tunnels)
+
+
+def run_tunnel(rt: Runtime, pr: str, *, json_output: bool = False) -> None:
+    found = _find(rt, pr)
+    if not rt.config.model.tunnels:
+        raise PreviewctlError("the config has no [tunnels]")
+    if found.machine.state != "started":
+        raise PreviewctlError(
+            f"machine {found.machine.id} is {found.machine.state}",
+            hint=f"start it with `previewctl resume --pr {found.target.pr}`",
+        )
+    values = rt.values(found.target, secrets=found.secrets)
+    values.vercel_urls = domain_urls(rt, values)
+    with open_tunnels(rt, found.app, found.machine.id, values, fly=rt.fly()) as tunnels:
+        if json_output:
+            ports = {n: {"host": h, "port": p} for n, (h, p) in values.tunnels.items()}
+            sys.stdout.write(redact.scrub(json.dumps({"app": found.app, "tunnels": ports})) + "\n")
+            sys.stdout.flush()
+        _hold(rt, tunnels)

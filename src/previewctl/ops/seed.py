@@ -1,0 +1,119 @@
+"""`seed`: run [[seed]] once the preview (and the Vercel deployments it needs) are ready."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from previewctl import template
+from previewctl.errors import PreviewctlError
+from previewctl.ops import comment
+from previewctl.ops.lifecycle import find_preview
+from previewctl.ops.runtime import Runtime
+from previewctl.ops.session import open_tunnels, run_steps
+from previewctl.ops.up import preflight, skip_fork
+from previewctl.ops.vercel_ops import domain_urls
+from previewctl.target import resolve_target
+
+
+def _seed_refs(rt: Runtime) -> tuple[set[str], bool]:
+    """Vercel projects and whether tunnels are referenced by the seed steps."""
+    projects: set[str] = set()
+    tunnels = False
+    for step in rt.config.model.seed:
+        texts: list[str] = list(step.env.values())
+        if isinstance(step.run, str):
+            texts.append(step.run)
+        elif step.run:
+            texts.extend(step.run)
+        if step.http:
+            texts += [step.http.url, *step.http.headers.values(), step.http.body or ""]
+        for text in texts:
+            for ref in template.refs(text):
+                if ref.namespace == "vercel":
+                    projects.add(ref.parts[1])
+                elif ref.namespace == "tunnels":
+                    tunnels = True
+    return projects, tunnels
+
+
+def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
+    target = resolve_target(pr, branch, rt.env)
+    assert target is not None
+    skipped = skip_fork(rt, target)
+    if skipped:
+        return skipped
+    projects, needs_tunnels = _seed_refs(rt)
+    preflight(rt, target, tunnels=needs_tunnels, vercel=bool(projects))
+    config = rt.config
+    if not config.model.seed:
+        rt.reporter.info("no [[seed]] steps configured: nothing to do")
+        return {"pr": target.pr, "seeded": []}
+    found = find_preview(rt, target)
+    target = found.target
+    values = rt.values(target, secrets=found.secrets)
+    values.vercel_urls = dict(domain_urls(rt, values))
+    deployments: dict[str, str] = {}
+    try:
+        if projects:
+            client = rt.vercel()
+            assert target.branch is not None
+            vercel = config.model.vercel
+            deadline = time.monotonic() + (vercel.deployment_timeout if vercel else 900.0)
+            with rt.reporter.phase("vercel deployments"):
+                for name in sorted(projects):
+                    info = client.get_project(name)
+                    ready = client.wait_ready(
+                        info.id, target.branch, deadline=deadline, reporter=rt.reporter
+                    )
+                    url = ready.https_url
+                    if not url:
+                        raise PreviewctlError(f"deployment {ready.uid} of {name} has no URL")
+                    values.vercel_urls[name] = url
+                    deployments[name] = url
+                    rt.reporter.info(f"{name}: {ready.uid} is READY at {url}")
+        if needs_tunnels:
+            fly = rt.fly()
+            with open_tunnels(rt, found.app, found.machine.id, values, fly=fly) as tunnels:
+                run_steps(
+                    rt,
+                    config.model.seed,
+                    values,
+                    section="seed",
+                    alive_check=tunnels.check_alive if tunnels else None,
+                )
+        else:
+            run_steps(rt, config.model.seed, values, section="seed")
+    except PreviewctlError as exc:
+        comment.publish(
+            rt,
+            target,
+            comment.Report(
+                status="failed",
+                app=found.app,
+                headline=f"`seed` failed for PR #{target.pr}",
+                rows=[("Fly app", f"`{found.app}`")],
+                timings=rt.reporter.timings,
+                error=str(exc),
+            ),
+        )
+        raise
+    rows = [("Fly app", f"`{found.app}`")] + [(n, u) for n, u in deployments.items()]
+    comment.publish(
+        rt,
+        target,
+        comment.Report(
+            status="seeded",
+            app=found.app,
+            headline=f"ready and seeded for PR #{target.pr}",
+            rows=rows,
+            timings=rt.reporter.timings,
+        ),
+    )
+    rt.reporter.success(f"seeded PR #{target.pr}: {', '.join(s.name for s in config.model.seed)}")
+    return {
+        "pr": target.pr,
+        "app": found.app,
+        "seeded": [s.name for s in config.model.seed],
+        "deployments": deployments,
+    }
