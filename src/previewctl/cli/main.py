@@ -15,8 +15,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import click
 import typer
+
+try:  # newer typer vendors its own click; its exceptions are not click's
+    from typer._click import exceptions as click_exceptions  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as click_exceptions  # type: ignore[no-redef,unused-ignore]
 
 if TYPE_CHECKING:
     from previewctl.ops.runtime import Runtime
@@ -283,16 +287,16 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = app(standalone_mode=False)
-    except click.exceptions.UsageError as exc:
+    except click_exceptions.UsageError as exc:
         ctx_help = ""
         if exc.ctx is not None:
             ctx_help = f"Try '{exc.ctx.command_path} --help' for help.\n"
         sys.stderr.write(f"error: {exc.format_message()}\n{ctx_help}")
         raise SystemExit(2) from None
-    except click.exceptions.ClickException as exc:
+    except click_exceptions.ClickException as exc:
         sys.stderr.write(f"error: {exc.format_message()}\n")
         raise SystemExit(exc.exit_code) from None
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("interrupted: everything previewctl started has been stopped\n")
         raise SystemExit(130) from None
     except SystemExit:

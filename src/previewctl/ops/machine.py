@@ -141,8 +141,8 @@ def converge_machine(rt: Runtime, target: Target, *, deadline: float) -> Machine
     if created_app:
         actions.append("created app")
     try:
-        ensure_ips(rt, app, actions)
         machine, secrets = _ensure_machine(rt, target, app, actions, deadline)
+        ensure_ips(rt, app, actions)
     except BaseException:
         if created_app:
             # An app without a marked machine is one gc can't recognise: remove it, unless
@@ -188,7 +188,11 @@ def _ensure_machine(
             fly.create_machine(app, config=desired, region=model.app.region, name=f"{app}-preview")
             actions.append("created machine")
         except ConflictError:
-            # A concurrent run created it first (the name is taken): adopt theirs.
+            # A concurrent run may have created it first (the name is taken): adopt
+            # theirs; anything else (a 422 validation error, say) is the real answer.
+            managed = find_managed_machines(fly, app)
+            if not managed:
+                raise
             rt.reporter.info("a concurrent run created the machine; using it")
         managed = find_managed_machines(fly, app)
         if not managed:
