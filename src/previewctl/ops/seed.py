@@ -98,7 +98,9 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
             ),
         )
         raise
-    rows = [("Fly app", f"`{found.app}`")] + [(n, u) for n, u in deployments.items()]
+    rows = [("Fly app", f"`{found.app}`"), ("Hostname", f"`{found.app}.fly.dev`")]
+    rows += [(f"{n} (branch domain)", u) for n, u in domain_urls(rt, values).items()]
+    rows += [(f"{n} (deployment)", u) for n, u in deployments.items()]
     comment.publish(
         rt,
         target,

@@ -1,0 +1,229 @@
+"""`up`/`seed`/`down` with Vercel and GitHub, run as a workflow step would run them."""
+
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BASIC_TOML, Cli, Project, assert_no_leak, base_env, machine_secrets
+from tests.fakes.fly_api import FlyEmulator
+from tests.fakes.github_api import GitHubFake
+from tests.fakes.vercel_api import VercelFake
+
+PR, BRANCH, APP = 8, "feat/login", "pr-8-svc"
+MARKER = "<!-- previewctl -->"
+
+VERCEL_TOML = f"""
+[vercel]
+redeploy = true
+
+[vercel.projects.api]
+domain = "pr-${{pr}}-api.preview.example.com"
+env = {{ DATABASE_URL = "postgresql://app:${{secrets.pg_password}}@${{app.hostname}}:5432/db?sslmode=require", API_KEY = "${{secrets.api_key}}", SELF_URL = "${{vercel.api.url}}", LOG_LEVEL = "${{env.PREVIEW_LOG_LEVEL}}" }}
+
+[vercel.projects.web]
+env = {{ API_URL = "${{vercel.api.url}}" }}
+
+[[seed]]
+name = "announce"
+run = ["{sys.executable}", "-c", "import os; print('seeding', os.environ['API'])"]
+env = {{ API = "${{vercel.api.url}}" }}
+"""
+
+
+@dataclass
+class Wired:
+    fly: FlyEmulator
+    vercel: VercelFake
+    github: GitHubFake
+    cli: Cli
+    project: Project
+    output: Path
+    summary: Path
+    event: Path
+
+    def secrets(self) -> list[str]:
+        return list(machine_secrets(self.fly, APP).values())
+
+    def everything_printed(self) -> str:
+        comments = "".join(c["body"] for c in self.github.comments_on(PR))
+        return (
+            self.cli.all_output()
+            + self.output.read_text()
+            + (self.summary.read_text() if self.summary.exists() else "")
+            + comments
+        )
+
+
+def write_event(path: Path, head_repo: str | None) -> None:
+    path.write_text(
+        json.dumps(
+            {
+                "action": "synchronize",
+                "number": PR,
+                "pull_request": {
+                    "number": PR,
+                    "head": {
+                        "ref": BRANCH,
+                        "repo": {"full_name": head_repo} if head_repo else None,
+                    },
+                },
+            }
+        )
+    )
+
+
+@pytest.fixture
+def wired(project: Project, fly: FlyEmulator, fly_token: str, tmp_path: Path) -> Iterator[Wired]:
+    vercel_token, gh_token = pysecrets.token_hex(16), pysecrets.token_hex(16)
+    vercel = VercelFake(token=vercel_token, build_seconds=0.4).start()
+    github = GitHubFake(token=gh_token, repo="acme/agents").start()
+    for name in ("api", "web"):
+        vercel.add_project(name, branches=("main", BRANCH, "other"))
+        vercel.add_deployment(name, BRANCH, state="READY")
+    github.add_pr(PR, BRANCH)
+    project.write(BASIC_TOML + VERCEL_TOML)
+    output, summary, event = tmp_path / "out", tmp_path / "summary.md", tmp_path / "event.json"
+    output.touch()
+    write_event(event, "acme/agents")
+    env = base_env(tmp_path)
+    env.update(
+        {
+            "FLY_API_TOKEN": fly_token,
+            "FLY_API_BASE_URL": fly.url,
+            "VERCEL_TOKEN": vercel_token,
+            "VERCEL_API_URL": vercel.url,
+            "GITHUB_TOKEN": gh_token,
+            "GITHUB_API_URL": github.url,
+            "GITHUB_REPOSITORY": "acme/agents",
+            "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "PREVIEW_LOG_LEVEL": "debug",
+        }
+    )
+    yield Wired(fly, vercel, github, Cli(project, env), project, output, summary, event)
+    vercel.stop()
+    github.stop()
+
+
+def env_posts(vercel: VercelFake, project: str) -> list:
+    return vercel.calls("POST", rf"^/v10/projects/{project}/env$")
+
+
+def test_up_writes_branch_vars_once_and_redeploys_only_on_change(wired: Wired) -> None:
+    result = wired.cli.run("up")  # PR and branch come from the event
+    assert result.code == 0, result.output
+    for project, keys in (
+        ("api", {"DATABASE_URL", "API_KEY", "SELF_URL", "LOG_LEVEL"}),
+        ("web", {"API_URL"}),
+    ):
+        posts = env_posts(wired.vercel, project)
+        assert len(posts) == 1, project
+        body = posts[0].body
+        assert isinstance(body, list)
+        assert {item["key"] for item in body} == keys
+        assert all(item["gitBranch"] == BRANCH for item in body)
+        assert all(item["target"] == ["preview"] for item in body)
+        assert all(item["type"] == "encrypted" for item in body)
+    stored = {e["key"]: e["value"] for e in wired.vercel.envs_for("api", BRANCH)}
+    secrets = machine_secrets(wired.fly, APP)
+    assert stored["DATABASE_URL"] == (
+        f"postgresql://app:{secrets['pg_password']}@{APP}.fly.dev:5432/db?sslmode=require"
+    )
+    assert stored["SELF_URL"] == "https://pr-8-api.preview.example.com"
+    assert [d["name"] for d in wired.vercel.domains_for("api")] == ["pr-8-api.preview.example.com"]
+    assert len(wired.vercel.redeploys()) == 2  # one per project whose vars were written
+
+    wired.vercel.clear_log()
+    again = wired.cli.run("up")
+    assert again.code == 0, again.output
+    assert env_posts(wired.vercel, "api") == []
+    assert env_posts(wired.vercel, "web") == []
+    assert wired.vercel.redeploys() == []
+
+    wired.cli.env["PREVIEW_LOG_LEVEL"] = "info"
+    changed = wired.cli.run("up")
+    assert changed.code == 0, changed.output
+    posts = env_posts(wired.vercel, "api")
+    assert len(posts) == 1
+    assert [item["key"] for item in posts[0].body] == ["LOG_LEVEL"]
+    assert env_posts(wired.vercel, "web") == []
+    assert len(wired.vercel.redeploys()) == 1
+
+
+def test_down_removes_exactly_the_managed_keys_of_the_branch(wired: Wired) -> None:
+    assert wired.cli.run("up").code == 0
+    wired.vercel.add_env("api", "DATABASE_URL", "postgres://other", git_branch="other")
+    wired.vercel.add_env("api", "DATABASE_URL", "postgres://generic")  # branch-less preview var
+    wired.vercel.add_env("api", "HAND_MADE", "x", git_branch=BRANCH)  # unmanaged, same branch
+    result = wired.cli.run("down")
+    assert result.code == 0, result.output
+    left = {(e["key"], e.get("gitBranch")) for e in wired.vercel.envs_for("api")}
+    assert left == {("DATABASE_URL", "other"), ("DATABASE_URL", None), ("HAND_MADE", BRANCH)}
+    assert wired.vercel.envs_for("web", BRANCH) == []
+    assert wired.vercel.domains_for("api") == []
+    assert APP not in wired.fly.apps
+    second = wired.cli.run("down")
+    assert second.code == 0, second.output
+
+
+def test_vercel_201_with_failed_entries_fails_with_the_code(wired: Wired) -> None:
+    wired.vercel.fail_keys = {"API_KEY": "ENV_CONFLICT"}
+    result = wired.cli.run("up")
+    assert result.code == 1
+    assert "ENV_CONFLICT" in result.stderr
+    assert "API_KEY" in result.stderr
+    assert "::error" in result.stderr
+
+
+def test_one_sticky_comment_through_up_up_seed_down(wired: Wired) -> None:
+    assert wired.cli.run("up").code == 0
+    assert wired.cli.run("up").code == 0
+    seeded = wired.cli.run("seed")
+    assert seeded.code == 0, seeded.output
+    assert "seeding https://" in seeded.stderr
+    assert wired.cli.run("down").code == 0
+    ours = [c for c in wired.github.comments_on(PR) if MARKER in c["body"]]
+    assert len(ours) == 1
+    assert "removed" in ours[0]["body"]
+    assert f"`{APP}`" in ours[0]["body"]
+
+
+def test_fork_pr_is_skipped_without_any_request(wired: Wired) -> None:
+    write_event(wired.event, "someone/fork")
+    for command in ("up", "seed", "down"):
+        result = wired.cli.run(command)
+        assert result.code == 0, result.output
+        assert "::notice" in result.stderr
+        assert "fork" in result.stderr
+    assert wired.fly.requests == []
+    assert wired.vercel.requests == []
+
+
+def test_secrets_appear_only_in_mask_lines_and_masks_come_first(wired: Wired) -> None:
+    assert wired.cli.run("up").code == 0
+    assert wired.cli.run("seed").code == 0
+    secrets = wired.secrets()
+    printed = wired.everything_printed()
+    assert_no_leak(printed, secrets)
+    first_up = wired.cli.history[0].stderr.splitlines()
+    mask_lines = [i for i, line in enumerate(first_up) if line.startswith("::add-mask::")]
+    other_lines = [i for i, line in enumerate(first_up) if not line.startswith("::add-mask::")]
+    assert len(mask_lines) >= len(secrets)
+    for value in secrets:
+        assert any(line == f"::add-mask::{value}" for line in first_up)
+    # the masks of the generated secrets precede everything after machine creation
+    created = next(i for i, line in enumerate(first_up) if "creating machine" in line)
+    assert max(mask_lines[: len(secrets)]) < created + 2
+    assert other_lines  # it did print progress
+    summary = wired.summary.read_text()
+    assert APP in summary
+    assert "| phase | seconds |" in summary
