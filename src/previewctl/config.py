@@ -47,7 +47,8 @@ Duration = Annotated[float, Field(ge=0)]
 
 
 def _duration(value: Any) -> float:
-    if isinstance(value, str | int | float):
+    # bool is an int: without this, `timeout = true` would mean one second
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
         return parse_duration(value)
     raise ValueError("expected a duration such as 90s, 5m, 7d")
 
@@ -368,29 +369,66 @@ def _templated(config: Config) -> Iterator[tuple[str, str, frozenset[Namespace]]
                 yield f"vercel.projects.{project}.env.{k}", v, NS_VERCEL
 
 
+_HEADER_RE = re.compile(r"^\s*(\[\[?)([^\[\]]+)(\]\]?)\s*(#.*)?$")
+
+
+def _header(line: str) -> tuple[tuple[str, ...], bool] | None:
+    """(dotted names, is an array of tables) when ``line`` is a table header."""
+    match = _HEADER_RE.match(line)
+    if match is None or len(match.group(1)) != len(match.group(3)):
+        return None
+    names = tuple(p.strip().strip("\"'") for p in match.group(2).split("."))
+    return names, match.group(1) == "[["
+
+
+def _key_path(key: str) -> list[str]:
+    """``steps[1].env.A`` -> ``["steps", "1", "env", "A"]`` (the form of pydantic's loc)."""
+    out: list[str] = []
+    for part in key.split("."):
+        name, *indices = part.replace("]", "").split("[")
+        out.append(name)
+        out.extend(indices)
+    return out
+
+
 def _line_of(text: str, path: list[str]) -> int | None:
-    """Best-effort line of a key: the last path component after its table header."""
-    names = [p for p in path if not p.isdigit()]
+    """Best-effort line of a key: its table header (the right one of a ``[[...]]``
+    array), then the last name of the path inside that table."""
+    names: list[str] = []
+    index: list[int | None] = []
+    for part in path:
+        if part.isdigit() and names:
+            index[-1] = int(part)
+        else:
+            names.append(part)
+            index.append(None)
     if not names:
         return None
     lines = text.splitlines()
-    start = 0
-    header = [p for p in names[:-1]]
-    for n in range(len(header), 0, -1):
-        dotted = ".".join(header[:n])
-        pat = re.compile(r"^\s*\[\[?\s*" + re.escape(dotted) + r"\s*\]\]?\s*(#.*)?$")
-        for i, line in enumerate(lines):
-            if pat.match(line):
-                start = i
-                break
-        else:
-            continue
-        break
-    key = re.compile(r'(^|[\s{,])"?' + re.escape(names[-1]) + r'"?\s*=')
-    for i in range(start, len(lines)):
-        if key.search(lines[i]):
+    headers = [(i, _header(line)) for i, line in enumerate(lines)]
+    start, stop, rest = 0, len(lines), names
+    for n in range(len(names), 0, -1):
+        wanted = tuple(names[:n])
+        occurrence = index[n - 1]
+        found = [
+            i
+            for i, h in headers
+            if h is not None and h[0] == wanted and h[1] == (occurrence is not None)
+        ]
+        if occurrence is not None:
+            found = found[occurrence : occurrence + 1]
+        if found:
+            start = found[0]
+            stop = next((i for i, h in headers if i > start and h is not None), len(lines))
+            rest = names[n:]
+            if not rest:
+                return start + 1
+            break
+    key = re.compile(r'(^|[\s{,])["\']?' + re.escape(rest[-1]) + r'["\']?\s*=')
+    for i in range(start, stop):
+        if headers[i][1] is None and key.search(lines[i]):
             return i + 1
-    return None
+    return start + 1 if rest is not names else None
 
 
 def _loc_to_path(loc: tuple[int | str, ...]) -> list[str]:
@@ -416,7 +454,11 @@ def load_config(path: Path) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        # `lineno` exists from Python 3.14; before, the line is only in the message
         line = getattr(exc, "lineno", None)
+        if line is None:
+            found = re.search(r"at line (\d+)", str(exc))
+            line = int(found.group(1)) if found else None
         raise ConfigError(f"not valid TOML: {exc}", file=str(path), line=line) from None
     try:
         model = ConfigModel.model_validate(data)
@@ -433,17 +475,22 @@ def load_config(path: Path) -> Config:
             msg + more, file=str(path), key=_format_key(loc), line=_line_of(text, loc)
         ) from None
     machine_path = (path.parent / model.machine.config).resolve()
-    machine_template = _load_machine_config(machine_path, str(path))
+    machine_template = _load_machine_config(
+        machine_path, str(path), line=_line_of(text, ["machine", "config"])
+    )
     config = Config(path=path, model=model, machine_template=machine_template, text=text)
     _check_templates(config)
     config.app_name(99999)  # the longest plausible name must be valid too
     return config
 
 
-def _load_machine_config(path: Path, config_file: str) -> dict[str, Any]:
+def _load_machine_config(path: Path, config_file: str, *, line: int | None) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(
-            f"machine config {path.name} not found", file=config_file, key="machine.config"
+            f"machine config {path.name} not found",
+            file=config_file,
+            key="machine.config",
+            line=line,
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -469,21 +516,22 @@ def _check_templates(config: Config) -> None:
     known = config.known
     for key, text, scope in _templated(config):
         file = str(config.path)
-        if ":" in key and key.startswith(config.model.machine.config):
+        in_machine = ":" in key and key.startswith(config.model.machine.config)
+        if in_machine:
             file = str((config.root / config.model.machine.config).resolve())
+        # a line found in previewctl.toml means nothing in the machine config JSON
+        line = None if in_machine else _line_of(config.text, _key_path(key))
         try:
             template.check(text, scope, known)
         except TemplateError as exc:
-            raise ConfigError(
-                str(exc), file=file, key=key, line=_line_of(config.text, key.split("."))
-            ) from None
+            raise ConfigError(str(exc), file=file, key=key, line=line) from None
         if key.startswith("vercel.") and _LOCAL_HOSTS.search(text):
             raise ConfigError(
                 "a Vercel value must not point at localhost or a tunnel: Vercel reaches the "
                 "preview through its public hostname (${app.hostname})",
                 file=file,
                 key=key,
-                line=_line_of(config.text, key.split(".")),
+                line=line,
             )
     vercel = config.model.vercel
     for key, text, _scope in _templated(config):
@@ -501,5 +549,5 @@ def _check_templates(config: Config) -> None:
                     "known before the deployment exists",
                     file=str(config.path),
                     key=key,
-                    line=_line_of(config.text, key.split(".")),
+                    line=_line_of(config.text, _key_path(key)),
                 )

@@ -8,6 +8,7 @@ terminal) the same events are plain, timestamp-free lines, and phases become
 
 from __future__ import annotations
 
+import io
 import sys
 import threading
 import time
@@ -83,6 +84,25 @@ class Reporter:
     def output_line(self, line: str) -> None:
         """A line printed by a child process (a step), shown as it arrives."""
         self._emit(f"  │ {line.rstrip()}", style="dim")
+
+    # ---- work in the background -------------------------------------------------------
+    def buffered(self) -> Reporter:
+        """A reporter for a background thread: its lines wait until :meth:`replay`.
+
+        Masks and annotations still go out at once (they share ``actions``).
+        """
+        return Reporter(actions=self.actions, verbose=self.verbose, stream=io.StringIO())
+
+    def replay(self, child: Reporter, name: str, seconds: float, ok: bool) -> None:
+        """Show a background phase's lines as one block, and count its time."""
+        assert isinstance(child.stream, io.StringIO)
+        self.actions.start_group(name)
+        if not self.actions.enabled:
+            self._emit(f"→ {name} (ran alongside the steps)", style="bold")
+        for line in child.stream.getvalue().splitlines():
+            self._emit(line)
+        self.actions.end_group()
+        self.timings.append(PhaseTiming(name, seconds, ok))
 
     # ---- phases and waits ----------------------------------------------------------
     @contextmanager

@@ -30,7 +30,8 @@ class Target:
 
 def parse_pr(value: str | int) -> int:
     text = str(value).strip()
-    if not text.isdigit() or int(text) <= 0 or len(text) > 9:
+    # isascii: str.isdigit() also accepts '²', which int() then rejects with a ValueError
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0 or len(text) > 9:
         raise InputError(f"PR number must be a positive integer, got {str(value)!r}")
     return int(text)
 
@@ -59,18 +60,25 @@ def resolve_target(
     """Flags win, then PREVIEWCTL_PR/PREVIEWCTL_BRANCH, then the pull_request event."""
     pr_text = pr if pr is not None else env.get("PREVIEWCTL_PR") or None
     branch_text = branch if branch is not None else env.get("PREVIEWCTL_BRANCH") or None
-    event = _read_event(env) if pr_text is None or branch_text is None else None
+    try:
+        event = _read_event(env)
+    except InputError:
+        if pr_text is None or branch_text is None:
+            raise
+        event = None  # flags said everything; a broken event file does not matter
     from_event = False
     head_repo: str | None = None
-    if event is not None:
-        if pr_text is None and event.get("number") is not None:
-            pr_text = str(event["number"])
+    if event is not None and event.get("number") is not None:
+        event_pr = str(event["number"])
+        # The event only speaks for its own PR: never mix its branch into another one.
+        if pr_text is None or pr_text.strip() == event_pr:
+            pr_text = pr_text or event_pr
             from_event = True
-        head = event.get("head") or {}
-        if branch_text is None and head.get("ref"):
-            branch_text = str(head["ref"])
-        repo = head.get("repo")
-        head_repo = repo.get("full_name") if isinstance(repo, dict) else None
+            head = event.get("head") or {}
+            if branch_text is None and head.get("ref"):
+                branch_text = str(head["ref"])
+            repo = head.get("repo")
+            head_repo = repo.get("full_name") if isinstance(repo, dict) else None
     if pr_text is None:
         if need_pr:
             raise InputError(

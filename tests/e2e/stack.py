@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -163,18 +165,35 @@ def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
     return left
 
 
+_readers: dict[int, queue.Queue[str | None]] = {}
+
+
+def _lines(stream: Any) -> queue.Queue[str | None]:
+    """A queue fed by a thread reading the pipe (select() and buffered readline don't mix)."""
+    key = id(stream)
+    if key not in _readers:
+        q: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            for line in iter(stream.readline, ""):
+                q.put(line)
+            q.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        _readers[key] = q
+    return _readers[key]
+
+
 def read_until(stream: Any, needle: str, timeout: float, into: list[str]) -> bool:
     """Read lines from a pipe until one contains needle (bounded by timeout)."""
-    import selectors
-
-    sel = selectors.DefaultSelector()
-    sel.register(stream, selectors.EVENT_READ)
+    q = _lines(stream)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=0.2):
-            continue
-        line = stream.readline()
-        if not line:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = q.get(timeout=left)
+        except queue.Empty:
+            return False
+        if line is None:
             return False
         into.append(line)
         if needle in line:
@@ -221,10 +240,21 @@ def make_stack(
     return stack
 
 
+def _drain(stream: Any) -> str:
+    """What is left on a pipe after the process ended."""
+    q = _readers.pop(id(stream), None)
+    if q is None:
+        return str(stream.read())
+    out: list[str] = []
+    while (line := q.get(timeout=10)) is not None:
+        out.append(line)
+    return "".join(out)
+
+
 def interrupt(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str, str]:
     os.kill(proc.pid, sig)
-    out, err = proc.communicate(timeout=30)
-    return proc.returncode, out, err
+    proc.wait(timeout=30)
+    return proc.returncode, _drain(proc.stdout), _drain(proc.stderr)
 
 
 def iter_lines(text: str) -> Iterator[str]:

@@ -303,5 +303,3 @@ def test_seed_fails_clearly_on_a_500(stack: Stack, recorder: Any) -> None:
     assert "500" in result.stderr
     assert len(handler.requests) >= 1  # PUT is idempotent: retried, then failed
     assert_no_leak(stack.cli.all_output(), list(stack.secrets(APP).values()))
-
-

@@ -17,7 +17,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -76,7 +76,9 @@ class RetryPolicy:
         return Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
             wait=self._wait,
-            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.deadline),
+            # before, not after: never start a wait (a long Retry-After, say) that would
+            # end past the deadline
+            stop=stop_after_attempt(self.attempts) | stop_before_delay(self.deadline),
             sleep=self.sleep,
             reraise=True,
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from previewctl.errors import PreviewctlError
 from previewctl.ops import comment
+from previewctl.ops.background import BackgroundPhase
 from previewctl.ops.machine import converge_healthy
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
@@ -77,21 +79,29 @@ def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
         rows.append(("Hostname", f"`{result.hostname}`"))
         values = rt.values(target, secrets=result.secrets)
         values.vercel_urls = domain_urls(rt, values)
-        with open_tunnels(rt, app, machine.id, values, fly=fly) as tunnels:
-            run_steps(
-                rt,
-                config.model.steps,
-                values,
-                section="steps",
-                alive_check=tunnels.check_alive if tunnels else None,
-            )
-        vercel = VercelOutcome()
+        # Vercel needs only the secrets and the hostname: write it while the steps run.
+        job: BackgroundPhase[VercelOutcome] | None = None
         if rt.vercel_configured():
-            with rt.reporter.phase("vercel"):
-                vercel = apply_vercel(rt, target, values)
-            for name, info in vercel.projects.items():
-                if info.get("domain"):
-                    rows.append((name, f"https://{info['domain']}"))
+            snapshot = dataclasses.replace(values)
+            job = BackgroundPhase(
+                "vercel",
+                rt.reporter,
+                lambda reporter: apply_vercel(rt, target, snapshot, reporter=reporter),
+            ).start()
+        try:
+            with open_tunnels(rt, app, machine.id, values, fly=fly) as tunnels:
+                run_steps(
+                    rt,
+                    config.model.steps,
+                    values,
+                    section="steps",
+                    alive_check=tunnels.check_alive if tunnels else None,
+                )
+        finally:
+            vercel = job.join() if job is not None else VercelOutcome()
+        for name, info in vercel.projects.items():
+            if info.get("domain"):
+                rows.append((name, f"https://{info['domain']}"))
     except PreviewctlError as exc:
         comment.publish(
             rt,

@@ -8,6 +8,7 @@ from typing import Any
 from previewctl import template
 from previewctl.errors import ConfigError, InputError
 from previewctl.ops.runtime import Runtime
+from previewctl.reporter import Reporter
 from previewctl.target import Target
 from previewctl.template import TemplateError
 from previewctl.vercel_sync import remove_branch_env, sync_branch_env
@@ -42,7 +43,10 @@ def _require_branch(target: Target) -> str:
     return target.branch
 
 
-def apply_vercel(rt: Runtime, target: Target, values: template.Values) -> VercelOutcome:
+def apply_vercel(
+    rt: Runtime, target: Target, values: template.Values, *, reporter: Reporter | None = None
+) -> VercelOutcome:
+    say = reporter or rt.reporter
     vercel = rt.config.model.vercel
     outcome = VercelOutcome()
     if not vercel or not vercel.projects:
@@ -55,9 +59,7 @@ def apply_vercel(rt: Runtime, target: Target, values: template.Values) -> Vercel
             domain = template.render(project.domain, values) if project.domain else None
         except TemplateError as exc:
             raise ConfigError(str(exc), key=f"vercel.projects.{name}") from None
-        result = sync_branch_env(
-            client, name, branch, desired, rt.reporter, env_type=project.env_type
-        )
+        result = sync_branch_env(client, name, branch, desired, say, env_type=project.env_type)
         if domain:
             client.add_domain(name, domain, branch)
         outcome.projects[name] = {
@@ -71,7 +73,7 @@ def apply_vercel(rt: Runtime, target: Target, values: template.Values) -> Vercel
             f"{name}: {len(result.created)} created, {len(result.updated)} updated, "
             f"{len(result.unchanged)} unchanged, {len(result.removed)} removed"
         )
-        rt.reporter.info(summary)
+        say.info(summary)
         if result.changed and vercel.redeploy:
             info = client.get_project(name)
             deployments = client.list_deployments(info.id, branch, limit=1)
@@ -79,11 +81,11 @@ def apply_vercel(rt: Runtime, target: Target, values: template.Values) -> Vercel
                 newest = deployments[0]
                 new = client.redeploy(newest, info.name)
                 outcome.redeployed.append(name)
-                rt.reporter.info(
+                say.info(
                     f"{name}: vars changed, redeploying {newest.uid} as {new.uid} so they apply"
                 )
             else:
-                rt.reporter.info(f"{name}: no deployment of {branch} yet; its build will read them")
+                say.info(f"{name}: no deployment of {branch} yet; its build will read them")
     return outcome
 
 

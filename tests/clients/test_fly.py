@@ -1,0 +1,483 @@
+"""The Fly Machines API client, against respx."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from previewctl.clients.fly import (
+    DEFAULT_BASE_URL,
+    IDEMPOTENCY_KEY,
+    FlyClient,
+    Machine,
+    auth_header,
+    build_fly_client,
+    token_from_env,
+)
+from previewctl.clients.http import RetryPolicy, build_http_client
+from previewctl.errors import (
+    ApiError,
+    ConflictError,
+    MissingCredentialsError,
+    NotFoundError,
+    TimeoutExceededError,
+    TransientApiError,
+)
+
+APP = "pr-7-agents"
+MID = "m123"
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=DEFAULT_BASE_URL, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def fly(sleeps: Sleeps) -> Iterator[FlyClient]:
+    policy = RetryPolicy(max_wait=0.01, multiplier=0.001, sleep=sleeps)
+    with build_http_client(DEFAULT_BASE_URL, {"Authorization": "FlyV1 fm2_x"}) as http:
+        yield FlyClient(http, retry=policy)
+
+
+def machine_json(state: str = "started", **extra: Any) -> dict[str, Any]:
+    return {"id": MID, "name": "preview", "state": state, "region": "iad", **extra}
+
+
+def body_of(call: Any) -> Any:
+    return json.loads(call.request.content)
+
+
+# ---- credentials ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("token", "header"),
+    [
+        ("fm2_abc", "FlyV1 fm2_abc"),
+        ("fm1r_abc", "FlyV1 fm1r_abc"),
+        ("fm1a_abc", "FlyV1 fm1a_abc"),
+        ("fm2_a,fm2_b", "FlyV1 fm2_a,fm2_b"),
+        ("fo1_abc", "Bearer fo1_abc"),
+        ("FlyV1 fm2_abc", "FlyV1 fm2_abc"),
+        ("Bearer fo1_abc", "Bearer fo1_abc"),
+        ("  fm2_abc\n", "FlyV1 fm2_abc"),
+        ("\tfo1_abc ", "Bearer fo1_abc"),
+    ],
+)
+def test_auth_header(token: str, header: str) -> None:
+    assert auth_header(token) == header
+
+
+def test_token_from_env() -> None:
+    assert token_from_env({"FLY_API_TOKEN": "fm2_a"}) == "fm2_a"
+    assert token_from_env({"FLY_ACCESS_TOKEN": "fm2_b"}) == "fm2_b"
+    assert token_from_env({"FLY_API_TOKEN": "", "FLY_ACCESS_TOKEN": "fm2_b"}) == "fm2_b"
+
+
+def test_missing_token_is_a_credentials_error() -> None:
+    with pytest.raises(MissingCredentialsError, match="FLY_API_TOKEN is not set") as info:
+        token_from_env({"GITHUB_TOKEN": "x"})
+    assert info.value.exit_code == 2
+    assert info.value.hint is not None
+
+
+def test_build_fly_client_uses_base_url_and_auth() -> None:
+    with respx.mock(base_url="http://127.0.0.1:9999") as router:
+        route = router.get(f"/v1/apps/{APP}").respond(json={"name": APP})
+        client = build_fly_client(
+            {"FLY_API_TOKEN": " fm2_tok ", "FLY_API_BASE_URL": "http://127.0.0.1:9999/"}
+        )
+        app = client.get_app(APP)
+    assert app is not None
+    assert app.name == APP
+    assert route.calls.last.request.headers["Authorization"] == "FlyV1 fm2_tok"
+
+
+# ---- apps and the retry policy ----------------------------------------------------------
+def test_get_app(api: respx.MockRouter, fly: FlyClient) -> None:
+    api.get(f"/v1/apps/{APP}").respond(
+        json={"id": "a1", "name": APP, "organization": {"slug": "acme"}, "extra": 1}
+    )
+    app = fly.get_app(APP)
+    assert app is not None
+    assert (app.name, app.organization and app.organization.slug) == (APP, "acme")
+
+
+def test_get_app_404_is_none(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.get(f"/v1/apps/{APP}").respond(404, json={"error": "app not found"})
+    assert fly.get_app(APP) is None
+    assert route.call_count == 1
+
+
+def test_429_with_retry_after_is_ridden_out(
+    api: respx.MockRouter, fly: FlyClient, sleeps: Sleeps
+) -> None:
+    route = api.get(f"/v1/apps/{APP}")
+    route.side_effect = [
+        httpx.Response(429, headers={"Retry-After": "0"}, json={"error": "rate limited"}),
+        httpx.Response(200, json={"name": APP}),
+    ]
+    app = fly.get_app(APP)
+    assert app is not None
+    assert app.name == APP
+    assert route.call_count == 2
+    assert sleeps.calls == [0.0]
+
+
+def test_503_twice_then_200(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.get(f"/v1/apps/{APP}")
+    route.side_effect = [
+        httpx.Response(503, text="upstream unavailable"),
+        httpx.Response(503, json={"error": "unavailable"}),
+        httpx.Response(200, json={"name": APP}),
+    ]
+    assert fly.get_app(APP) is not None
+    assert route.call_count == 3
+
+
+def test_connection_error_then_200(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.get(f"/v1/apps/{APP}")
+    route.side_effect = [
+        httpx.ConnectError("connection refused"),
+        httpx.Response(200, json={"name": APP}),
+    ]
+    assert fly.get_app(APP) is not None
+    assert route.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "message"),
+    [
+        (422, {"error": "app name taken", "status": "name_taken"}, ConflictError, "app name taken"),
+        (401, {"error": "token invalid"}, ApiError, "token invalid"),
+        (403, {"error": "not in org"}, ApiError, "not in org"),
+        (400, "not json at all", ApiError, "not json at all"),
+    ],
+)
+def test_client_errors_fail_at_once_with_the_api_message(
+    api: respx.MockRouter,
+    fly: FlyClient,
+    status: int,
+    body: Any,
+    kind: type[ApiError],
+    message: str,
+) -> None:
+    headers = {"fly-request-id": "01REQ-abc"}
+    response = (
+        httpx.Response(status, headers=headers, text=body)
+        if isinstance(body, str)
+        else httpx.Response(status, headers=headers, json=body)
+    )
+    route = api.post("/v1/apps").mock(return_value=response)
+    with pytest.raises(kind) as info:
+        fly.create_app(APP, "acme")
+    error = info.value
+    assert route.call_count == 1
+    assert error.status == status
+    assert error.request_id == "01REQ-abc"
+    assert message in str(error)
+    assert "[request id 01REQ-abc]" in str(error)
+    assert f"POST /v1/apps -> {status}" in str(error)
+
+
+def test_422_code_is_kept(api: respx.MockRouter, fly: FlyClient) -> None:
+    api.post("/v1/apps").respond(422, json={"error": "taken", "status": "name_taken"})
+    with pytest.raises(ConflictError) as info:
+        fly.create_app(APP, "acme")
+    assert info.value.code == "name_taken"
+    assert "(name_taken)" in str(info.value)
+
+
+def test_create_app_sends_both_name_fields(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.post("/v1/apps").respond(201, json={"id": "a1"})
+    app = fly.create_app(APP, "acme")
+    assert app.name == APP
+    assert body_of(route.calls.last) == {"app_name": APP, "name": APP, "org_slug": "acme"}
+
+
+def test_create_app_with_empty_body(api: respx.MockRouter, fly: FlyClient) -> None:
+    api.post("/v1/apps").respond(201)
+    assert fly.create_app(APP, "acme").name == APP
+
+
+def test_list_apps_and_delete_app(api: respx.MockRouter, fly: FlyClient) -> None:
+    api.get("/v1/apps", params={"org_slug": "acme"}).respond(
+        json={"total_apps": 2, "apps": [{"name": "pr-1-agents"}, {"name": "pr-2-agents"}]}
+    )
+    api.delete("/v1/apps/pr-1-agents").respond(202)
+    api.delete("/v1/apps/gone").respond(404, json={"error": "not found"})
+    assert [a.name for a in fly.list_apps("acme")] == ["pr-1-agents", "pr-2-agents"]
+    assert fly.delete_app("pr-1-agents") is True
+    assert fly.delete_app("gone") is False
+
+
+def test_persistent_5xx_gives_transient_error(api: respx.MockRouter, sleeps: Sleeps) -> None:
+    api.get(f"/v1/apps/{APP}").respond(500, json={"error": "boom"})
+    policy = RetryPolicy(max_wait=0.01, multiplier=0.001, attempts=3, sleep=sleeps)
+    with build_http_client(DEFAULT_BASE_URL, {}) as http:
+        client = FlyClient(http, retry=policy)
+        with pytest.raises(TransientApiError, match="boom"):
+            client.get_app(APP)
+        assert client.calls == 3
+
+
+# ---- machines ---------------------------------------------------------------------------
+def test_list_machines_filters_by_metadata(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.get(f"/v1/apps/{APP}/machines").respond(json=[machine_json()])
+    found = fly.list_machines(APP, metadata={"previewctl_pr": "7"})
+    assert [m.id for m in found] == [MID]
+    assert route.calls.last.request.url.params["metadata.previewctl_pr"] == "7"
+
+
+def test_create_machine_sends_region_config_and_key(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.post(f"/v1/apps/{APP}/machines").respond(json=machine_json("created"))
+    config = {"guest": {"cpus": 1}, "metadata": {"previewctl_pr": "7"}}
+    machine = fly.create_machine(APP, config=config, region="iad", name="preview")
+    assert machine.state == "created"
+    body = body_of(route.calls.last)
+    assert body["region"] == "iad"
+    assert body["name"] == "preview"
+    assert body["config"]["guest"] == {"cpus": 1}
+    assert body["config"]["metadata"]["previewctl_pr"] == "7"
+    assert len(body["config"]["metadata"][IDEMPOTENCY_KEY]) == 32
+    assert config["metadata"] == {"previewctl_pr": "7"}  # the caller's dict is untouched
+
+
+def test_create_machine_after_a_dropped_connection_finds_the_machine(
+    api: respx.MockRouter, fly: FlyClient
+) -> None:
+    sent: list[str] = []
+
+    def dropped(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content)["config"]["metadata"][IDEMPOTENCY_KEY])
+        raise httpx.ConnectError("connection reset", request=request)
+
+    create = api.post(f"/v1/apps/{APP}/machines").mock(side_effect=dropped)
+
+    def listing(request: httpx.Request) -> httpx.Response:
+        key = request.url.params.get(f"metadata.{IDEMPOTENCY_KEY}")
+        assert key == sent[0]
+        return httpx.Response(
+            200, json=[machine_json("created", config={"metadata": {IDEMPOTENCY_KEY: key}})]
+        )
+
+    lookup = api.get(f"/v1/apps/{APP}/machines").mock(side_effect=listing)
+    machine = fly.create_machine(APP, config={"guest": {"cpus": 1}}, region="iad")
+    assert machine.id == MID
+    assert machine.metadata[IDEMPOTENCY_KEY] == sent[0]
+    assert create.call_count == 1  # created once, not twice
+    assert lookup.call_count == 1
+
+
+def test_create_machine_retries_with_the_same_key_when_nothing_was_created(
+    api: respx.MockRouter, fly: FlyClient, sleeps: Sleeps
+) -> None:
+    create = api.post(f"/v1/apps/{APP}/machines")
+    create.side_effect = [
+        httpx.Response(503, json={"error": "try again"}),
+        httpx.Response(200, json=machine_json("created")),
+    ]
+    api.get(f"/v1/apps/{APP}/machines").respond(json=[])
+    machine = fly.create_machine(APP, config={}, region="iad")
+    assert machine.id == MID
+    assert create.call_count == 2
+    keys = [body_of(c)["config"]["metadata"][IDEMPOTENCY_KEY] for c in create.calls]
+    assert keys[0] == keys[1]
+    assert sleeps.calls == [0.2]
+
+
+def test_create_machine_client_error_is_not_retried(api: respx.MockRouter, fly: FlyClient) -> None:
+    create = api.post(f"/v1/apps/{APP}/machines").respond(
+        422, json={"error": "invalid config: guest.memory_mb"}
+    )
+    lookup = api.get(f"/v1/apps/{APP}/machines").respond(json=[])
+    with pytest.raises(ConflictError, match="invalid config"):
+        fly.create_machine(APP, config={}, region="iad")
+    assert create.call_count == 1
+    assert lookup.call_count == 0
+
+
+def test_machine_actions_send_the_lease_nonce(api: respx.MockRouter, fly: FlyClient) -> None:
+    update = api.post(f"/v1/apps/{APP}/machines/{MID}").respond(json=machine_json())
+    start = api.post(f"/v1/apps/{APP}/machines/{MID}/start").respond(json={"ok": True})
+    stop = api.post(f"/v1/apps/{APP}/machines/{MID}/stop").respond(json={"ok": True})
+    meta = api.post(f"/v1/apps/{APP}/machines/{MID}/metadata/k").respond(204)
+    fly.update_machine(APP, MID, config={"image": "x"}, nonce="n1")
+    fly.start_machine(APP, MID, nonce="n1")
+    fly.stop_machine(APP, MID)
+    fly.set_metadata(APP, MID, "k", "v", nonce="n1")
+    assert body_of(update.calls.last) == {"config": {"image": "x"}}
+    assert update.calls.last.request.headers["fly-machine-lease-nonce"] == "n1"
+    assert start.calls.last.request.headers["fly-machine-lease-nonce"] == "n1"
+    assert "fly-machine-lease-nonce" not in stop.calls.last.request.headers
+    assert body_of(meta.calls.last) == {"value": "v"}
+
+
+def test_delete_machine(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.delete(f"/v1/apps/{APP}/machines/{MID}").respond(200, json={"ok": True})
+    assert fly.delete_machine(APP, MID) is True
+    assert route.calls.last.request.url.params["force"] == "true"
+    route.respond(404, json={"error": "not found"})
+    assert fly.delete_machine(APP, MID) is False
+
+
+# ---- wait -------------------------------------------------------------------------------
+def test_wait_loops_on_408_until_200(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.get(f"/v1/apps/{APP}/machines/{MID}/wait")
+    route.side_effect = [
+        httpx.Response(408, json={"error": "deadline_exceeded"}),
+        httpx.Response(408, json={"error": "deadline_exceeded"}),
+        httpx.Response(200, json={"ok": True}),
+    ]
+    fly.wait(APP, MID, "started", deadline=time.monotonic() + 300, instance_id="inst1")
+    assert route.call_count == 3
+    params = route.calls.last.request.url.params
+    assert params["state"] == "started"
+    assert params["instance_id"] == "inst1"
+    assert params["timeout"] == "60"  # capped at the server's maximum
+
+
+def test_wait_times_out_at_the_deadline(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.get(f"/v1/apps/{APP}/machines/{MID}/wait").respond(
+        408, json={"error": "deadline_exceeded"}
+    )
+    started = time.monotonic()
+    with pytest.raises(TimeoutExceededError, match="did not reach 'stopped' in time"):
+        fly.wait(APP, MID, "stopped", deadline=started + 0.2)
+    assert time.monotonic() - started < 2.0
+    assert route.call_count >= 1
+    # the chunk asked of the server never exceeds what is left of our deadline (min 1 s)
+    assert route.calls.last.request.url.params["timeout"] == "1"
+    assert "instance_id" not in route.calls.last.request.url.params
+
+
+def test_wait_backs_off_on_a_5xx(api: respx.MockRouter, fly: FlyClient, sleeps: Sleeps) -> None:
+    route = api.get(f"/v1/apps/{APP}/machines/{MID}/wait")
+    route.side_effect = [httpx.Response(502), httpx.Response(200, json={"ok": True})]
+    fly.wait(APP, MID, "started", deadline=time.monotonic() + 300)
+    assert route.call_count == 2
+    assert sleeps.calls == [1.0]
+
+
+def test_wait_client_error_fails_at_once(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.get(f"/v1/apps/{APP}/machines/{MID}/wait").respond(
+        404, json={"error": "machine not found"}
+    )
+    with pytest.raises(NotFoundError, match="machine not found"):
+        fly.wait(APP, MID, "started", deadline=time.monotonic() + 300)
+    assert route.call_count == 1
+
+
+# ---- leases -----------------------------------------------------------------------------
+def test_lease_waits_for_a_held_lease_and_releases_at_exit(
+    api: respx.MockRouter, fly: FlyClient, sleeps: Sleeps
+) -> None:
+    acquire = api.post(f"/v1/apps/{APP}/machines/{MID}/lease")
+    acquire.side_effect = [
+        httpx.Response(409, json={"error": "lease currently held"}),
+        httpx.Response(201, json={"data": {"nonce": "nonce-1", "expires_at": 1700000000}}),
+    ]
+    release = api.delete(f"/v1/apps/{APP}/machines/{MID}/lease").respond(200, json={})
+    with fly.lease(APP, MID, deadline=time.monotonic() + 30, ttl=60) as nonce:
+        assert nonce == "nonce-1"
+        assert release.call_count == 0
+    assert acquire.call_count == 2
+    assert body_of(acquire.calls.last) == {"ttl": 60}
+    assert sleeps.calls == [0.25]
+    assert release.call_count == 1
+    assert release.calls.last.request.headers["fly-machine-lease-nonce"] == "nonce-1"
+
+
+def test_lease_is_released_when_the_block_fails(api: respx.MockRouter, fly: FlyClient) -> None:
+    api.post(f"/v1/apps/{APP}/machines/{MID}/lease").respond(201, json={"nonce": "flat"})
+    release = api.delete(f"/v1/apps/{APP}/machines/{MID}/lease").respond(500)
+    with (
+        pytest.raises(RuntimeError, match="inside"),
+        fly.lease(APP, MID, deadline=time.monotonic() + 30),
+    ):
+        raise RuntimeError("inside")
+    # a failing release does not hide the original error
+    assert release.call_count >= 1
+    assert release.calls.last.request.headers["fly-machine-lease-nonce"] == "flat"
+
+
+def test_lease_held_past_the_deadline(api: respx.MockRouter, fly: FlyClient) -> None:
+    acquire = api.post(f"/v1/apps/{APP}/machines/{MID}/lease").respond(
+        409, json={"error": "lease currently held"}
+    )
+    release = api.delete(f"/v1/apps/{APP}/machines/{MID}/lease").respond(200)
+    with (
+        pytest.raises(TimeoutExceededError, match="leased by another process"),
+        fly.lease(APP, MID, deadline=time.monotonic() + 0.1),
+    ):
+        pytest.fail("the lease must not be acquired")
+    assert acquire.call_count >= 1
+    assert release.call_count == 0
+
+
+# ---- IPs --------------------------------------------------------------------------------
+def test_ips(api: respx.MockRouter, fly: FlyClient) -> None:
+    api.get(f"/v1/apps/{APP}/ip_assignments").respond(
+        json={"ips": [{"ip": "2a09::1", "region": "global", "shared": False}]}
+    )
+    alloc = api.post(f"/v1/apps/{APP}/ip_assignments").respond(json={"ip": "2a09::2"})
+    assert [i.ip for i in fly.list_ips(APP)] == ["2a09::1"]
+    assert fly.allocate_ip(APP, "v6").ip == "2a09::2"
+    assert body_of(alloc.calls.last) == {"type": "v6"}
+
+
+# ---- health -----------------------------------------------------------------------------
+def test_machine_healthy_rules() -> None:
+    def machine(state: str, *statuses: str) -> Machine:
+        checks = [{"name": f"c{i}", "status": s} for i, s in enumerate(statuses)]
+        return Machine.model_validate(machine_json(state, checks=checks))
+
+    assert machine("started").healthy is True
+    assert machine("started", "passing", "passing").healthy is True
+    assert machine("started", "passing", "warning").healthy is False
+    assert machine("started", "critical").healthy is False
+    assert machine("stopped").healthy is False
+    assert machine("starting", "passing").healthy is False
+
+
+def test_describe_health_shows_containers_and_failing_checks() -> None:
+    m = Machine.model_validate(
+        machine_json(
+            "started",
+            containers=[{"name": "db", "state": "running"}, {"name": "authz"}],
+            checks=[
+                {"name": "ok", "status": "passing", "output": "fine"},
+                {"name": "db-tcp", "status": "critical", "output": "dial tcp:\nrefused  "},
+                {"name": "quiet", "status": "warning"},
+            ],
+        )
+    )
+    assert m.describe_health() == (
+        f"machine {MID} started; container db: running; container authz: unknown; "
+        "check db-tcp: critical (dial tcp: refused); check quiet: warning"
+    )
+
+
+def test_machine_metadata_property() -> None:
+    m = Machine.model_validate(machine_json(config={"metadata": {"a": "1"}}))
+    assert m.metadata == {"a": "1"}
+    assert Machine.model_validate(machine_json()).metadata == {}

@@ -1,0 +1,205 @@
+"""The shared HTTP layer: Retry-After, the overall deadline, error messages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import respx
+
+from previewctl import redact
+from previewctl.clients.http import (
+    MAX_RETRY_AFTER,
+    USER_AGENT,
+    ApiClient,
+    RetryPolicy,
+    build_http_client,
+    parse_retry_after,
+)
+from previewctl.errors import ApiError, ConflictError, NotFoundError, TransientApiError
+
+BASE = "https://api.test"
+
+
+class Sleeps:
+    """Records requested sleeps instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+def make_client(policy: RetryPolicy, log: list[str] | None = None) -> ApiClient:
+    http = build_http_client(BASE, {"Authorization": "Bearer t"})
+    return ApiClient(http, retry=policy, on_request=log.append if log is not None else None)
+
+
+def fast(*, deadline: float = 120.0, attempts: int = 8) -> RetryPolicy:
+    return RetryPolicy(max_wait=0.01, multiplier=0.001, deadline=deadline, attempts=attempts)
+
+
+# ---- parse_retry_after ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", 0.0),
+        ("5", 5.0),
+        (" 2.5 ", 2.5),
+        ("-3", 0.0),
+        ("3600", MAX_RETRY_AFTER),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value) == expected
+
+
+def test_retry_after_is_capped_at_60() -> None:
+    assert MAX_RETRY_AFTER == 60.0
+    assert parse_retry_after("61") == 60.0
+
+
+# ---- retries ----------------------------------------------------------------------------
+def test_retry_after_header_is_the_wait(api: respx.MockRouter) -> None:
+    route = api.get("/x")
+    route.side_effect = [
+        httpx.Response(429, headers={"Retry-After": "1.5"}, json={"error": "slow down"}),
+        httpx.Response(200, json={"ok": True}),
+    ]
+    sleeps = Sleeps()
+    client = make_client(RetryPolicy(sleep=sleeps))
+    assert client.request("GET", "/x").json() == {"ok": True}
+    assert sleeps.calls == [1.5]
+    assert client.calls == 2
+
+
+def test_overall_deadline_stops_retries(api: respx.MockRouter) -> None:
+    route = api.get("/down").respond(503, json={"error": "unavailable"})
+    client = make_client(fast(deadline=0.2, attempts=10_000))
+    started = time.monotonic()
+    with pytest.raises(TransientApiError, match="unavailable") as info:
+        client.request("GET", "/down")
+    elapsed = time.monotonic() - started
+    assert info.value.status == 503
+    assert elapsed < 2.0
+    assert 1 < route.call_count < 10_000
+
+
+def test_deadline_is_not_overslept_for_a_long_retry_after(api: respx.MockRouter) -> None:
+    # The server asks for 30 s but only 1 s of the deadline is left: give up now
+    # instead of sleeping past the deadline.
+    route = api.get("/busy").respond(429, headers={"Retry-After": "30"}, json={"error": "busy"})
+    sleeps = Sleeps()
+    client = make_client(RetryPolicy(deadline=1.0, attempts=5, sleep=sleeps))
+    with pytest.raises(TransientApiError, match="busy"):
+        client.request("GET", "/busy")
+    assert sum(sleeps.calls) <= 1.0
+    assert route.call_count == 1
+
+
+def test_attempts_limit_retries(api: respx.MockRouter) -> None:
+    route = api.get("/down").respond(502, text="bad gateway")
+    client = make_client(fast(attempts=3))
+    with pytest.raises(TransientApiError):
+        client.request("GET", "/down")
+    assert route.call_count == 3
+
+
+def test_retry_false_sends_once(api: respx.MockRouter) -> None:
+    route = api.get("/down").respond(503)
+    with pytest.raises(TransientApiError):
+        make_client(fast()).request("GET", "/down", retry=False)
+    assert route.call_count == 1
+
+
+def test_connection_error_without_retry_is_transient(api: respx.MockRouter) -> None:
+    api.get("/x").side_effect = httpx.ConnectError("refused")
+    with pytest.raises(TransientApiError, match="ConnectError: refused") as info:
+        make_client(fast()).request("GET", "/x", retry=False)
+    assert info.value.status is None
+
+
+# ---- errors -----------------------------------------------------------------------------
+def test_non_json_error_body_gives_the_text(api: respx.MockRouter) -> None:
+    route = api.get("/x").respond(400, text="  plain failure text \n")
+    with pytest.raises(ApiError) as info:
+        make_client(fast()).request("GET", "/x")
+    assert info.value.api_message == "plain failure text"
+    assert str(info.value) == "API GET /x -> 400: plain failure text"
+    assert route.call_count == 1
+
+
+def test_empty_error_body_gives_the_reason_phrase(api: respx.MockRouter) -> None:
+    api.get("/x").respond(403)
+    with pytest.raises(ApiError) as info:
+        make_client(fast()).request("GET", "/x")
+    assert info.value.api_message == "Forbidden"
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "code"),
+    [
+        ({"error": "name taken", "status": "name_taken"}, "name taken", "name_taken"),
+        ({"error": {"message": "bad value", "code": "invalid"}}, "bad value", "invalid"),
+        ({"message": "nope", "code": "E1"}, "nope", "E1"),
+        (["unexpected"], "['unexpected']", None),
+    ],
+)
+def test_json_error_shapes(
+    api: respx.MockRouter, body: object, message: str, code: str | None
+) -> None:
+    api.get("/x").respond(400, json=body)
+    with pytest.raises(ApiError) as info:
+        make_client(fast()).request("GET", "/x")
+    assert (info.value.api_message, info.value.code) == (message, code)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(404, NotFoundError), (409, ConflictError), (422, ConflictError)]
+)
+def test_status_maps_to_error_type(
+    api: respx.MockRouter, status: int, kind: type[ApiError]
+) -> None:
+    route = api.get("/x").respond(status, json={"error": "e"})
+    with pytest.raises(kind):
+        make_client(fast()).request("GET", "/x")
+    assert route.call_count == 1
+
+
+def test_error_message_is_scrubbed(api: respx.MockRouter) -> None:
+    redact.register("leaky-secret-value")
+    api.get("/x").respond(400, json={"error": "bad password leaky-secret-value"})
+    with pytest.raises(ApiError) as info:
+        make_client(fast()).request("GET", "/x")
+    assert "leaky-secret-value" not in str(info.value)
+    assert "***" in str(info.value)
+
+
+def test_on_request_logs_each_attempt(api: respx.MockRouter) -> None:
+    api.get("/x").side_effect = [httpx.ConnectError("down"), httpx.Response(200, json={})]
+    log: list[str] = []
+    make_client(fast(), log).request("GET", "/x")
+    assert log[0] == "API GET /x !! ConnectError"
+    assert log[1].startswith("API GET /x -> 200 (")
+
+
+def test_build_http_client_sets_headers_and_base_url(api: respx.MockRouter) -> None:
+    route = api.get("/v1/ping").respond(200, json={})
+    with build_http_client(BASE + "/", {"Authorization": "Bearer t"}) as http:
+        http.get("/v1/ping")
+    request = route.calls.last.request
+    assert request.headers["User-Agent"] == USER_AGENT
+    assert request.headers["Authorization"] == "Bearer t"
+    assert request.headers["Accept"] == "application/json"

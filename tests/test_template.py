@@ -1,0 +1,262 @@
+"""Placeholders: parsing, static checks, rendering and the app-name pattern."""
+
+from __future__ import annotations
+
+import pytest
+
+from previewctl import redact, template
+from previewctl.template import Known, Namespace, Ref, TemplateError, Values
+
+ALL = frozenset(Namespace)
+KNOWN = Known(
+    secrets=frozenset({"pg_password", "api_key"}),
+    tunnels=frozenset({"db"}),
+    vercel_projects=frozenset({"api"}),
+)
+
+
+def full_values() -> Values:
+    return Values(
+        pr=12,
+        branch="feature/x",
+        app_name="pr-12-agents",
+        app_hostname="pr-12-agents.fly.dev",
+        secrets={"pg_password": "s3cret-pass-value"},
+        tunnels={"db": ("127.0.0.1", 15432)},
+        vercel_urls={"api": "https://pr-12-api.example.com"},
+        env={"REGION": "iad"},
+    )
+
+
+# ---- parse ------------------------------------------------------------------------------
+def test_parse_splits_literals_and_refs() -> None:
+    assert template.parse("a-${pr}-b") == ["a-", Ref(("pr",)), "-b"]
+    assert template.parse("${tunnels.db.port}") == [Ref(("tunnels", "db", "port"))]
+    assert template.parse("") == []
+    assert template.parse("plain") == ["plain"]
+
+
+def test_parse_double_dollar_is_a_literal_dollar() -> None:
+    assert template.parse("cost $$5") == ["cost $5"]
+    # `$${pr}` is a literal `$` followed by the text `{pr}`, not a reference
+    assert template.parse("$${pr}") == ["${pr}"]
+    assert template.parse("$$$${pr}") == ["$${pr}"]
+
+
+def test_parse_lone_dollar_stays_literal() -> None:
+    assert template.parse("$HOME and $") == ["$HOME and $"]
+
+
+def test_parse_adjacent_refs_and_whitespace_inside_braces() -> None:
+    assert template.parse("${pr}${branch}") == [Ref(("pr",)), Ref(("branch",))]
+    assert template.parse("${ pr }") == [Ref(("pr",))]
+
+
+def test_ref_str_and_namespace() -> None:
+    ref = Ref(("tunnels", "db", "host"))
+    assert str(ref) == "${tunnels.db.host}"
+    assert ref.namespace == "tunnels"
+
+
+def test_parse_unterminated_placeholder() -> None:
+    with pytest.raises(TemplateError, match="unterminated"):
+        template.parse("postgres://${secrets.pg_password@host")
+
+
+@pytest.mark.parametrize(
+    "text", ["${}", "${ }", "${a..b}", "${.a}", "${a.}", "${a b}", "${a/b}", "${a{b}", "${é}"]
+)
+def test_parse_malformed_names(text: str) -> None:
+    with pytest.raises(TemplateError, match="malformed placeholder"):
+        template.parse(text)
+
+
+def test_refs_yields_only_references() -> None:
+    assert [str(r) for r in template.refs("x${pr}y$${z}${env.A}")] == ["${pr}", "${env.A}"]
+
+
+# ---- check ------------------------------------------------------------------------------
+def test_check_accepts_every_known_shape() -> None:
+    text = (
+        "${pr} ${branch} ${app.name} ${app.hostname} ${secrets.pg_password} "
+        "${tunnels.db.host} ${tunnels.db.port} ${vercel.api.url} ${env.ANYTHING}"
+    )
+    found = template.check(text, ALL, KNOWN)
+    assert len(found) == 9
+
+
+def test_check_unknown_namespace_lists_the_namespaces() -> None:
+    with pytest.raises(TemplateError) as info:
+        template.check("${github.sha}", ALL, KNOWN)
+    message = str(info.value)
+    assert "unknown placeholder ${github.sha}" in message
+    for ns in ("pr", "branch", "app", "secrets", "tunnels", "vercel", "env"):
+        assert ns in message
+
+
+def test_check_namespace_not_allowed_here() -> None:
+    allowed = frozenset({Namespace.PR, Namespace.SECRETS})
+    with pytest.raises(TemplateError, match=r"\$\{tunnels\.db\.port\} is not allowed here"):
+        template.check("x:${tunnels.db.port}", allowed, KNOWN)
+    assert template.check("${secrets.api_key}", allowed, KNOWN) == [Ref(("secrets", "api_key"))]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("${secrets.nope}", r"unknown secret in \$\{secrets\.nope\}: add it to \[secrets\]"),
+        ("${tunnels.cache.port}", r"unknown tunnel .*no \[tunnels\.cache\]"),
+        ("${vercel.web.url}", r"unknown Vercel project .*no \[vercel\.projects\.web\]"),
+    ],
+)
+def test_check_unknown_names(text: str, match: str) -> None:
+    with pytest.raises(TemplateError, match=match):
+        template.check(text, ALL, KNOWN)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "${app.foo}",
+        "${app}",
+        "${app.name.x}",
+        "${tunnels.db.url}",
+        "${tunnels.db}",
+        "${vercel.api}",
+        "${vercel.api.domain}",
+        "${secrets}",
+        "${secrets.a.b}",
+        "${pr.number}",
+        "${branch.name}",
+        "${env}",
+        "${env.A.B}",
+    ],
+)
+def test_check_shape_errors(text: str) -> None:
+    with pytest.raises(TemplateError, match=r"unknown placeholder \$\{"):
+        template.check(text, ALL, KNOWN)
+
+
+def test_check_reports_the_first_bad_ref_in_a_string() -> None:
+    with pytest.raises(TemplateError, match=r"secrets\.missing"):
+        template.check("${pr}-${secrets.missing}-${app.bad}", ALL, KNOWN)
+
+
+# ---- render -----------------------------------------------------------------------------
+def test_render_every_namespace() -> None:
+    values = full_values()
+    assert template.render("${pr}", values) == "12"
+    assert template.render("${branch}", values) == "feature/x"
+    assert template.render("${app.name}", values) == "pr-12-agents"
+    assert template.render("${app.hostname}", values) == "pr-12-agents.fly.dev"
+    assert template.render("${secrets.pg_password}", values) == "s3cret-pass-value"
+    assert template.render("${tunnels.db.host}:${tunnels.db.port}", values) == "127.0.0.1:15432"
+    assert template.render("${vercel.api.url}/x", values) == "https://pr-12-api.example.com/x"
+    assert template.render("${env.REGION}", values) == "iad"
+    assert template.render("$$${pr}$$", values) == "$12$"
+
+
+def test_render_missing_env_names_the_variable() -> None:
+    with pytest.raises(TemplateError, match="export DATABASE_HOST in the environment"):
+        template.render("h=${env.DATABASE_HOST}", Values(env={"OTHER": "x"}))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "${pr}",
+        "${branch}",
+        "${app.name}",
+        "${app.hostname}",
+        "${secrets.x}",
+        "${tunnels.db.port}",
+        "${vercel.api.url}",
+    ],
+)
+def test_render_missing_value_is_an_error(text: str) -> None:
+    with pytest.raises(TemplateError, match="has no value at this point"):
+        template.render(text, Values())
+
+
+def test_render_fallback_fills_missing_values_only() -> None:
+    seen: list[Ref] = []
+
+    def fallback(ref: Ref) -> str:
+        seen.append(ref)
+        return f"<{'.'.join(ref.parts)}>"
+
+    out = template.render("${pr}:${tunnels.db.port}:${env.NOPE}", Values(pr=7), fallback=fallback)
+    assert out == "7:<tunnels.db.port>:<env.NOPE>"
+    assert seen == [Ref(("tunnels", "db", "port")), Ref(("env", "NOPE"))]
+
+
+def test_render_tree_renders_strings_and_keeps_keys_and_other_types() -> None:
+    tree = {
+        "${pr}": "name-${pr}",
+        "n": 5,
+        "flag": True,
+        "none": None,
+        "list": ["${app.name}", 1, {"deep": "${secrets.pg_password}"}],
+    }
+    out = template.render_tree(tree, full_values())
+    assert out == {
+        "${pr}": "name-12",
+        "n": 5,
+        "flag": True,
+        "none": None,
+        "list": ["pr-12-agents", 1, {"deep": "s3cret-pass-value"}],
+    }
+    # the input is not modified
+    assert tree["list"][0] == "${app.name}"  # type: ignore[index]
+
+
+def test_render_tree_propagates_errors() -> None:
+    with pytest.raises(TemplateError):
+        template.render_tree({"a": ["${env.MISSING}"]}, Values())
+
+
+def test_strings_in_yields_json_paths() -> None:
+    tree = {"containers": [{"env": {"A": "x"}, "cmd": ["serve", 1]}], "n": 2}
+    assert list(template.strings_in(tree)) == [
+        ("containers[0].env.A", "x"),
+        ("containers[0].cmd[0]", "serve"),
+    ]
+
+
+def test_rendered_value_embedding_a_secret_becomes_a_secret() -> None:
+    password = "s3cret-pass-value"
+    redact.register(password)
+    url = template.render(
+        "postgresql://appuser:${secrets.pg_password}@${tunnels.db.host}:${tunnels.db.port}/db",
+        full_values(),
+    )
+    assert url == "postgresql://appuser:s3cret-pass-value@127.0.0.1:15432/db"
+    assert redact.scrub(url) == "***"
+    assert redact.scrub(f"connecting to {url} now") == "connecting to *** now"
+
+
+def test_rendered_value_without_a_secret_stays_visible() -> None:
+    redact.register("s3cret-pass-value")
+    out = template.render("https://${app.hostname}", full_values())
+    assert redact.scrub(out) == "https://pr-12-agents.fly.dev"
+
+
+# ---- name_pattern -----------------------------------------------------------------------
+def test_name_pattern_matches_only_names_from_the_template() -> None:
+    pattern = template.name_pattern("pr-${pr}-agents")
+    match = pattern.match("pr-12-agents")
+    assert match is not None
+    assert match.group("pr") == "12"
+    for name in ("pr-012-agents", "xpr-1-agents", "pr-1-agents-old", "pr--agents", "pr-0-agents"):
+        assert pattern.match(name) is None, name
+
+
+def test_name_pattern_escapes_literal_parts() -> None:
+    pattern = template.name_pattern("a.b-${pr}")
+    assert pattern.match("a.b-3") is not None
+    assert pattern.match("aXb-3") is None
+
+
+def test_name_pattern_rejects_other_placeholders() -> None:
+    with pytest.raises(TemplateError, match=r"only \$\{pr\}"):
+        template.name_pattern("pr-${pr}-${branch}")
