@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import Cli
+import pytest
+
+from tests.conftest import Cli, Project
 from tests.fakes.fly_api import FlyEmulator
 
 APP = "pr-4-svc"
@@ -87,3 +89,100 @@ def test_app_name_owned_by_another_org_is_a_clear_error(cli: Cli, fly: FlyEmulat
     result = cli.run("up", "--pr", "4")
     assert result.code == 1
     assert "another Fly organization" in result.stderr
+
+
+# ---- the fault matrix of docs/reliability.md: each fault, then a re-run converges ----------
+
+
+def converged(fly: FlyEmulator) -> None:
+    machines = live(fly)
+    assert len(machines) == 1
+    assert machines[0].state == "started"
+    assert machines[0].config["metadata"]["previewctl"] == "1"
+
+
+def test_429_without_retry_after_backs_off_and_converges(cli: Cli, fly: FlyEmulator) -> None:
+    fly.inject("GET", r"^/v1/apps/pr-4-svc$", 429, times=2)
+    result = cli.run("up", "--pr", "4")
+    assert result.code == 0, result.output
+    converged(fly)
+    assert cli.run("up", "--pr", "4").code == 0
+    converged(fly)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_5xx_burst_on_machine_calls_converges(cli: Cli, fly: FlyEmulator, status: int) -> None:
+    fly.inject("*", r"/machines", status, times=3)
+    result = cli.run("up", "--pr", "4")
+    assert result.code == 0, result.output
+    converged(fly)
+
+
+def test_machine_stuck_in_starting_times_out_then_converges(
+    cli: Cli, fly: FlyEmulator, project: Project
+) -> None:
+    project.config.write_text(
+        project.config.read_text().replace('machine = "30s"', 'machine = "3s"')
+    )
+    assert cli.run("up", "--pr", "4").code == 0
+    assert cli.run("stop", "--pr", "4").code == 0
+    machine = live(fly)[0]
+    fly.set_stuck(APP, machine.id, "starting")
+    result = cli.run("up", "--pr", "4")
+    assert result.code == 1
+    assert "did not reach 'started'" in result.stderr
+    fly.set_stuck(APP, machine.id, None)
+    again = cli.run("up", "--pr", "4")
+    assert again.code == 0, again.output
+    converged(fly)
+
+
+def test_unhealthy_container_then_healthy_converges(
+    cli: Cli, fly: FlyEmulator, project: Project
+) -> None:
+    project.config.write_text(
+        project.config.read_text().replace('machine = "30s"', 'machine = "3s"')
+    )
+    assert cli.run("up", "--pr", "4").code == 0
+    machine = live(fly)[0]
+    fly.set_unhealthy(APP, machine.id, "db")
+    project.machine["guest"]["memory_mb"] = 2048
+    project.write(project.config.read_text())
+    assert cli.run("up", "--pr", "4").code == 1
+    fly.set_healthy(APP, machine.id, "db")
+    fly.clear_log()
+    again = cli.run("up", "--pr", "4")
+    assert again.code == 0, again.output
+    converged(fly)
+    assert fly.calls("POST", r"/machines$") == []  # the same machine, no new one
+
+
+def test_sigterm_during_down_then_down_again_converges(cli: Cli, fly: FlyEmulator) -> None:
+    import signal
+    import subprocess
+
+    from tests.conftest import previewctl_executable
+
+    assert cli.run("up", "--pr", "4").code == 0
+    fly.latency = 0.5  # every call is slow: the signal lands mid-way
+    fly.clear_log()
+    proc = subprocess.Popen(
+        [previewctl_executable(), "--config", str(cli.project.config), "down", "--pr", "4"],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    import time
+
+    deadline = time.monotonic() + 10
+    while not fly.calls("GET", r"^/v1/apps/pr-4-svc$") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    fly.latency = 0.0
+    again = cli.run("down", "--pr", "4")
+    assert again.code == 0, again.output
+    assert APP not in fly.apps

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from tests.conftest import assert_no_leak
-from tests.e2e.stack import Stack, interrupt, make_stack, read_until, wait_gone
+from tests.e2e.stack import MIGRATE, Stack, interrupt, make_stack, read_until, wait_gone
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer, free_port
 
@@ -303,3 +303,19 @@ def test_seed_fails_clearly_on_a_500(stack: Stack, recorder: Any) -> None:
     assert "500" in result.stderr
     assert len(handler.requests) >= 1  # PUT is idempotent: retried, then failed
     assert_no_leak(stack.cli.all_output(), list(stack.secrets(APP).values()))
+
+
+def test_tunnel_dying_mid_step_names_the_tunnel_and_a_rerun_converges(stack: Stack) -> None:
+    (stack.project.root / "migrate.py").write_text(
+        "import time, os, psycopg\n"
+        "time.sleep(1.5)\n"
+        "psycopg.connect(os.environ['DATABASE_URL'], connect_timeout=3)\n"
+    )
+    result = stack.cli.run("up", "--pr", "21", env={"FAKE_FLYCTL_DIE_AFTER": "0.5"})
+    assert result.code == 1
+    assert "tunnel db" in result.stderr
+    assert wait_gone(stack.flyctl_pids()) == set()
+    (stack.project.root / "migrate.py").write_text(MIGRATE)
+    again = stack.cli.run("up", "--pr", "21")
+    assert again.code == 0, again.output
+    assert stack.tables() == ["widgets"]

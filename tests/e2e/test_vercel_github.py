@@ -227,3 +227,12 @@ def test_secrets_appear_only_in_mask_lines_and_masks_come_first(wired: Wired) ->
     summary = wired.summary.read_text()
     assert APP in summary
     assert "| phase | seconds |" in summary
+
+
+def test_github_rate_limit_is_waited_out(wired: Wired) -> None:
+    wired.github.rate_limit_after = 1  # the comment listing hits the limit
+    result = wired.cli.run("up")
+    assert result.code == 0, result.output
+    ours = [c for c in wired.github.comments_on(PR) if MARKER in c["body"]]
+    assert len(ours) == 1
+    assert "ready" in ours[0]["body"]

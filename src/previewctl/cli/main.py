@@ -297,8 +297,7 @@ def main() -> None:
         sys.stderr.write(f"error: {exc.format_message()}\n")
         raise SystemExit(exc.exit_code) from None
     except (KeyboardInterrupt, typer.Abort):
-        sys.stderr.write("interrupted: everything previewctl started has been stopped\n")
-        raise SystemExit(130) from None
+        result = 130
     except SystemExit:
         raise
     except Exception as exc:
@@ -315,5 +314,8 @@ def main() -> None:
         if not state.verbose:
             sys.stderr.write("run with -v for the traceback\n")
         raise SystemExit(1) from None
+    if result == 130:  # typer turns KeyboardInterrupt (Ctrl-C, our SIGTERM) into Exit(130)
+        sys.stderr.write("interrupted: everything previewctl started has been stopped\n")
+        raise SystemExit(130)
     if isinstance(result, int) and result:
         raise SystemExit(result)
