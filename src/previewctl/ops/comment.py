@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from previewctl.errors import PreviewctlError
@@ -58,8 +60,23 @@ def render_markdown(report: Report, target: Target) -> str:
     return "\n".join(lines) + "\n"
 
 
+@contextmanager
+def failure_reported(
+    rt: Runtime, target: Target, app: str, command: str, rows: list[tuple[str, str]]
+) -> Iterator[None]:
+    """On a previewctl error, say so in the summary and the PR comment, then re-raise."""
+    try:
+        yield
+    except PreviewctlError as exc:
+        headline = f"`{command}` failed for PR #{target.pr}"
+        publish(rt, target, Report("failed", app, headline, rows, error=str(exc)))
+        raise
+
+
 def publish(rt: Runtime, target: Target, report: Report) -> None:
     """Write the step summary and update the PR comment (never fails the command)."""
+    if not report.timings:
+        report.timings = list(rt.reporter.timings)
     body = render_markdown(report, target)
     rt.actions.append_summary(body.replace(MARKER + "\n", ""))
     if not rt.config.model.github.comment:

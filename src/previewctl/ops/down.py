@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from previewctl.errors import ApiError, NotManagedError
+from previewctl.errors import NotManagedError
 from previewctl.ops import comment, preview
-from previewctl.ops.machine import find_managed_machines
+from previewctl.ops.machine import find_managed_machines, get_app_in_org
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.up import skip_fork
 from previewctl.ops.vercel_ops import remove_vercel
@@ -27,14 +27,7 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     result: dict[str, Any] = {"pr": target.pr, "app": app, "app_deleted": False, "vercel": {}}
 
     with rt.reporter.phase("find preview"):
-        try:
-            existing = fly.get_app(app)
-        except ApiError as exc:
-            if exc.status == 403:
-                raise NotManagedError(
-                    f"app {app} belongs to another Fly organization; not touching it"
-                ) from None
-            raise
+        existing = get_app_in_org(fly, app)
         machines = find_managed_machines(fly, app) if existing is not None else []
         if existing is not None and not machines:
             raise NotManagedError(
@@ -73,7 +66,6 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
             app=app,
             headline=f"removed for PR #{target.pr}",
             rows=[("Fly app", f"`{app}` destroyed")],
-            timings=rt.reporter.timings,
         ),
     )
     return result

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from previewctl import template
-from previewctl.clients.fly import FlyClient, Machine
+from previewctl.clients.fly import App, FlyClient, Machine
 from previewctl.config import config_hash
 from previewctl.errors import (
     ApiError,
@@ -58,19 +58,24 @@ def find_managed_machines(fly: FlyClient, app: str) -> list[Machine]:
     return [m for m in machines if preview.is_managed(m) and m.state != "destroyed"]
 
 
-def ensure_app(rt: Runtime, app: str) -> bool:
-    """Create the app when missing. True when this run created it."""
-    fly = rt.fly()
-    org = rt.config.model.app.org
+def get_app_in_org(fly: FlyClient, app: str) -> App | None:
+    """The app, None when the name is free; another org's app is never ours to touch."""
     try:
-        existing = fly.get_app(app)
+        return fly.get_app(app)
     except ApiError as exc:
         if exc.status == 403:
             raise NotManagedError(
                 f"the app name {app!r} belongs to another Fly organization; "
-                "change [app] name in the config"
+                "previewctl will not touch it (change [app] name in the config)"
             ) from None
         raise
+
+
+def ensure_app(rt: Runtime, app: str) -> bool:
+    """Create the app when missing. True when this run created it."""
+    fly = rt.fly()
+    org = rt.config.model.app.org
+    existing = get_app_in_org(fly, app)
     if existing is not None:
         owner = existing.organization.slug if existing.organization else None
         if owner and owner != org:

@@ -54,7 +54,8 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     values = rt.values(target, secrets=found.secrets)
     values.vercel_urls = dict(domain_urls(rt, values))
     deployments: dict[str, str] = {}
-    try:
+    base_rows = [("Fly app", f"`{found.app}`")]
+    with comment.failure_reported(rt, target, found.app, "seed", base_rows):
         if projects:
             client = rt.vercel()
             assert target.branch is not None
@@ -84,33 +85,13 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
                 )
         else:
             run_steps(rt, config.model.seed, values, section="seed")
-    except PreviewctlError as exc:
-        comment.publish(
-            rt,
-            target,
-            comment.Report(
-                status="failed",
-                app=found.app,
-                headline=f"`seed` failed for PR #{target.pr}",
-                rows=[("Fly app", f"`{found.app}`")],
-                timings=rt.reporter.timings,
-                error=str(exc),
-            ),
-        )
-        raise
     rows = [("Fly app", f"`{found.app}`"), ("Hostname", f"`{found.app}.fly.dev`")]
     rows += [(f"{n} (branch domain)", u) for n, u in domain_urls(rt, values).items()]
     rows += [(f"{n} (deployment)", u) for n, u in deployments.items()]
     comment.publish(
         rt,
         target,
-        comment.Report(
-            status="seeded",
-            app=found.app,
-            headline=f"ready and seeded for PR #{target.pr}",
-            rows=rows,
-            timings=rt.reporter.timings,
-        ),
+        comment.Report("seeded", found.app, f"ready and seeded for PR #{target.pr}", rows),
     )
     rt.reporter.success(f"seeded PR #{target.pr}: {', '.join(s.name for s in config.model.seed)}")
     return {

@@ -6,7 +6,6 @@ import dataclasses
 import time
 from typing import Any
 
-from previewctl.errors import PreviewctlError
 from previewctl.ops import comment
 from previewctl.ops.background import BackgroundPhase
 from previewctl.ops.machine import converge_healthy
@@ -67,7 +66,7 @@ def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
         }
     )
     rows: list[tuple[str, str]] = [("Fly app", f"`{app}` ({config.model.app.region})")]
-    try:
+    with comment.failure_reported(rt, target, app, "up", rows):
         with rt.reporter.phase("fly machine"):
             deadline = time.monotonic() + timeouts.machine
             result, machine = converge_healthy(rt, target, deadline=deadline)
@@ -102,30 +101,10 @@ def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
         for name, info in vercel.projects.items():
             if info.get("domain"):
                 rows.append((name, f"https://{info['domain']}"))
-    except PreviewctlError as exc:
-        comment.publish(
-            rt,
-            target,
-            comment.Report(
-                status="failed",
-                app=app,
-                headline=f"`up` failed for PR #{target.pr}",
-                rows=rows,
-                timings=rt.reporter.timings,
-                error=str(exc),
-            ),
-        )
-        raise
     comment.publish(
         rt,
         target,
-        comment.Report(
-            status="ready",
-            app=app,
-            headline=f"ready for PR #{target.pr}",
-            rows=rows,
-            timings=rt.reporter.timings,
-        ),
+        comment.Report("ready", app, f"ready for PR #{target.pr}", rows),
     )
     rt.reporter.success(f"preview for PR #{target.pr} is ready: {app}")
     return {
