@@ -1,0 +1,424 @@
+"""gc's safety properties over generated orgs, against the Fly emulator and the GitHub fake.
+
+For any mix of managed previews, look-alike names, apps without the marker, apps of
+other orgs, and PRs that are open, closed, merged or missing, with ages around
+max_age (the boundary included):
+
+* an app that is not managed is never touched (no DELETE, no stop, still there);
+* the preview of an open PR that is not older than max_age is never destroyed;
+* the preview of a closed, merged or missing PR is always destroyed;
+* without a GitHub repository, PR state is unknown and only age destroys;
+* a dry run sends no mutating request and reports exactly the same decisions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets as pysecrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import strategies as st
+
+from previewctl.actions import GitHubActions
+from previewctl.clients.http import RetryPolicy
+from previewctl.ops.gc import Pacer, domain_pattern, run_gc
+from previewctl.ops.runtime import Runtime
+from previewctl.reporter import Reporter
+from tests.conftest import Project
+from tests.fakes.fly_api import FlyEmulator
+from tests.fakes.github_api import GitHubFake
+
+ORG = "acme"
+REPO = "acme/agents"
+MAX_AGE = 7 * 86400
+GUEST = {"cpu_kind": "shared", "cpus": 4, "memory_mb": 4096}
+
+TOML = """
+[app]
+name = "pr-${pr}-agents"
+org = "acme"
+region = "iad"
+
+[machine]
+config = ".fly/machine-config.json"
+
+[secrets]
+generate = ["pg_password", "api_key"]
+
+[gc]
+max_age = "7d"
+concurrency = 4
+"""
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def preview_metadata(
+    pr: int,
+    *,
+    branch: str,
+    created_at: datetime,
+    last_up: datetime | None,
+    secrets: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The marker and bookkeeping `up` writes (keys from previewctl.ops.preview)."""
+    meta = {
+        "previewctl": "1",
+        "previewctl_pr": str(pr),
+        "previewctl_branch": branch,
+        "previewctl_config_hash": "0123456789abcdef",
+        "previewctl_created_at": iso(created_at),
+        "previewctl_secrets": json.dumps(secrets or {"pg_password": pysecrets.token_hex(16)}),
+    }
+    if last_up is not None:
+        meta["previewctl_last_up"] = iso(last_up)
+    return meta
+
+
+def seed_preview(
+    fly: FlyEmulator,
+    app: str,
+    pr: int,
+    *,
+    branch: str,
+    last_up: datetime | None,
+    created_at: datetime | None = None,
+    state: str = "started",
+    guest: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+    org: str | None = None,
+) -> str:
+    """A Fly app with one machine as `up` leaves it; returns the machine id."""
+    if app not in fly.apps:
+        fly.add_app(app, org)
+    created = created_at or last_up or datetime.now(UTC)
+    pg = (secrets or {}).get("pg_password", "unused-password")
+    config = {
+        "guest": dict(guest or GUEST),
+        "containers": [
+            {"name": "db", "image": "postgres:18", "env": {"POSTGRES_PASSWORD": pg}},
+        ],
+        "metadata": preview_metadata(
+            pr, branch=branch, created_at=created, last_up=last_up, secrets=secrets
+        ),
+    }
+    return fly.add_machine(app, config, state=state).id
+
+
+def seed_unmarked(fly: FlyEmulator, app: str, *, state: str = "started") -> str:
+    """An app made by hand: a machine without previewctl's marker."""
+    if app not in fly.apps:
+        fly.add_app(app)
+    config = {"guest": dict(GUEST), "image": "nginx:1", "metadata": {"owner": "someone"}}
+    return fly.add_machine(app, config, state=state).id
+
+
+# ---- the generated org ---------------------------------------------------------------------
+
+KINDS = ("preview", "lookalike", "unmarked", "mixed", "mismatch", "empty", "foreign")
+PR_STATES = ("open", "closed", "merged", "missing")
+# seconds relative to max_age: well inside, just inside, exactly at, just past, far past
+AGE_OFFSETS = (-MAX_AGE + 60, -3600, -1, 0, 1, 3600, 30 * 86400)
+
+
+@dataclass(frozen=True)
+class Spec:
+    kind: str
+    pr_state: str
+    age_offset: int
+    state: str
+    with_last_up: bool
+    lookalike: int
+
+    def app(self, pr: int) -> str:
+        if self.kind == "lookalike":
+            return [
+                f"pr-{pr}-agents-old",
+                f"xpr-{pr}-agents",
+                f"pr-0{pr}-agents",
+                f"pr-{pr}-other",
+                f"pr--agents-{pr}",
+            ][self.lookalike]
+        if self.kind == "foreign":
+            return f"pr-{pr + 500}-agents"  # matches the template, but another org owns it
+        return f"pr-{pr}-agents"
+
+    @property
+    def managed(self) -> bool:
+        return self.kind == "preview"
+
+
+specs = st.builds(
+    Spec,
+    kind=st.sampled_from(KINDS),
+    pr_state=st.sampled_from(PR_STATES),
+    age_offset=st.sampled_from(AGE_OFFSETS),
+    state=st.sampled_from(("started", "stopped")),
+    with_last_up=st.booleans(),
+    lookalike=st.integers(0, 4),
+)
+
+
+@dataclass
+class Fakes:
+    fly: FlyEmulator
+    github: GitHubFake
+    fly_token: str
+    github_token: str
+    config: Path
+
+
+@pytest.fixture(scope="module")
+def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakes]:
+    fly_token = "fm2_" + pysecrets.token_urlsafe(16)
+    gh_token = "ghs_" + pysecrets.token_urlsafe(16)
+    root = tmp_path_factory.mktemp("gc-property")
+    project = Project(root).write(TOML)
+    with FlyEmulator(token=fly_token, org=ORG) as fly, GitHubFake(token=gh_token, repo=REPO) as gh:
+        yield Fakes(fly, gh, fly_token, gh_token, project.config)
+
+
+def build_runtime(fakes: Fakes, *, github: bool) -> Runtime:
+    env = {"FLY_API_TOKEN": fakes.fly_token, "FLY_API_BASE_URL": fakes.fly.url}
+    if github:
+        env.update(
+            {
+                "GITHUB_REPOSITORY": REPO,
+                "GITHUB_TOKEN": fakes.github_token,
+                "GITHUB_API_URL": fakes.github.url,
+            }
+        )
+    return Runtime(
+        env=env,
+        reporter=Reporter(actions=GitHubActions({}), stream=io.StringIO()),
+        config_path=fakes.config,
+        retry=RetryPolicy(max_wait=0.01, multiplier=0.001, deadline=5),
+    )
+
+
+def seed(fakes: Fakes, plan: list[Spec], now: datetime) -> dict[str, Spec]:
+    fly, gh = fakes.fly, fakes.github
+    with fly.lock:
+        fly.apps.clear()
+    with gh.lock:
+        gh.prs.clear()
+        gh.comments.clear()
+    fly.clear_log()
+    gh.clear_log()
+    apps: dict[str, Spec] = {}
+    for index, spec in enumerate(plan):
+        pr = index + 1
+        app = spec.app(pr)
+        apps[app] = spec
+        if spec.pr_state != "missing":
+            gh.add_pr(
+                pr,
+                f"feature/{pr}",
+                state="open" if spec.pr_state == "open" else "closed",
+                merged=spec.pr_state == "merged",
+            )
+        last_up = now - timedelta(seconds=MAX_AGE + spec.age_offset)
+        created = last_up - timedelta(hours=1)
+        kwargs: dict[str, Any] = {
+            "branch": f"feature/{pr}",
+            "last_up": last_up if spec.with_last_up else None,
+            "created_at": created if spec.with_last_up else last_up,
+            "state": spec.state,
+        }
+        if spec.kind in ("preview", "lookalike"):
+            seed_preview(fly, app, pr, **kwargs)
+        elif spec.kind == "foreign":
+            seed_preview(fly, app, pr + 500, org="other", **kwargs)
+        elif spec.kind == "unmarked":
+            seed_unmarked(fly, app, state=spec.state)
+        elif spec.kind == "mixed":  # a preview machine plus one someone added by hand
+            seed_preview(fly, app, pr, **kwargs)
+            seed_unmarked(fly, app)
+        elif spec.kind == "mismatch":  # the marker names another PR than the app name
+            seed_preview(fly, app, pr + 1000, **kwargs)
+        elif spec.kind == "empty":
+            fly.add_app(app)
+    return apps
+
+
+def expected_destroyed(apps: dict[str, Spec], *, github: bool) -> set[str]:
+    out = set()
+    for app, spec in apps.items():
+        if not spec.managed:
+            continue
+        not_open = github and spec.pr_state != "open"
+        if not_open or spec.age_offset > 0:
+            out.add(app)
+    return out
+
+
+def _s(kind: str, pr_state: str, offset: int, *, lookalike: int = 0) -> Spec:
+    return Spec(kind, pr_state, offset, "started", True, lookalike)
+
+
+# Every kind once, and open PRs exactly at, just inside and just past max_age.
+BOUNDARY = [
+    _s("preview", "open", 0),
+    _s("preview", "open", -1),
+    _s("preview", "open", 1),
+    _s("preview", "closed", -MAX_AGE + 60),
+    _s("preview", "merged", -MAX_AGE + 60),
+    _s("preview", "missing", -MAX_AGE + 60),
+    *(_s("lookalike", "closed", 30 * 86400, lookalike=i) for i in range(5)),
+    _s("unmarked", "closed", 30 * 86400),
+    _s("mixed", "closed", 30 * 86400),
+    _s("mismatch", "closed", 30 * 86400),
+    _s("empty", "closed", 30 * 86400),
+    _s("foreign", "closed", 30 * 86400),
+]
+
+
+# No shrink phase: a generated org has at most 10 apps, readable as it is, while shrinking
+# through HTTP fakes can take Hypothesis' full five-minute shrink budget.
+@settings(
+    max_examples=25,
+    deadline=None,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@example(plan=BOUNDARY, github=True, dry_run=False)
+@example(plan=BOUNDARY, github=False, dry_run=False)
+@example(plan=BOUNDARY, github=True, dry_run=True)
+@given(plan=st.lists(specs, min_size=1, max_size=10), github=st.booleans(), dry_run=st.booleans())
+def test_gc_only_destroys_what_it_owns_and_no_longer_needs(
+    fakes: Fakes, plan: list[Spec], github: bool, dry_run: bool
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    apps = seed(fakes, plan, now)
+    before = set(fakes.fly.apps)
+    rt = build_runtime(fakes, github=github)
+
+    result = run_gc(rt, None, dry_run, now=now, pacer=Pacer(1000.0, 1000.0))
+
+    assert not result.failed, result.to_json()
+    fly = fakes.fly
+    expected = expected_destroyed(apps, github=github)
+    decided = {r.app for r in result.rows if r.action.endswith("destroy")}
+    assert decided == expected, result.to_json()
+    remaining = set(fly.apps)
+
+    if dry_run:
+        assert fly.mutating_calls() == []
+        assert remaining == before
+        assert all(
+            r.action.startswith("would ")
+            for r in result.rows
+            if r.action != "keep" and r.action != "skip"
+        )
+        return
+
+    for app, spec in apps.items():
+        touched = [r for r in fly.mutating_calls() if r.path.startswith(f"/v1/apps/{app}")]
+        if not spec.managed:
+            # never destroyed, stopped or otherwise changed
+            assert app in remaining, (app, spec)
+            assert touched == [], (app, spec)
+            continue
+        if github and spec.pr_state != "open":
+            assert app not in remaining, (app, spec)  # closed, merged or missing: always
+        elif spec.age_offset <= 0:
+            assert app in remaining, (app, spec)  # open (or unknown) and not older than max_age
+            assert touched == []
+    # foreign apps are not even listed, let alone asked about
+    for app, spec in apps.items():
+        if spec.kind == "foreign":
+            assert fly.calls(None, rf"^/v1/apps/{app}(/|$)") == []
+    assert remaining == before - expected
+    # the open PRs were listed once, whatever the number of previews
+    if github:
+        assert len(fakes.github.calls("GET", r"/pulls$")) == 1
+
+
+# ---- stopping idle previews (deterministic) ------------------------------------------------
+
+
+def stop_runtime(fakes: Fakes, tmp_path: Path) -> Runtime:
+    project = Project(tmp_path).write(
+        TOML.replace('max_age = "7d"', 'max_age = "7d"\nstop_after = "1d"')
+    )
+    rt = build_runtime(fakes, github=True)
+    rt.config_path = project.config
+    return rt
+
+
+def test_idle_previews_are_stopped_not_destroyed(fakes: Fakes, tmp_path: Path) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    seed(fakes, [], now)
+    fly, gh = fakes.fly, fakes.github
+    for pr in (1, 2, 3, 4):
+        gh.add_pr(pr, f"feature/{pr}")
+    idle = seed_preview(fly, "pr-1-agents", 1, branch="feature/1", last_up=now - timedelta(days=2))
+    seed_preview(fly, "pr-2-agents", 2, branch="feature/2", last_up=now - timedelta(hours=2))
+    seed_preview(
+        fly, "pr-3-agents", 3, branch="feature/3", last_up=now - timedelta(days=2), state="stopped"
+    )
+    busy = seed_preview(fly, "pr-4-agents", 4, branch="feature/4", last_up=now - timedelta(days=2))
+    fly.hold_lease("pr-4-agents", busy)
+
+    dry = run_gc(stop_runtime(fakes, tmp_path), None, True, now=now)
+    assert {r.app: r.action for r in dry.rows} == {
+        "pr-1-agents": "would stop",
+        "pr-2-agents": "keep",
+        "pr-3-agents": "keep",
+        "pr-4-agents": "would stop",
+    }
+    assert fly.mutating_calls() == []
+    assert dry.saved_per_day > 0
+
+    result = run_gc(stop_runtime(fakes, tmp_path), None, False, now=now)
+    assert not result.failed, result.to_json()
+    actions = {r.app: (r.action, r.reason) for r in result.rows}
+    assert actions["pr-1-agents"][0] == "stop"
+    assert actions["pr-4-agents"][0] == "keep"
+    assert "leased by another run" in actions["pr-4-agents"][1]
+    assert fly.machine("pr-1-agents", idle).target_state == "stopped"
+    assert fly.machine("pr-1-agents", idle).held_lease() is None  # released again
+    assert fly.machine("pr-4-agents", busy).target_state == "started"
+    assert set(fly.apps) == {"pr-1-agents", "pr-2-agents", "pr-3-agents", "pr-4-agents"}
+    stops = fly.calls("POST", r"/stop$")
+    assert [r.path.split("/")[3] for r in stops] == ["pr-1-agents"]
+    stopped_row = next(r for r in result.rows if r.app == "pr-1-agents")
+    assert result.saved_per_day == stopped_row.saved_per_day > 0
+
+
+def test_domain_pattern_only_matches_the_template() -> None:
+    pattern = domain_pattern("pr-${pr}-web.example.com", "feature/x", {})
+    assert pattern is not None
+    assert pattern.match("pr-12-web.example.com")
+    assert not pattern.match("pr-012-web.example.com")
+    assert not pattern.match("staging.example.com")
+    assert not pattern.match("pr-12-web.example.com.evil.io")
+    by_branch = domain_pattern("${branch}.${env.ZONE}", "fix-1", {"ZONE": "pre.example.com"})
+    assert by_branch is not None
+    assert by_branch.match("fix-1.pre.example.com")
+    assert not by_branch.match("fix-2.pre.example.com")
+    assert domain_pattern("${pr}.${env.UNSET}", "b", {}) is None
+
+
+def test_pacer_spaces_calls_after_the_burst() -> None:
+    clock = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    pacer = Pacer(2.0, 3.0, clock=lambda: clock[0], sleep=sleep)
+    for _ in range(7):
+        pacer.take()
+    assert slept == pytest.approx([0.5, 0.5, 0.5, 0.5])
+    assert clock[0] == pytest.approx(2.0)
