@@ -31,7 +31,9 @@ app = typer.Typer(
         "Give every pull request its own preview backend on Fly.io and wire it into the "
         "PR's Vercel preview deployments.\n\n"
         "Typical flow: `previewctl up` then `previewctl seed` on PR push, `previewctl down` "
-        "on close, `previewctl gc` on a schedule; `previewctl resume --pr N` on a laptop."
+        "on close, `previewctl gc` on a schedule; `previewctl resume --pr N` on a laptop.\n\n"
+        "Exit codes: 0 done, 1 an operation failed, 2 bad input (nothing changed), "
+        "130 interrupted (after cleanup)."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # tracebacks with locals could print secrets
@@ -52,18 +54,22 @@ PrOption = Annotated[
     str | None,
     typer.Option(
         "--pr",
+        metavar="N",
         help="Pull request number. Default: $PREVIEWCTL_PR, else the pull_request event.",
         show_default=False,
     ),
 ]
 RequiredPr = Annotated[
     str,
-    typer.Option("--pr", envvar="PREVIEWCTL_PR", help="Pull request number.", show_default=False),
+    typer.Option(
+        "--pr", metavar="N", envvar="PREVIEWCTL_PR", help="Pull request number.", show_default=False
+    ),
 ]
 BranchOption = Annotated[
     str | None,
     typer.Option(
         "--branch",
+        metavar="BRANCH",
         help="The PR's head branch. Default: $PREVIEWCTL_BRANCH, else the pull_request event.",
         show_default=False,
     ),
@@ -174,7 +180,11 @@ def down(pr: PrOption = None, branch: BranchOption = None) -> None:
 def gc(
     max_age: Annotated[
         str | None,
-        typer.Option("--max-age", help="Destroy previews whose last `up` is older (e.g. 36h, 7d)."),
+        typer.Option(
+            "--max-age",
+            metavar="DURATION",
+            help="Destroy previews whose last `up` is older (e.g. 36h, 7d).",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Change nothing; print what would be done.")
