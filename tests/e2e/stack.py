@@ -88,6 +88,18 @@ class Stack:
     role: str
     flyctl_log: Path
     boots: list[str] = field(default_factory=list)
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """End any previewctl a failed test left running (its tunnels go with it)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
     def recreate_database(self, app: str, config: dict[str, Any]) -> None:
         """What a fresh container does: an empty database, the configured password."""
@@ -136,7 +148,7 @@ class Stack:
         return dict(json.loads(machines[0].config["metadata"]["previewctl_secrets"]))
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [previewctl_executable(), "--config", str(self.project.config), *args],
             env={**self.cli.env, **(env or {})},
             cwd=self.project.root,
@@ -145,6 +157,8 @@ class Stack:
             stdin=subprocess.DEVNULL,
             text=True,
         )
+        self.procs.append(proc)
+        return proc
 
 
 def alive(pid: int) -> bool:
@@ -156,7 +170,7 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+def wait_gone(pids: set[int], timeout: float = 20.0) -> set[int]:
     deadline = time.monotonic() + timeout
     left = {p for p in pids if alive(p)}
     while left and time.monotonic() < deadline:

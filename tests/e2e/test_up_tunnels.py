@@ -8,6 +8,7 @@ import signal
 import socket
 import textwrap
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,8 +31,10 @@ def stack(
     fly_token: str,
     postgres_server: PostgresServer,
     flyctl_path: Path,
-) -> Stack:
-    return make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
+) -> Iterator[Stack]:
+    stack = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
+    yield stack
+    stack.close()
 
 
 def test_up_runs_migrations_through_the_tunnel_into_the_real_database(stack: Stack) -> None:
