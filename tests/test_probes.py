@@ -21,6 +21,7 @@ from psycopg import pq
 from previewctl.actions import GitHubActions
 from previewctl.errors import TimeoutExceededError, TunnelError
 from previewctl.probes import (
+    Ping,
     ProbeKind,
     ProbeTarget,
     pg_ping,
@@ -150,7 +151,7 @@ def test_postgres_probe_through_a_tunnel_whose_remote_is_down() -> None:
 def test_postgres_probe_reports_a_server_that_is_starting_up() -> None:
     with tcp_server(error_reply("57P03", "the database system is starting up")) as port:
         assert pg_ping("127.0.0.1", port, 2) == (
-            pq.Ping.REJECT,
+            Ping.REJECT,
             "server is up but rejecting connections (the database system is starting up)",
         )
         assert probe_once(ProbeKind.POSTGRES, "127.0.0.1", port, 2)[0] is False
@@ -159,7 +160,7 @@ def test_postgres_probe_reports_a_server_that_is_starting_up() -> None:
 def test_postgres_probe_counts_any_other_server_error_as_up() -> None:
     # As libpq's PQping: a server that dislikes our role or database is still up.
     with tcp_server(error_reply("28000", 'role "previewctl" does not exist')) as port:
-        assert pg_ping("127.0.0.1", port, 2) == (pq.Ping.OK, "accepting connections")
+        assert pg_ping("127.0.0.1", port, 2) == (Ping.OK, "accepting connections")
 
 
 def test_postgres_probe_of_something_that_is_not_postgres() -> None:
@@ -169,7 +170,7 @@ def test_postgres_probe_of_something_that_is_not_postgres() -> None:
 
     with tcp_server(http_server) as port:
         result, seen = pg_ping("127.0.0.1", port, 2)
-    assert result == pq.Ping.NO_RESPONSE
+    assert result == Ping.NO_RESPONSE
     assert "is a PostgreSQL server on the remote port?" in seen
 
 
@@ -189,7 +190,7 @@ def test_postgres_probe_of_a_silent_server_is_bounded_and_lets_other_threads_run
         elapsed = time.monotonic() - started
         stop.set()
         thread.join(1)
-    assert result == pq.Ping.NO_RESPONSE
+    assert result == Ping.NO_RESPONSE
     assert seen == "no response within 0.5s"
     assert 0.4 < elapsed < 1.5
     # The GIL was free while the probe waited: the ticker kept ticking.
@@ -372,3 +373,7 @@ def test_wait_all_waits_for_a_late_server_through_a_real_tunnel(
         assert "tunnel manage_db: postgres ready" in text
     finally:
         late.stop()
+
+
+def test_ping_values_are_libpqs() -> None:
+    assert {p.name: p.value for p in Ping} == {p.name: p.value for p in pq.Ping}

@@ -15,16 +15,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-
-from psycopg import pq
+from enum import IntEnum, StrEnum
 
 from previewctl import redact
 from previewctl.errors import TimeoutExceededError
 from previewctl.reporter import Reporter
 
 _BACKOFF_START = 0.1
-_BACKOFF_MAX = 2.0
+# Probes are cheap local connects: a low cap keeps the lag after "ready" short.
+_BACKOFF_MAX = 0.5
 _PROBE_TIMEOUT_MAX = 5.0
 _PROTOCOL_3_0 = 196608
 _CANNOT_CONNECT_NOW = "57P03"
@@ -36,6 +35,16 @@ _MAX_ERROR_LEN = 30000  # libpq's bound on a pre-authentication error message
 # A tunnel accepts locally and then dials the remote; when that dial fails it closes
 # the connection at once. A connection still open after this long reached something.
 _TCP_SETTLE = 0.3
+
+
+class Ping(IntEnum):
+    """libpq's PGPing values (``psycopg.Ping`` has the same; importing psycopg
+    only for them would cost every run ~60 ms)."""
+
+    OK = 0
+    REJECT = 1
+    NO_RESPONSE = 2
+    NO_ATTEMPT = 3
 
 
 class ProbeKind(StrEnum):
@@ -94,7 +103,7 @@ def _error_fields(body: bytes) -> dict[str, str]:
     return fields
 
 
-def pg_ping(host: str, port: int, timeout: float) -> tuple[pq.Ping, str]:
+def pg_ping(host: str, port: int, timeout: float) -> tuple[Ping, str]:
     """libpq's ``PQping`` decision, done on the wire (plain TCP, no TLS, no credentials).
 
     Why not ``psycopg.pq.PGconn.ping``: psycopg's C wrapper calls ``PQping`` without
@@ -111,7 +120,7 @@ def pg_ping(host: str, port: int, timeout: float) -> tuple[pq.Ping, str]:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
-        return pq.Ping.NO_RESPONSE, (
+        return Ping.NO_RESPONSE, (
             f"no response: nothing accepts connections on {host}:{port} ({reason})"
         )
     with sock:
@@ -122,40 +131,40 @@ def pg_ping(host: str, port: int, timeout: float) -> tuple[pq.Ping, str]:
                 sock.settimeout(max(0.01, deadline - time.monotonic()))
                 header = _recv_exactly(sock, 5)
                 if header is None:
-                    return pq.Ping.NO_RESPONSE, _CLOSED_AT_ONCE
+                    return Ping.NO_RESPONSE, _CLOSED_AT_ONCE
                 kind, length = header[:1], struct.unpack("!I", header[1:])[0]
                 if kind in (b"R", b"v"):  # an authentication request / protocol negotiation
-                    return pq.Ping.OK, "accepting connections"
+                    return Ping.OK, "accepting connections"
                 if kind == b"E" and 4 < length <= _MAX_ERROR_LEN:
                     body = _recv_exactly(sock, length - 4) or b""
                     fields = _error_fields(body)
                     sqlstate, message = fields.get("C", ""), fields.get("M", "")
                     if sqlstate == _CANNOT_CONNECT_NOW:
-                        return pq.Ping.REJECT, (
+                        return Ping.REJECT, (
                             "server is up but rejecting connections "
                             + (f"({message})" if message else "(starting up?)")
                         )
                     if len(sqlstate) == 5:
-                        return pq.Ping.OK, "accepting connections"
-                    return pq.Ping.NO_RESPONSE, f"unexpected error reply: {message or body!r}"
+                        return Ping.OK, "accepting connections"
+                    return Ping.NO_RESPONSE, f"unexpected error reply: {message or body!r}"
                 if kind == b"N" and 4 < length <= _MAX_ERROR_LEN:  # a notice: read on
                     _recv_exactly(sock, length - 4)
                     continue
-                return pq.Ping.NO_RESPONSE, (
+                return Ping.NO_RESPONSE, (
                     f"unexpected reply {kind!r} (is a PostgreSQL server on the remote port?)"
                 )
         except TimeoutError:
-            return pq.Ping.NO_RESPONSE, f"no response within {timeout:.1f}s"
+            return Ping.NO_RESPONSE, f"no response within {timeout:.1f}s"
         except (ConnectionResetError, BrokenPipeError):
-            return pq.Ping.NO_RESPONSE, _CLOSED_AT_ONCE
+            return Ping.NO_RESPONSE, _CLOSED_AT_ONCE
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
-            return pq.Ping.NO_RESPONSE, f"connection failed: {reason}"
+            return Ping.NO_RESPONSE, f"connection failed: {reason}"
 
 
 def _postgres_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
     result, seen = pg_ping(host, port, timeout)
-    return result == pq.Ping.OK, seen
+    return result == Ping.OK, seen
 
 
 def probe_once(kind: ProbeKind, host: str, port: int, timeout: float) -> tuple[bool, str]:

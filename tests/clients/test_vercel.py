@@ -76,6 +76,7 @@ def test_every_request_carries_team_id(api: respx.MockRouter, client: VercelClie
     api.post("/v10/projects/web/env").respond(201, json={"created": [], "failed": []})
     api.delete("/v10/projects/web/env/e1").respond(json={})
     api.get("/v6/deployments").respond(json={"deployments": []})
+    api.get("/v9/projects/web/domains/a.example.com").respond(404, json={"error": {}})
     api.post("/v10/projects/web/domains").respond(json={"name": "a.example.com"})
     api.delete("/v9/projects/web/domains/a.example.com").respond(json={})
 
@@ -87,7 +88,7 @@ def test_every_request_carries_team_id(api: respx.MockRouter, client: VercelClie
     client.add_domain("web", "a.example.com", "feat")
     client.remove_domain("web", "a.example.com")
 
-    assert len(api.calls) == 7
+    assert len(api.calls) == 8
     for call in api.calls:
         assert call.request.url.params.get("teamId") == TEAM, call.request.url
     # the caller's own query survives the merge
@@ -304,9 +305,21 @@ def test_delete_env_reports_already_gone(api: respx.MockRouter, client: VercelCl
 
 # ---- domains ------------------------------------------------------------------------------
 def test_add_domain_sends_name_and_branch(api: respx.MockRouter, client: VercelClient) -> None:
+    api.get("/v9/projects/web/domains/pr-1.example.com").respond(404, json={"error": {}})
     route = api.post("/v10/projects/web/domains").respond(json={"name": "pr-1.example.com"})
     client.add_domain("web", "pr-1.example.com", "feat")
     assert body_of(route.calls.last) == {"name": "pr-1.example.com", "gitBranch": "feat"}
+
+
+def test_add_domain_already_there_is_one_read_and_no_write(
+    api: respx.MockRouter, client: VercelClient
+) -> None:
+    api.get("/v9/projects/web/domains/pr-1.example.com").respond(
+        json={"name": "pr-1.example.com", "gitBranch": "feat"}
+    )
+    route = api.post("/v10/projects/web/domains")
+    client.add_domain("web", "pr-1.example.com", "feat")
+    assert route.calls.call_count == 0
 
 
 def test_add_domain_already_ours_for_this_branch_is_success(

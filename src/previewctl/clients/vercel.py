@@ -312,6 +312,18 @@ class VercelClient(ApiClient):
         """Attach ``name`` to ``project`` for ``git_branch``; already attached so = success."""
         if not git_branch:
             raise ValueError(f"domain {name}: previewctl only adds branch domains")
+        existing = self.get_domain(project, name)
+        if existing is not None and existing.git_branch == git_branch:
+            return  # the usual case on a repeated run: one read, no write
+        if existing is not None:
+            raise ConflictError(
+                self.api_name,
+                f"domain {name} is already on project {project} for branch "
+                f"{existing.git_branch or '(production)'}, not {git_branch}",
+                status=409,
+                method="POST",
+                path=f"/v10/projects/{_segment(project)}/domains",
+            )
         try:
             self.request(
                 "POST",

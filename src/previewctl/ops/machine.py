@@ -95,12 +95,12 @@ def ensure_app(rt: Runtime, app: str) -> bool:
     return True
 
 
-def ensure_ips(rt: Runtime, app: str, actions: list[str]) -> None:
+def ensure_ips(rt: Runtime, app: str, actions: list[str], *, fresh_app: bool = False) -> None:
     wanted = rt.config.model.app.ips
     if not wanted or not rt.config.machine_has_services():
         return
     fly = rt.fly()
-    have = fly.list_ips(app)
+    have = [] if fresh_app else fly.list_ips(app)
     kinds = set()
     for ip in have:
         if ip.shared:
@@ -146,8 +146,10 @@ def converge_machine(rt: Runtime, target: Target, *, deadline: float) -> Machine
     if created_app:
         actions.append("created app")
     try:
-        machine, secrets = _ensure_machine(rt, target, app, actions, deadline)
-        ensure_ips(rt, app, actions)
+        machine, secrets = _ensure_machine(
+            rt, target, app, actions, deadline, fresh_app=created_app
+        )
+        ensure_ips(rt, app, actions, fresh_app=created_app)
     except BaseException:
         if created_app:
             # An app without a marked machine is one gc can't recognise: remove it, unless
@@ -161,12 +163,19 @@ def converge_machine(rt: Runtime, target: Target, *, deadline: float) -> Machine
 
 
 def _ensure_machine(
-    rt: Runtime, target: Target, app: str, actions: list[str], deadline: float
+    rt: Runtime,
+    target: Target,
+    app: str,
+    actions: list[str],
+    deadline: float,
+    *,
+    fresh_app: bool = False,
 ) -> tuple[Machine, dict[str, str]]:
     fly = rt.fly()
     model = rt.config.model
-    managed = find_managed_machines(fly, app)
-    if not managed:
+    # An app this run just created has no machines: no need to ask.
+    managed = [] if fresh_app else find_managed_machines(fly, app)
+    if not managed and not fresh_app:
         everything = [m for m in fly.list_machines(app) if m.state != "destroyed"]
         managed = [m for m in everything if preview.is_managed(m)]
         others = [m for m in everything if not preview.is_managed(m)]
@@ -290,4 +299,4 @@ def wait_healthy(
                     + machine.describe_health()
                 )
             time.sleep(delay)  # Fly has no wait endpoint for checks: bounded backoff
-            delay = min(delay * 1.6, 2.0)
+            delay = min(delay * 1.6, 0.5)
