@@ -21,9 +21,9 @@ from previewctl import redact
 from previewctl.errors import TimeoutExceededError
 from previewctl.reporter import Reporter
 
-_BACKOFF_START = 0.1
+_BACKOFF_START = 0.05
 # Probes are cheap local connects: a low cap keeps the lag after "ready" short.
-_BACKOFF_MAX = 0.5
+_BACKOFF_MAX = 0.2
 _PROBE_TIMEOUT_MAX = 5.0
 _PROTOCOL_3_0 = 196608
 _CANNOT_CONNECT_NOW = "57P03"

@@ -116,22 +116,35 @@ def ensure_ips(rt: Runtime, app: str, actions: list[str], *, fresh_app: bool = F
             rt.reporter.info(f"allocated public {kind} address {ip.ip}")
 
 
-def converge_healthy(
-    rt: Runtime, target: Target, *, deadline: float
-) -> tuple[MachineResult, Machine]:
-    """Converge, then wait until healthy; start over if a racing run removed our machine."""
+def converge_started(rt: Runtime, target: Target, *, deadline: float) -> MachineResult:
+    """Converge, then wait on Fly's wait endpoint for 'started'.
+
+    Health is waited for separately (see :func:`wait_healthy`), so that tunnels can
+    open meanwhile. When a racing run made a second machine, the survivor is the same
+    for everyone; a run whose machine lost starts over on the survivor.
+    """
+    fly = rt.fly()
     for attempt in range(3):
         result = converge_machine(rt, target, deadline=deadline)
+        machine_id = result.machine.id
         try:
-            machine = wait_healthy(
-                rt.fly(), result.app, result.machine.id, deadline=deadline, reporter=rt.reporter
-            )
+            with rt.reporter.waiting(f"machine {machine_id}") as update:
+                update("waiting for state 'started'")
+                fly.wait(result.app, machine_id, "started", deadline=deadline)
+            managed = find_managed_machines(fly, result.app)
+            survivor = preview.pick_survivor(managed) if managed else None
+            for extra in managed:
+                if survivor is not None and extra.id != survivor.id:
+                    rt.reporter.warn(f"removing duplicate machine {extra.id} of {result.app}")
+                    fly.delete_machine(result.app, extra.id)
+            if survivor is None or survivor.id != machine_id:
+                raise MachineGoneError(f"machine {machine_id} of {result.app} was replaced")
         except (MachineGoneError, NotFoundError):
             if attempt == 2:
                 raise
             rt.reporter.warn("the machine was replaced by a concurrent run; converging again")
             continue
-        return result, machine
+        return result
     raise AssertionError("unreachable")
 
 
@@ -299,4 +312,4 @@ def wait_healthy(
                     + machine.describe_health()
                 )
             time.sleep(delay)  # Fly has no wait endpoint for checks: bounded backoff
-            delay = min(delay * 1.6, 0.5)
+            delay = min(delay * 1.6, 0.25)

@@ -8,7 +8,7 @@ from typing import Any
 
 from previewctl.ops import comment
 from previewctl.ops.background import BackgroundPhase
-from previewctl.ops.machine import converge_healthy
+from previewctl.ops.machine import converge_started, wait_healthy
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
 from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls
@@ -69,16 +69,20 @@ def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     with comment.failure_reported(rt, target, app, "up", rows):
         with rt.reporter.phase("fly machine"):
             deadline = time.monotonic() + timeouts.machine
-            result, machine = converge_healthy(rt, target, deadline=deadline)
-            rt.reporter.success(
-                f"machine {machine.id} is {machine.state} and healthy"
-                + (f" ({', '.join(result.actions)})" if result.actions else " (no change)")
-            )
-        rows.append(("Machine", f"`{machine.id}` {machine.state}"))
-        rows.append(("Hostname", f"`{result.hostname}`"))
+            result = converge_started(rt, target, deadline=deadline)
+            what = ", ".join(result.actions) if result.actions else "no change"
+            rt.reporter.success(f"machine {result.machine.id} is started ({what})")
+        # Tunnels need the machine started, not healthy: open them while Fly's checks
+        # settle, and write Vercel (it needs only secrets and hostname) meanwhile too.
+        health = BackgroundPhase(
+            "machine health",
+            rt.reporter,
+            lambda reporter: wait_healthy(
+                fly, app, result.machine.id, deadline=deadline, reporter=reporter
+            ),
+        ).start()
         values = rt.values(target, secrets=result.secrets)
         values.vercel_urls = domain_urls(rt, values)
-        # Vercel needs only the secrets and the hostname: write it while the steps run.
         job: BackgroundPhase[VercelOutcome] | None = None
         if rt.vercel_configured():
             snapshot = dataclasses.replace(values)
@@ -88,7 +92,9 @@ def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
                 lambda reporter: apply_vercel(rt, target, snapshot, reporter=reporter),
             ).start()
         try:
-            with open_tunnels(rt, app, machine.id, values, fly=fly) as tunnels:
+            with open_tunnels(rt, app, result.machine.id, values, fly=fly) as tunnels:
+                machine = health.join()
+                rt.reporter.success(f"machine {machine.id} is healthy")
                 run_steps(
                     rt,
                     config.model.steps,
@@ -98,6 +104,8 @@ def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
                 )
         finally:
             vercel = job.join() if job is not None else VercelOutcome()
+        rows.append(("Machine", f"`{machine.id}` {machine.state}"))
+        rows.append(("Hostname", f"`{result.hostname}`"))
         for name, info in vercel.projects.items():
             if info.get("domain"):
                 rows.append((name, f"https://{info['domain']}"))
