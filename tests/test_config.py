@@ -164,7 +164,9 @@ def test_env_refs(tmp_path: Path) -> None:
         """
     )
     config = load(tmp_path, toml, machine)
-    assert config.env_refs() == {"PG_VERSION", "PKG", "DB_NAME", "SEED_HOST", "SEED_HEADER"}
+    # up/resume/env render everything but [[seed]]; seed renders only [[seed]]
+    assert config.env_refs() == {"PG_VERSION", "PKG", "DB_NAME"}
+    assert config.env_refs(seed=True) == {"SEED_HOST", "SEED_HEADER"}
 
 
 # ---- config_hash ------------------------------------------------------------------------

@@ -310,10 +310,16 @@ class Config:
             )
         return name
 
-    def env_refs(self) -> set[str]:
-        """Every ``${env.NAME}`` the config uses (so a run can check them up front)."""
+    def env_refs(self, *, seed: bool = False) -> set[str]:
+        """The ``${env.NAME}`` a command will render, so a run can check them up front.
+
+        ``seed`` renders [[seed]] (and the domains); every other command the rest.
+        """
         names: set[str] = set()
-        for _, text in _all_strings(self):
+        for key, text in _all_strings(self):
+            in_seed = key.startswith("seed[") or key.endswith(".domain")
+            if in_seed != seed and not key.endswith(".domain"):
+                continue
             for ref in template.refs(text):
                 if ref.namespace == "env":
                     names.add(ref.parts[1])

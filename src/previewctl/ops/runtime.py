@@ -54,9 +54,9 @@ class Runtime:
             self._config = load_config(self.config_path)
         return self._config
 
-    def check_env_refs(self) -> None:
-        """Every ${env.NAME} the config uses must be set before anything changes."""
-        missing = sorted(n for n in self.config.env_refs() if n not in self.env)
+    def check_env_refs(self, *, seed: bool = False) -> None:
+        """Every ${env.NAME} the command will use must be set before anything changes."""
+        missing = sorted(n for n in self.config.env_refs(seed=seed) if n not in self.env)
         if missing:
             raise InputError(
                 "the config uses environment variables that are not set: " + ", ".join(missing)

@@ -44,7 +44,7 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     if skipped:
         return skipped
     projects, needs_tunnels = _seed_refs(rt)
-    preflight(rt, target, tunnels=needs_tunnels, vercel=bool(projects))
+    preflight(rt, target, tunnels=needs_tunnels, vercel=bool(projects), seed=True)
     config = rt.config
     if not config.model.seed:
         rt.reporter.info("no [[seed]] steps configured: nothing to do")

@@ -27,11 +27,13 @@ def skip_fork(rt: Runtime, target: Target) -> dict[str, Any] | None:
     return None
 
 
-def preflight(rt: Runtime, target: Target, *, tunnels: bool, vercel: bool) -> None:
+def preflight(
+    rt: Runtime, target: Target, *, tunnels: bool, vercel: bool, seed: bool = False
+) -> None:
     """Everything that can be bad input is found here, before any remote call."""
     config = rt.config
     config.app_name(target.pr)
-    rt.check_env_refs()
+    rt.check_env_refs(seed=seed)
     rt.fly()
     if tunnels and config.model.tunnels:
         find_flyctl(rt.env)
