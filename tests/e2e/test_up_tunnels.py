@@ -66,6 +66,9 @@ def test_failing_step_reports_name_and_output_and_leaves_nothing(stack: Stack) -
     assert "exit code 3" in result.stderr
     assert "relation widgets already exploded" in result.stderr
     assert wait_gone(stack.flyctl_pids()) == set()
+    (stack.project.root / "migrate.py").write_text(MIGRATE)
+    assert stack.cli.run("up", "--pr", "21").code == 0
+    assert stack.tables() == ["widgets"]
 
 
 def test_step_timeout_kills_the_step_and_its_children(stack: Stack, tmp_path: Path) -> None:
@@ -88,6 +91,9 @@ def test_step_timeout_kills_the_step_and_its_children(stack: Stack, tmp_path: Pa
     step_pids = {int(p) for p in pidfile.read_text().split()}
     assert wait_gone(step_pids) == set()
     assert wait_gone(stack.flyctl_pids()) == set()
+    (stack.project.root / "migrate.py").write_text(MIGRATE)
+    assert stack.cli.run("up", "--pr", "21").code == 0
+    assert stack.tables() == ["widgets"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -112,6 +118,9 @@ def test_signal_during_a_step_closes_tunnels_and_the_step(
     assert code == 130, "".join(seen) + err
     assert wait_gone({int(pidfile.read_text())}) == set()
     assert wait_gone(stack.flyctl_pids()) == set()
+    (stack.project.root / "migrate.py").write_text(MIGRATE)
+    assert stack.cli.run("up", "--pr", "21").code == 0
+    assert stack.tables() == ["widgets"]
 
 
 def test_taken_local_port_is_a_clear_error(
@@ -132,6 +141,8 @@ def test_taken_local_port_is_a_clear_error(
     assert "already in use" in result.stderr
     assert "db" in result.stderr
     assert wait_gone(stack.flyctl_pids()) == set()
+    assert stack.cli.run("up", "--pr", "21").code == 0  # the port is free again
+    assert stack.tables() == ["widgets"]
 
 
 def test_database_that_never_answers_fails_within_the_deadline(
@@ -152,6 +163,9 @@ def test_database_that_never_answers_fails_within_the_deadline(
     assert "not ready" in result.stderr
     assert stack.tables() == []  # the step never ran
     assert wait_gone(stack.flyctl_pids()) == set()
+    fixed = {"FAKE_FLYCTL_TARGETS": json.dumps({"5432": f"127.0.0.1:{postgres_server.port}"})}
+    assert stack.cli.run("up", "--pr", "21", env=fixed).code == 0
+    assert stack.tables() == ["widgets"]
 
 
 def test_database_accepting_late_is_waited_for(

@@ -182,6 +182,11 @@ def test_vercel_201_with_failed_entries_fails_with_the_code(wired: Wired) -> Non
     assert "ENV_CONFLICT" in result.stderr
     assert "API_KEY" in result.stderr
     assert "::error" in result.stderr
+    wired.vercel.fail_keys = {}
+    again = wired.cli.run("up")
+    assert again.code == 0, again.output
+    keys = {e["key"] for e in wired.vercel.envs_for("api", BRANCH)}
+    assert keys == {"DATABASE_URL", "API_KEY", "SELF_URL", "LOG_LEVEL"}
 
 
 def test_one_sticky_comment_through_up_up_seed_down(wired: Wired) -> None:
