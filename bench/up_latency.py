@@ -58,11 +58,12 @@ from _bench import (
     with_cache,
 )
 from psycopg import pq
-from tests.e2e.stack import Stack, make_stack, wait_gone
+from tests.e2e.stack import Stack, make_stack
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.flyctl_fixture import install_flyctl
 from tests.fakes.postgres import PostgresServer, free_port
 from tests.fakes.vercel_api import VercelFake
+from tests.processes import wait_gone
 
 from previewctl.probes import pg_ping
 

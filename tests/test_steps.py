@@ -9,7 +9,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from previewctl.actions import GitHubActions
 from previewctl.errors import StepFailedError, TimeoutExceededError
 from previewctl.reporter import Reporter
 from previewctl.steps import CommandStep, HttpStep, run_command, run_http
+from tests.processes import is_gone, wait_for
 
 
 @pytest.fixture
@@ -43,24 +43,6 @@ def python_step(
         cwd=cwd,
         timeout=timeout,
     )
-
-
-def is_gone(pid: int) -> bool:
-    """No such process, or a zombie waiting for a parent that is not us."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def read_pids(path: Path) -> list[int]:

@@ -22,6 +22,7 @@ from previewctl.actions import GitHubActions
 from previewctl.errors import InputError, TunnelError
 from previewctl.reporter import Reporter
 from previewctl.tunnels import Tunnel, TunnelSet, TunnelSpec, find_flyctl
+from tests.processes import is_gone, wait_for
 
 if TYPE_CHECKING:
     from tests.fakes.postgres import PgDatabase
@@ -52,24 +53,6 @@ def spec(name: str, remote_port: int = 5432, local_port: int = 0) -> TunnelSpec:
     return TunnelSpec(
         name=name, app=APP, remote_host=HOST, remote_port=remote_port, local_port=local_port
     )
-
-
-def is_gone(pid: int) -> bool:
-    """No such process, or a zombie (ended, waiting for a parent that is not us)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def log_events(log: Path) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ until a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -209,32 +210,14 @@ def wait_until_ready(
         if alive_check is not None:
             alive_check()
         return
-    if progress is None:
-        with reporter.waiting(f"waiting for {name} ({kind} on localhost:{port})") as update:
-            _wait_loop(
-                name,
-                kind,
-                host,
-                port,
-                deadline,
-                reporter,
-                describe_remote,
-                alive_check,
-                update,
-                cancel,
-            )
-    else:
+    display = (
+        contextlib.nullcontext(progress)
+        if progress is not None
+        else reporter.waiting(f"waiting for {name} ({kind} on localhost:{port})")
+    )
+    with display as update:
         _wait_loop(
-            name,
-            kind,
-            host,
-            port,
-            deadline,
-            reporter,
-            describe_remote,
-            alive_check,
-            progress,
-            cancel,
+            name, kind, host, port, deadline, reporter, describe_remote, alive_check, update, cancel
         )
 
 

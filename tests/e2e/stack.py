@@ -161,24 +161,6 @@ class Stack:
         return proc
 
 
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_gone(pids: set[int], timeout: float = 20.0) -> set[int]:
-    deadline = time.monotonic() + timeout
-    left = {p for p in pids if alive(p)}
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = {p for p in left if alive(p)}
-    return left
-
-
 _readers: dict[int, queue.Queue[str | None]] = {}
 
 

@@ -17,9 +17,10 @@ import psycopg
 import pytest
 
 from tests.conftest import assert_no_leak
-from tests.e2e.stack import MIGRATE, Stack, interrupt, make_stack, read_until, wait_gone
+from tests.e2e.stack import MIGRATE, Stack, interrupt, make_stack, read_until
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer, free_port
+from tests.processes import wait_gone
 
 APP = "pr-21-stack"
 
