@@ -121,6 +121,10 @@ class ApiClient:
     def request_id(self, response: httpx.Response) -> str | None:  # noqa: ARG002
         return None
 
+    def scope_params(self) -> dict[str, str]:
+        """Query parameters every request carries (Vercel's teamId, say)."""
+        return {}
+
     def is_transient(self, response: httpx.Response) -> bool:
         """Subclasses widen this (GitHub's 403 rate limit, say)."""
         return response.status_code in TRANSIENT_STATUS
@@ -160,6 +164,9 @@ class ApiClient:
         retry: bool = True,
     ) -> httpx.Response:
         """Send one logical request; return the 2xx response or raise an ApiError."""
+        scope = self.scope_params()
+        if scope:
+            params = {**(params or {}), **scope}
 
         def attempt() -> httpx.Response:
             self.calls += 1

@@ -174,30 +174,9 @@ class VercelClient(ApiClient):
         self.team_id = team_id
 
     # ---- ApiClient hooks ---------------------------------------------------------------
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        retry: bool = True,
-    ) -> httpx.Response:
+    def scope_params(self) -> dict[str, str]:
         """Every request is scoped to the team when one is configured."""
-        merged = dict(params or {})
-        if self.team_id:
-            merged["teamId"] = self.team_id
-        return super().request(
-            method,
-            path,
-            params=merged or None,
-            json=json,
-            headers=headers,
-            timeout=timeout,
-            retry=retry,
-        )
+        return {"teamId": self.team_id} if self.team_id else {}
 
     def error_message(self, response: httpx.Response) -> tuple[str, str | None]:
         try:
