@@ -262,6 +262,17 @@ def test_check_alive_detects_a_tunnel_that_died(
     assert "tunnel unexpectedly closed" in message
 
 
+def test_hold_returns_with_an_error_when_a_tunnel_dies(
+    flyctl_path: Path, flyctl_log: Path, reporter: Reporter
+) -> None:
+    env = make_env(flyctl_log, FAKE_FLYCTL_DIE_AFTER="0.3")
+    with TunnelSet([spec("manage_db")], flyctl=str(flyctl_path), env=env, reporter=reporter) as ts:
+        started = time.monotonic()
+        with pytest.raises(TunnelError, match="tunnel manage_db .* ended unexpectedly"):
+            ts.hold()
+        assert time.monotonic() - started < 5
+
+
 ORPHAN_SCRIPT = textwrap.dedent(
     """
     import io, os, sys, time

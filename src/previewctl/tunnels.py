@@ -197,6 +197,21 @@ class TunnelSet:
                 hint="the machine may have stopped or restarted; run `previewctl status`",
             )
 
+    def hold(self) -> None:
+        """Block until a tunnel process ends (Ctrl-C ends the wait), then report it.
+
+        Waits on the readers' end-of-output events: no polling.
+        """
+        with self._changed:
+            while not any(proc.stdout_closed for proc in self._procs):
+                self._changed.wait()
+        for proc in self._procs:
+            if proc.stdout_closed:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.popen.wait(_EXIT_SETTLE)
+        self.check_alive()
+        raise TunnelError("a tunnel closed its output but is still running")
+
     def close(self) -> None:
         """End every process this set started. Idempotent; safe in a ``finally``."""
         with self._close_lock:

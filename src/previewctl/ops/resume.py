@@ -47,9 +47,7 @@ def _hold(rt: Runtime, tunnels: TunnelSet | None) -> None:
     if tunnels is None:
         return
     rt.reporter.info("tunnels are open; press Ctrl-C to close them")
-    while True:
-        tunnels.check_alive()
-        time.sleep(0.5)
+    tunnels.hold()
 
 
 def _print_env(rt: Runtime, found: Found, values: object, *, json_output: bool) -> None:
