@@ -268,7 +268,7 @@ def test_hold_returns_with_an_error_when_a_tunnel_dies(
     env = make_env(flyctl_log, FAKE_FLYCTL_DIE_AFTER="0.3")
     with TunnelSet([spec("manage_db")], flyctl=str(flyctl_path), env=env, reporter=reporter) as ts:
         started = time.monotonic()
-        with pytest.raises(TunnelError, match="tunnel manage_db .* ended unexpectedly"):
+        with pytest.raises(TunnelError, match=r"tunnel manage_db .* ended unexpectedly"):
             ts.hold()
         assert time.monotonic() - started < 5
 
