@@ -241,3 +241,18 @@ def test_github_rate_limit_is_waited_out(wired: Wired) -> None:
     ours = [c for c in wired.github.comments_on(PR) if MARKER in c["body"]]
     assert len(ours) == 1
     assert "ready" in ours[0]["body"]
+
+
+def test_pr_without_secrets_is_skipped_with_a_notice(wired: Wired) -> None:
+    """Dependabot's PRs run without the repository's secrets: a notice, not a failure."""
+    del wired.cli.env["FLY_API_TOKEN"]
+    wired.cli.env["GITHUB_ACTOR"] = "dependabot[bot]"
+    for command in ("up", "seed", "down"):
+        result = wired.cli.run(command)
+        assert result.code == 0, result.output
+        assert "::notice title=previewctl skipped a PR without secrets::" in result.stderr
+        assert "dependabot[bot]" in result.stderr
+    assert wired.fly.requests == []
+    assert wired.vercel.requests == []
+    # outside a PR's event, a missing token stays bad input
+    assert wired.cli.run("up", "--pr", "9", env={"GITHUB_EVENT_PATH": ""}).code == 2

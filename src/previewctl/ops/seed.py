@@ -11,7 +11,7 @@ from previewctl.ops import comment
 from previewctl.ops.lifecycle import find_preview
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
-from previewctl.ops.up import preflight, skip_fork
+from previewctl.ops.up import preflight, skip_without_secrets
 from previewctl.ops.vercel_ops import domain_urls
 from previewctl.target import resolve_target
 
@@ -40,7 +40,7 @@ def _seed_refs(rt: Runtime) -> tuple[set[str], bool]:
 def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     target = resolve_target(pr, branch, rt.env)
     assert target is not None
-    skipped = skip_fork(rt, target)
+    skipped = skip_without_secrets(rt, target)
     if skipped:
         return skipped
     projects, needs_tunnels = _seed_refs(rt)

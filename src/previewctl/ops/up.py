@@ -16,7 +16,13 @@ from previewctl.target import Target, resolve_target
 from previewctl.tunnels import find_flyctl
 
 
-def skip_fork(rt: Runtime, target: Target) -> dict[str, Any] | None:
+def skip_without_secrets(rt: Runtime, target: Target) -> dict[str, Any] | None:
+    """A PR that gets no secrets is skipped with a notice and exit 0, not a failure mail.
+
+    Forks never get them; Dependabot's PRs get none of the repository's secrets either.
+    Only a run on the PR's own event is judged so: a missing token on the command
+    line is still bad input (exit 2).
+    """
     if target.is_fork:
         rt.reporter.notice(
             f"PR #{target.pr} comes from a fork ({target.head_repo}): it gets no secrets, "
@@ -24,6 +30,16 @@ def skip_fork(rt: Runtime, target: Target) -> dict[str, Any] | None:
             title="previewctl skipped a fork PR",
         )
         return {"pr": target.pr, "skipped": "fork"}
+    has_token = rt.env.get("FLY_API_TOKEN") or rt.env.get("FLY_ACCESS_TOKEN")
+    if target.from_event and rt.actions.enabled and not has_token:
+        actor = rt.env.get("GITHUB_ACTOR") or "this run"
+        rt.reporter.notice(
+            f"PR #{target.pr}: no FLY_API_TOKEN in this run ({actor} gets no secrets, as "
+            "for Dependabot), so no preview is made for it; if this PR should have one, "
+            "add FLY_API_TOKEN to the repository's Actions secrets",
+            title="previewctl skipped a PR without secrets",
+        )
+        return {"pr": target.pr, "skipped": "no secrets"}
     return None
 
 
@@ -51,7 +67,7 @@ def preflight(
 def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     target = resolve_target(pr, branch, rt.env)
     assert target is not None
-    skipped = skip_fork(rt, target)
+    skipped = skip_without_secrets(rt, target)
     if skipped:
         return skipped
     preflight(rt, target, tunnels=True, vercel=True)
