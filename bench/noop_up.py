@@ -20,7 +20,7 @@ from pathlib import Path
 
 from _bench import clean_env, load_note, table, verdict
 from tests.conftest import BASIC_TOML, Cli, Project
-from tests.e2e.test_vercel_github import APP, BRANCH, PR, VERCEL_TOML, write_event
+from tests.e2e.test_vercel_github import APP, BRANCH, PR, VERCEL_TOML, workflow_env
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.loopback import LoopbackApi, RecordedRequest
@@ -70,26 +70,15 @@ def main() -> int:
                 vercel.add_deployment(name, BRANCH, state="READY")
             github.add_pr(PR, BRANCH)
             project = Project(root).write(BASIC_TOML + VERCEL_TOML)
-            output, summary = tmp_path / "out", tmp_path / "summary.md"
-            event = tmp_path / "event.json"
-            output.touch()
-            write_event(event, "acme/agents")
-            env = clean_env(tmp_path)
-            env.update(
-                {
-                    "FLY_API_TOKEN": fly_token,
-                    "FLY_API_BASE_URL": fly.url,
-                    "VERCEL_TOKEN": vercel_token,
-                    "VERCEL_API_URL": vercel.url,
-                    "GITHUB_TOKEN": gh_token,
-                    "GITHUB_API_URL": github.url,
-                    "GITHUB_REPOSITORY": "acme/agents",
-                    "GITHUB_EVENT_PATH": str(event),
-                    "GITHUB_ACTIONS": "true",
-                    "GITHUB_OUTPUT": str(output),
-                    "GITHUB_STEP_SUMMARY": str(summary),
-                    "PREVIEW_LOG_LEVEL": "debug",
-                }
+            env, _, _, _ = workflow_env(
+                clean_env(tmp_path),
+                tmp_path,
+                fly,
+                fly_token,
+                vercel,
+                vercel_token,
+                github,
+                gh_token,
             )
             cli = Cli(project, env)
             first = cli.run("up")

@@ -79,6 +79,38 @@ def write_event(path: Path, head_repo: str | None) -> None:
     )
 
 
+def workflow_env(
+    env: dict[str, str],
+    tmp_path: Path,
+    fly: FlyEmulator,
+    fly_token: str,
+    vercel: VercelFake,
+    vercel_token: str,
+    github: GitHubFake,
+    gh_token: str,
+) -> tuple[dict[str, str], Path, Path, Path]:
+    """The environment of a pull_request workflow step, pointing at the fakes."""
+    output, summary, event = tmp_path / "out", tmp_path / "summary.md", tmp_path / "event.json"
+    output.touch()
+    write_event(event, "acme/agents")
+    env = {
+        **env,
+        "FLY_API_TOKEN": fly_token,
+        "FLY_API_BASE_URL": fly.url,
+        "VERCEL_TOKEN": vercel_token,
+        "VERCEL_API_URL": vercel.url,
+        "GITHUB_TOKEN": gh_token,
+        "GITHUB_API_URL": github.url,
+        "GITHUB_REPOSITORY": "acme/agents",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "PREVIEW_LOG_LEVEL": "debug",
+    }
+    return env, output, summary, event
+
+
 @pytest.fixture
 def wired(project: Project, fly: FlyEmulator, fly_token: str, tmp_path: Path) -> Iterator[Wired]:
     vercel_token, gh_token = pysecrets.token_hex(16), pysecrets.token_hex(16)
@@ -89,25 +121,8 @@ def wired(project: Project, fly: FlyEmulator, fly_token: str, tmp_path: Path) ->
         vercel.add_deployment(name, BRANCH, state="READY")
     github.add_pr(PR, BRANCH)
     project.write(BASIC_TOML + VERCEL_TOML)
-    output, summary, event = tmp_path / "out", tmp_path / "summary.md", tmp_path / "event.json"
-    output.touch()
-    write_event(event, "acme/agents")
-    env = base_env(tmp_path)
-    env.update(
-        {
-            "FLY_API_TOKEN": fly_token,
-            "FLY_API_BASE_URL": fly.url,
-            "VERCEL_TOKEN": vercel_token,
-            "VERCEL_API_URL": vercel.url,
-            "GITHUB_TOKEN": gh_token,
-            "GITHUB_API_URL": github.url,
-            "GITHUB_REPOSITORY": "acme/agents",
-            "GITHUB_EVENT_PATH": str(event),
-            "GITHUB_ACTIONS": "true",
-            "GITHUB_OUTPUT": str(output),
-            "GITHUB_STEP_SUMMARY": str(summary),
-            "PREVIEW_LOG_LEVEL": "debug",
-        }
+    env, output, summary, event = workflow_env(
+        base_env(tmp_path), tmp_path, fly, fly_token, vercel, vercel_token, github, gh_token
     )
     yield Wired(fly, vercel, github, Cli(project, env), project, output, summary, event)
     vercel.stop()
