@@ -8,7 +8,7 @@ import time
 
 from previewctl import redact
 from previewctl.errors import PreviewctlError
-from previewctl.ops.envcmd import step_env
+from previewctl.ops.envcmd import render_env, step_env
 from previewctl.ops.lifecycle import Found, find_preview
 from previewctl.ops.machine import wait_healthy
 from previewctl.ops.runtime import Runtime
@@ -51,8 +51,6 @@ def _hold(rt: Runtime, tunnels: TunnelSet | None) -> None:
 
 
 def _print_env(rt: Runtime, found: Found, values: object, *, json_output: bool) -> None:
-    from previewctl.ops.envcmd import render_env
-
     env = step_env(rt, values)  # type: ignore[arg-type]
     if json_output:
         text = json.dumps({"app": found.app, "pr": found.target.pr, "env_keys": sorted(env)})

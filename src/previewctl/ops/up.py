@@ -11,7 +11,7 @@ from previewctl.ops.background import BackgroundPhase
 from previewctl.ops.machine import converge_started, wait_healthy
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
-from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls
+from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls, require_branch
 from previewctl.target import Target, resolve_target
 from previewctl.tunnels import find_flyctl
 
@@ -55,13 +55,7 @@ def preflight(
         find_flyctl(rt.env)
     if vercel and rt.vercel_configured():
         rt.vercel()
-        if not target.branch:
-            from previewctl.errors import InputError
-
-            raise InputError(
-                "the PR's branch is needed for its Vercel vars: pass --branch, set "
-                "PREVIEWCTL_BRANCH, or run on a pull_request event"
-            )
+        require_branch(target)
 
 
 def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def domain_urls(rt: Runtime, values: template.Values) -> dict[str, str]:
     }
 
 
-def _require_branch(target: Target) -> str:
+def require_branch(target: Target) -> str:
     if not target.branch:
         raise InputError(
             "the PR's branch is needed for its Vercel vars: pass --branch, set "
@@ -51,7 +51,7 @@ def apply_vercel(
     outcome = VercelOutcome()
     if not vercel or not vercel.projects:
         return outcome
-    branch = _require_branch(target)
+    branch = require_branch(target)
     client = rt.vercel()
     for name, project in vercel.projects.items():
         try:
@@ -94,7 +94,7 @@ def remove_vercel(rt: Runtime, target: Target, values: template.Values) -> dict[
     removed: dict[str, Any] = {}
     if not vercel or not vercel.projects:
         return removed
-    branch = _require_branch(target)
+    branch = require_branch(target)
     client = rt.vercel()
     for name, project in vercel.projects.items():
         keys = remove_branch_env(client, name, branch, rt.reporter)
