@@ -231,7 +231,7 @@ class FlyClient(ApiClient):
             self.request(
                 "DELETE",
                 f"/v1/apps/{app}/machines/{machine_id}",
-                params={"force": "true"},
+                params={"force": "true", "kill": "true"},  # docs say force, fly-go kill
                 headers=_lease_header(nonce),
             )
         except NotFoundError:
