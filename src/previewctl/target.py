@@ -93,3 +93,10 @@ def resolve_target(
         repo=env.get("GITHUB_REPOSITORY") or None,
         from_event=from_event,
     )
+
+
+def require_target(pr: str | None, branch: str | None, env: Mapping[str, str]) -> Target:
+    """:func:`resolve_target` for commands that cannot run without a PR."""
+    target = resolve_target(pr, branch, env)
+    assert target is not None  # need_pr=True raises instead of returning None
+    return target

@@ -10,12 +10,11 @@ from previewctl.ops.machine import find_managed_machines, get_app_in_org
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.up import skip_without_secrets
 from previewctl.ops.vercel_ops import remove_vercel
-from previewctl.target import Target, resolve_target
+from previewctl.target import Target, require_target
 
 
 def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
-    target = resolve_target(pr, branch, rt.env)
-    assert target is not None
+    target = require_target(pr, branch, rt.env)
     skipped = skip_without_secrets(rt, target)
     if skipped:
         return skipped

@@ -10,7 +10,7 @@ from previewctl.errors import ConfigError
 from previewctl.ops.lifecycle import find_preview
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.vercel_ops import domain_urls
-from previewctl.target import resolve_target
+from previewctl.target import require_target
 from previewctl.template import TemplateError
 
 
@@ -27,8 +27,7 @@ def step_env(rt: Runtime, values: template.Values) -> dict[str, str]:
 
 
 def run_env(rt: Runtime, pr: str) -> dict[str, str]:
-    target = resolve_target(pr, None, rt.env)
-    assert target is not None
+    target = require_target(pr, None, rt.env)
     rt.config.app_name(target.pr)
     rt.check_env_refs()
     rt.fly()

@@ -11,7 +11,7 @@ from previewctl.errors import NotManagedError, PreviewctlError
 from previewctl.ops import comment, preview
 from previewctl.ops.machine import find_managed_machines
 from previewctl.ops.runtime import Runtime
-from previewctl.target import Target, resolve_target
+from previewctl.target import Target, require_target
 
 
 @dataclass
@@ -49,8 +49,7 @@ def find_preview(rt: Runtime, target: Target) -> Found:
 
 
 def run_stop(rt: Runtime, pr: str) -> dict[str, Any]:
-    target = resolve_target(pr, None, rt.env)
-    assert target is not None
+    target = require_target(pr, None, rt.env)
     rt.config.app_name(target.pr)
     rt.fly()
     found = find_preview(rt, target)

@@ -14,13 +14,12 @@ from previewctl.ops.machine import wait_healthy
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
 from previewctl.ops.vercel_ops import domain_urls
-from previewctl.target import resolve_target
+from previewctl.target import require_target
 from previewctl.tunnels import TunnelSet, find_flyctl
 
 
 def _find(rt: Runtime, pr: str) -> Found:
-    target = resolve_target(pr, None, rt.env)
-    assert target is not None
+    target = require_target(pr, None, rt.env)
     rt.config.app_name(target.pr)
     rt.check_env_refs()
     rt.fly()
@@ -73,7 +72,7 @@ def run_resume(rt: Runtime, pr: str, *, json_output: bool = False) -> None:
             rt.config.model.steps,
             values,
             section="steps",
-            alive_check=tunnels.check_alive if tunnels else None,
+            tunnels=tunnels,
         )
         rt.reporter.success(f"PR #{found.target.pr} is back: data re-created by the steps")
         _print_env(rt, found, values, json_output=json_output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
 from previewctl.ops.up import preflight, skip_without_secrets
 from previewctl.ops.vercel_ops import domain_urls
-from previewctl.target import resolve_target
+from previewctl.target import require_target
 
 
 def _seed_refs(rt: Runtime) -> tuple[set[str], bool]:
@@ -38,8 +39,7 @@ def _seed_refs(rt: Runtime) -> tuple[set[str], bool]:
 
 
 def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
-    target = resolve_target(pr, branch, rt.env)
-    assert target is not None
+    target = require_target(pr, branch, rt.env)
     skipped = skip_without_secrets(rt, target)
     if skipped:
         return skipped
@@ -73,18 +73,14 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
                     values.vercel_urls[name] = url
                     deployments[name] = url
                     rt.reporter.info(f"{name}: {ready.uid} is READY at {url}")
-        if needs_tunnels:
-            fly = rt.fly()
-            with open_tunnels(rt, found.app, found.machine.id, values, fly=fly) as tunnels:
-                run_steps(
-                    rt,
-                    config.model.seed,
-                    values,
-                    section="seed",
-                    alive_check=tunnels.check_alive if tunnels else None,
-                )
-        else:
-            run_steps(rt, config.model.seed, values, section="seed")
+        # Tunnels only when a seed step names one.
+        opened = (
+            open_tunnels(rt, found.app, found.machine.id, values, fly=rt.fly())
+            if needs_tunnels
+            else contextlib.nullcontext(None)
+        )
+        with opened as tunnels:
+            run_steps(rt, config.model.seed, values, section="seed", tunnels=tunnels)
     rows = [("Fly app", f"`{found.app}`"), ("Hostname", f"`{found.app}.fly.dev`")]
     rows += [(f"{n} (branch domain)", u) for n, u in domain_urls(rt, values).items()]
     rows += [(f"{n} (deployment)", u) for n, u in deployments.items()]

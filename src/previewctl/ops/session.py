@@ -4,7 +4,7 @@ inside one previewctl process, so nothing outlives the tunnels it depends on."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -134,7 +134,7 @@ def run_steps(
     values: template.Values,
     *,
     section: str,
-    alive_check: Callable[[], None] | None = None,
+    tunnels: TunnelSet | None = None,
 ) -> None:
     """Run steps in order; a failure stops the run (after saying which tunnel died, if one did)."""
     if not steps:
@@ -156,9 +156,9 @@ def run_steps(
                             run_http(built, http_client, rt.reporter)
                         break
                     except PreviewctlError as exc:
-                        if alive_check is not None:
+                        if tunnels is not None:
                             try:
-                                alive_check()
+                                tunnels.check_alive()
                             except TunnelError as dead:
                                 raise dead from exc
                         if attempt >= step.retries:

@@ -12,7 +12,7 @@ from previewctl.ops.machine import converge_started, wait_healthy
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
 from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls, require_branch
-from previewctl.target import Target, resolve_target
+from previewctl.target import Target, require_target
 from previewctl.tunnels import find_flyctl
 
 
@@ -59,8 +59,7 @@ def preflight(
 
 
 def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
-    target = resolve_target(pr, branch, rt.env)
-    assert target is not None
+    target = require_target(pr, branch, rt.env)
     skipped = skip_without_secrets(rt, target)
     if skipped:
         return skipped
@@ -112,7 +111,7 @@ def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
                     config.model.steps,
                     values,
                     section="steps",
-                    alive_check=tunnels.check_alive if tunnels else None,
+                    tunnels=tunnels,
                 )
         finally:
             vercel = job.join() if job is not None else VercelOutcome()
