@@ -481,3 +481,52 @@ def test_machine_metadata_property() -> None:
     m = Machine.model_validate(machine_json(config={"metadata": {"a": "1"}}))
     assert m.metadata == {"a": "1"}
     assert Machine.model_validate(machine_json()).metadata == {}
+
+
+# ---- machines Fly cannot fully show --------------------------------------------------------
+MARKED = {"previewctl": "1", "previewctl_pr": "7"}
+
+
+@pytest.mark.parametrize("host", ["unknown", "unreachable"])
+@pytest.mark.parametrize("config", ["omitted", None, {}])
+def test_a_machine_on_a_troubled_host_parses_as_config_unknown(
+    api: respx.MockRouter, fly: FlyClient, host: str, config: Any
+) -> None:
+    raw = machine_json(
+        host_status=host,
+        incomplete_config={"guest": {"cpus": 1}, "metadata": MARKED},
+        checks=[{"name": "db-tcp"}],
+    )
+    if config != "omitted":
+        raw["config"] = config
+    api.get(f"/v1/apps/{APP}/machines").respond(json=[raw])
+    [machine] = fly.list_machines(APP)
+    assert machine.config_unknown is True
+    assert machine.config == {}
+    # the marker in incomplete_config is never read as the machine's metadata
+    assert machine.metadata == {}
+    assert machine.healthy is False
+
+
+def test_host_ok_and_an_absent_host_status_are_known() -> None:
+    ok = Machine.model_validate(machine_json(host_status="ok", config={"metadata": MARKED}))
+    assert ok.config_unknown is False
+    assert ok.metadata == MARKED
+    older = Machine.model_validate(machine_json(config={"metadata": MARKED}))
+    assert older.config_unknown is False
+    # an empty config with what Fly rebuilt beside it is not a config
+    rebuilt = Machine.model_validate(machine_json(config=None, incomplete_config={}))
+    assert rebuilt.config_unknown is True
+
+
+def test_a_check_without_a_status_parses_and_is_not_passing() -> None:
+    m = Machine.model_validate(
+        machine_json(
+            "started",
+            checks=[{"name": "db-tcp", "output": "starting"}, {"name": "ok", "status": "passing"}],
+            containers=None,
+        )
+    )
+    assert [c.status for c in m.checks] == [None, "passing"]
+    assert m.healthy is False
+    assert m.describe_health() == f"machine {MID} started; check db-tcp: no status (starting)"

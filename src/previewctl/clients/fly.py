@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from previewctl.clients.http import ApiClient, RetryPolicy, build_http_client
 from previewctl.errors import (
@@ -66,8 +66,8 @@ class App(_Lenient):
 
 
 class Check(_Lenient):
-    name: str
-    status: str
+    name: str = ""
+    status: str | None = None  # fly-go: omitempty; a check without one is not passing
     output: str | None = None
 
 
@@ -79,7 +79,7 @@ class ContainerState(_Lenient):
 class Machine(_Lenient):
     id: str
     name: str | None = None
-    state: str
+    state: str = "unknown"
     region: str | None = None
     instance_id: str | None = None
     private_ip: str | None = None
@@ -88,10 +88,36 @@ class Machine(_Lenient):
     updated_at: str | None = None
     checks: list[Check] = Field(default_factory=list)
     containers: list[ContainerState] = Field(default_factory=list)
+    host_status: str | None = None
+    # What Fly still knows while the host is not "ok": partial, not to be trusted.
+    incomplete_config: dict[str, Any] | None = None
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _null_config(cls, value: Any) -> Any:
+        return {} if value is None else value  # host trouble: Fly sends no config
+
+    @field_validator("checks", "containers", mode="before")
+    @classmethod
+    def _null_list(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @property
+    def config_unknown(self) -> bool:
+        """Fly cannot show this machine's config (its host is not "ok").
+
+        Then ``config`` is empty and the marker may be missing from what Fly returns:
+        such a machine is neither ours nor foreign, and nothing may act on it.
+        """
+        if (self.host_status or "ok") != "ok":
+            return True
+        return not self.config and self.incomplete_config is not None
 
     @property
     def metadata(self) -> dict[str, str]:
         meta = self.config.get("metadata") or {}
+        if not isinstance(meta, dict):
+            return {}
         return {str(k): str(v) for k, v in meta.items()}
 
     @property
@@ -106,7 +132,8 @@ class Machine(_Lenient):
         for check in self.checks:
             if check.status != "passing":
                 out = (check.output or "").strip().replace("\n", " ")[:200]
-                parts.append(f"check {check.name}: {check.status}" + (f" ({out})" if out else ""))
+                status = check.status or "no status"
+                parts.append(f"check {check.name}: {status}" + (f" ({out})" if out else ""))
         return "; ".join(parts)
 
 
