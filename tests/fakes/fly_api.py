@@ -115,6 +115,12 @@ class MachineState:
     stuck: str | None = None
     unhealthy: set[str] = field(default_factory=set)
     lease: Lease | None = None
+    # Host trouble (fly-go's HostStatus): while not "ok", Fly answers with no config and
+    # what it still knows in incomplete_config. ``config_as`` picks how "no config" looks.
+    host_status: str = "ok"
+    config_as: str = "omitted"  # omitted | null | empty
+    incomplete_metadata: bool = True  # whether incomplete_config still has the metadata
+    checks_without_status: bool = False  # checks come back without their "status" field
 
     # ---- state -----------------------------------------------------------------
     def state_at(self, now: float) -> str:
@@ -145,6 +151,23 @@ class MachineState:
         now = time.monotonic()
         self.timeline = [(now + delay, state) for delay, state in steps]
         self.updated_at = _now_iso()
+
+    @property
+    def host_ok(self) -> bool:
+        return self.host_status == "ok"
+
+    def visible_metadata(self) -> dict[str, Any]:
+        """The metadata Fly shows (and filters listings on): none while the host is not ok."""
+        return dict(self.config.get("metadata") or {}) if self.host_ok else {}
+
+    def incomplete_config(self) -> dict[str, Any]:
+        """What Fly rebuilds from other sources: partial, not enough to recreate the machine."""
+        partial: dict[str, Any] = {"guest": copy.deepcopy(self.config.get("guest") or {})}
+        if self.config.get("image"):
+            partial["image"] = self.config["image"]
+        if self.incomplete_metadata and self.config.get("metadata"):
+            partial["metadata"] = copy.deepcopy(self.config["metadata"])
+        return partial
 
     def held_lease(self) -> Lease | None:
         if self.lease is not None and not self.lease.active():
@@ -183,16 +206,17 @@ class MachineState:
                 changed = started_at + self.health_seconds(key)
             else:
                 changed = self.timeline[0][0]
-            checks.append(
-                {
-                    "name": name,
-                    "status": "passing" if healthy else "critical",
-                    "output": "OK"
-                    if healthy
-                    else ("connection refused" if key in self.unhealthy else ""),
-                    "updated_at": _iso_from_monotonic(min(changed, now)),
-                }
-            )
+            check = {
+                "name": name,
+                "status": "passing" if healthy else "critical",
+                "output": "OK"
+                if healthy
+                else ("connection refused" if key in self.unhealthy else ""),
+                "updated_at": _iso_from_monotonic(min(changed, now)),
+            }
+            if self.checks_without_status:  # fly-go: status is omitempty
+                del check["status"]
+            checks.append(check)
         return checks
 
     def containers_json(self, state: str) -> list[dict[str, Any]]:
@@ -210,7 +234,7 @@ class MachineState:
     def to_json(self) -> dict[str, Any]:
         now = time.monotonic()
         state = self.state_at(now)
-        return {
+        answer: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "state": state,
@@ -224,8 +248,15 @@ class MachineState:
             "events": [],
             "checks": self.checks_json(now, state),
             "containers": self.containers_json(state),
-            "host_status": "ok",
+            "host_status": self.host_status,
         }
+        if not self.host_ok:
+            answer["incomplete_config"] = self.incomplete_config()
+            if self.config_as == "omitted":
+                del answer["config"]
+            else:
+                answer["config"] = None if self.config_as == "null" else {}
+        return answer
 
 
 @dataclass
@@ -363,6 +394,34 @@ class FlyEmulator(LoopbackApi):
     def set_healthy(self, app: str, machine_id: str, container: str) -> None:
         with self.lock:
             self.machine(app, machine_id).unhealthy.discard(container)
+
+    def set_host_status(
+        self,
+        app: str,
+        machine_id: str,
+        status: str = "unreachable",
+        *,
+        config_as: str = "omitted",
+        incomplete_metadata: bool = True,
+    ) -> None:
+        """Put the machine's host in trouble (``unknown``, ``unreachable``) or back (``ok``).
+
+        While not ok the machine answers without its config (``config_as``: the field
+        omitted, ``null`` or ``{}``), with a partial ``incomplete_config`` instead, and
+        is left out of metadata-filtered listings (its metadata is not known).
+        """
+        assert status in ("ok", "unknown", "unreachable"), status
+        assert config_as in ("omitted", "null", "empty"), config_as
+        with self.lock:
+            machine = self.machine(app, machine_id)
+            machine.host_status = status
+            machine.config_as = config_as
+            machine.incomplete_metadata = incomplete_metadata
+
+    def set_checks_without_status(self, app: str, machine_id: str, value: bool = True) -> None:
+        """Make the machine's checks come back without a ``status`` field."""
+        with self.lock:
+            self.machine(app, machine_id).checks_without_status = value
 
     def hold_lease(
         self, app: str, machine_id: str, ttl: float = 60.0, owner: str = "someone-else@example.com"
@@ -579,7 +638,7 @@ class FlyEmulator(LoopbackApi):
                     continue
                 if states and state not in states:
                     continue
-                metadata = machine.config.get("metadata") or {}
+                metadata = machine.visible_metadata()
                 if any(metadata.get(k) != v for k, v in wanted_meta.items()):
                     continue
                 result.append(machine.to_json())

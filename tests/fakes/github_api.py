@@ -102,6 +102,8 @@ class GitHubFake(LoopbackApi):
         """``x-ratelimit-limit`` announced while ``rate_limit_after`` is None."""
         self.rate_limit_after: int | None = rate_limit_after
         """After this many requests in a window, answer 403 "API rate limit exceeded"."""
+        self.unlisted: set[int] = set()
+        """PRs the open-PR listing does not show yet (opened after it, or a lagging index)."""
         self._next_comment_id = 1_000_001
         self._window_used = 0
         self._window_reset = 0
@@ -157,6 +159,14 @@ class GitHubFake(LoopbackApi):
             self.prs[number] = pr
             self.comments.setdefault(number, [])
         return pr
+
+    def hide_from_listing(self, number: int, hidden: bool = True) -> None:
+        """Leave PR ``number`` out of list answers, as a PR opened just after a listing is."""
+        with self.lock:
+            if hidden:
+                self.unlisted.add(number)
+            else:
+                self.unlisted.discard(number)
 
     def close_pr(self, number: int, *, merged: bool = False) -> None:
         with self.lock:
@@ -256,7 +266,11 @@ class GitHubFake(LoopbackApi):
         state = request.args.get("state", "open")
         if state not in ("open", "closed", "all"):
             return self._validation_failed("PullRequest", "state", f"invalid state {state!r}")
-        prs = [p for p in self.prs.values() if state in ("all", p["state"])]
+        prs = [
+            p
+            for p in self.prs.values()
+            if state in ("all", p["state"]) and p["number"] not in self.unlisted
+        ]
         prs.sort(key=lambda p: p["number"], reverse=True)  # sort=created, direction=desc
         items = [{k: v for k, v in p.items() if k != "merged"} for p in prs]
         return self._paged(request, items)

@@ -267,6 +267,44 @@ def test_metadata_and_list_filters(emu: FlyEmulator, client: httpx.Client) -> No
     assert emu.machine("pr-42", first["id"]).config["metadata"]["owner"] == "ci"
 
 
+@pytest.mark.parametrize(("config_as", "config"), [("null", None), ("empty", {})])
+def test_a_troubled_host_hides_the_config(
+    emu: FlyEmulator, client: httpx.Client, config_as: str, config: Any
+) -> None:
+    machine = create_machine(client)
+    path = f"/v1/apps/pr-42/machines/{machine['id']}"
+    emu.set_host_status("pr-42", machine["id"], "unreachable", config_as=config_as)
+    got = client.get(path).json()
+    assert got["host_status"] == "unreachable"
+    assert got["config"] == config
+    assert got["incomplete_config"]["metadata"] == CONTAINER_CONFIG["metadata"]
+    assert "containers" not in got["incomplete_config"]  # partial: not enough to recreate
+    # the unfiltered listing shows it; a metadata filter cannot see its metadata
+    assert [m["id"] for m in client.get("/v1/apps/pr-42/machines").json()] == [machine["id"]]
+    filtered = client.get("/v1/apps/pr-42/machines", params={"metadata.previewctl": "1"})
+    assert filtered.json() == []
+
+    emu.set_host_status("pr-42", machine["id"], "unknown", incomplete_metadata=False)
+    hidden = client.get(path).json()
+    assert "config" not in hidden  # fly-go: config is omitempty
+    assert hidden["host_status"] == "unknown"
+    assert "metadata" not in hidden["incomplete_config"]
+
+    emu.set_host_status("pr-42", machine["id"], "ok")
+    back = client.get(path).json()
+    assert back["host_status"] == "ok"
+    assert back["config"]["metadata"] == CONTAINER_CONFIG["metadata"]
+    assert "incomplete_config" not in back
+
+
+def test_checks_can_come_without_a_status(emu: FlyEmulator, client: httpx.Client) -> None:
+    machine = create_machine(client)
+    emu.set_checks_without_status("pr-42", machine["id"])
+    checks = client.get(f"/v1/apps/pr-42/machines/{machine['id']}").json()["checks"]
+    assert checks
+    assert all("status" not in c and c["name"] for c in checks)
+
+
 def test_delete_needs_force_when_started(client: httpx.Client) -> None:
     machine = create_machine(client, config={"image": "x"})
     base = f"/v1/apps/pr-42/machines/{machine['id']}"
