@@ -22,7 +22,8 @@ def test_down_refuses_an_app_without_the_marker(cli: Cli, fly: FlyEmulator) -> N
     fly.add_machine("pr-6-svc", {"image": "nginx", "metadata": {"owner": "someone"}})
     result = cli.run("down", "--pr", "6")
     assert result.code == 1
-    assert "not made by previewctl" in result.stderr
+    assert "not managed by previewctl" in result.stderr
+    assert "previewctl did not make it" in result.stderr
     assert "pr-6-svc" in fly.apps
     assert fly.mutating_calls() == []
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from previewctl.errors import NotManagedError
-from previewctl.ops import comment, preview
-from previewctl.ops.machine import find_managed_machines, get_app_in_org
+from previewctl.ops import comment, managed, preview
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.up import skip_without_secrets
 from previewctl.ops.vercel_ops import remove_vercel
@@ -26,14 +24,10 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     result: dict[str, Any] = {"pr": target.pr, "app": app, "app_deleted": False, "vercel": {}}
 
     with rt.reporter.phase("find preview"):
-        existing = get_app_in_org(fly, app)
-        machines = find_managed_machines(fly, app) if existing is not None else []
-        if existing is not None and not machines:
-            raise NotManagedError(
-                f"app {app} matches the name template but carries no previewctl marker: "
-                "it was not made by previewctl, so down leaves it alone",
-                hint="delete it by hand (flyctl apps destroy) if it really is a leftover",
-            )
+        # The one rule (ops/managed.py), before anything is deleted, Vercel included.
+        verdict = managed.inspect(fly, config, target.pr)
+        existing = verdict is not None
+        machines = list(managed.require(verdict, "down")) if verdict is not None else []
     if machines and target.branch is None:
         info = preview.PreviewInfo.of(preview.pick_survivor(machines))
         if info.branch:
@@ -50,7 +44,7 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
             )
 
     with rt.reporter.phase("fly app"):
-        if existing is None:
+        if not existing:
             rt.reporter.info(f"app {app} is already gone")
         else:
             deleted = fly.delete_app(app)

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from previewctl.clients.fly import Machine
-from previewctl.errors import NotManagedError, PreviewctlError
-from previewctl.ops import comment, preview
-from previewctl.ops.machine import find_managed_machines
+from previewctl.errors import PreviewctlError
+from previewctl.ops import comment, managed, preview
 from previewctl.ops.runtime import Runtime
 from previewctl.target import Target, require_target
 
@@ -22,19 +21,16 @@ class Found:
     secrets: dict[str, str]
 
 
-def find_preview(rt: Runtime, target: Target) -> Found:
-    """The PR's managed machine, or a clear error when there is none."""
+def find_preview(rt: Runtime, target: Target, *, command: str = "previewctl") -> Found:
+    """The PR's managed machine (the one rule: ops/managed.py), or a clear error."""
     app = rt.config.app_name(target.pr)
-    fly = rt.fly()
-    if fly.get_app(app) is None:
+    verdict = managed.inspect(rt.fly(), rt.config, target.pr)
+    if verdict is None:
         raise PreviewctlError(
             f"PR #{target.pr} has no preview (no Fly app {app})",
             hint=f"create it with `previewctl up --pr {target.pr}`",
         )
-    machines = find_managed_machines(fly, app)
-    if not machines:
-        raise NotManagedError(f"app {app} has no machine made by previewctl")
-    machine = preview.pick_survivor(machines)
+    machine = preview.pick_survivor(list(managed.require(verdict, command)))
     secrets = preview.read_secrets(machine)
     if target.branch is None:
         info = preview.PreviewInfo.of(machine)
@@ -52,7 +48,7 @@ def run_stop(rt: Runtime, pr: str) -> dict[str, Any]:
     target = require_target(pr, None, rt.env)
     rt.config.app_name(target.pr)
     rt.fly()
-    found = find_preview(rt, target)
+    found = find_preview(rt, target, command="stop")
     fly = rt.fly()
     machine = found.machine
     deadline = time.monotonic() + rt.config.model.timeouts.machine

@@ -20,7 +20,7 @@ from previewctl.errors import (
     PreviewctlError,
     TimeoutExceededError,
 )
-from previewctl.ops import preview
+from previewctl.ops import managed, preview
 from previewctl.ops.runtime import Runtime
 from previewctl.reporter import Reporter
 from previewctl.target import Target
@@ -38,6 +38,16 @@ class MachineResult:
     machine: Machine
     secrets: dict[str, str]
     actions: list[str] = field(default_factory=list)
+    org: str | None = None  # as Fly names the app's organization
+
+
+def _judged(
+    rt: Runtime, app: str, org: str | None, pr: int, *, allow_empty: bool = False
+) -> list[Machine]:
+    """The app's machines when the one rule says up may touch them (ops/managed.py)."""
+    return managed.machines_of(
+        rt.fly(), rt.config, app, org=org, pr=pr, command="up", allow_empty=allow_empty
+    )
 
 
 def render_machine_config(
@@ -53,11 +63,6 @@ def render_machine_config(
     return rendered, config_hash(rendered, config.model.app.region)
 
 
-def find_managed_machines(fly: FlyClient, app: str) -> list[Machine]:
-    machines = fly.list_machines(app, metadata=preview.MARKER_FILTER)
-    return [m for m in machines if preview.is_managed(m) and m.state != "destroyed"]
-
-
 def get_app_in_org(fly: FlyClient, app: str) -> App | None:
     """The app, None when the name is free; another org's app is never ours to touch."""
     try:
@@ -71,8 +76,8 @@ def get_app_in_org(fly: FlyClient, app: str) -> App | None:
         raise
 
 
-def ensure_app(rt: Runtime, app: str) -> bool:
-    """Create the app when missing. True when this run created it."""
+def ensure_app(rt: Runtime, app: str) -> tuple[bool, str | None]:
+    """Create the app when missing: (created by this run, the organization Fly names)."""
     fly = rt.fly()
     org = rt.config.model.app.org
     existing = get_app_in_org(fly, app)
@@ -80,7 +85,7 @@ def ensure_app(rt: Runtime, app: str) -> bool:
         owner = existing.organization.slug if existing.organization else None
         if owner and owner != org:
             raise NotManagedError(f"app {app!r} belongs to organization {owner!r}, not {org!r}")
-        return False
+        return False, owner
     rt.reporter.info(f"creating Fly app {app} in {org}")
     try:
         fly.create_app(app, org)
@@ -91,8 +96,8 @@ def ensure_app(rt: Runtime, app: str) -> bool:
             raise NotManagedError(
                 f"the app name {app!r} is taken ({exc.api_message}); change [app] name"
             ) from None
-        return False
-    return True
+        return False, again.organization.slug if again.organization else None
+    return True, org
 
 
 def ensure_ips(rt: Runtime, app: str, actions: list[str], *, fresh_app: bool = False) -> None:
@@ -131,9 +136,9 @@ def converge_started(rt: Runtime, target: Target, *, deadline: float) -> Machine
             with rt.reporter.waiting(f"machine {machine_id}") as update:
                 update("waiting for state 'started'")
                 fly.wait(result.app, machine_id, "started", deadline=deadline)
-            managed = find_managed_machines(fly, result.app)
-            survivor = preview.pick_survivor(managed) if managed else None
-            for extra in managed:
+            mine = _judged(rt, result.app, result.org, target.pr, allow_empty=True)
+            survivor = preview.pick_survivor(mine) if mine else None
+            for extra in mine:
                 if survivor is not None and extra.id != survivor.id:
                     rt.reporter.warn(f"removing duplicate machine {extra.id} of {result.app}")
                     fly.delete_machine(result.app, extra.id)
@@ -155,12 +160,12 @@ def converge_machine(rt: Runtime, target: Target, *, deadline: float) -> Machine
     app = config.app_name(target.pr)
     hostname = f"{app}.fly.dev"
     actions: list[str] = []
-    created_app = ensure_app(rt, app)
+    created_app, org = ensure_app(rt, app)
     if created_app:
         actions.append("created app")
     try:
         machine, secrets = _ensure_machine(
-            rt, target, app, actions, deadline, fresh_app=created_app
+            rt, target, app, org, actions, deadline, fresh_app=created_app
         )
         ensure_ips(rt, app, actions, fresh_app=created_app)
     except BaseException:
@@ -172,13 +177,48 @@ def converge_machine(rt: Runtime, target: Target, *, deadline: float) -> Machine
                     rt.reporter.warn(f"removing app {app} created by this run, which failed")
                     fly.delete_app(app)
         raise
-    return MachineResult(app, hostname, machine, secrets, actions)
+    return MachineResult(app, hostname, machine, secrets, actions, org)
+
+
+def _create_machine(
+    rt: Runtime, target: Target, app: str, org: str | None, actions: list[str]
+) -> list[Machine]:
+    """Create the one machine with fresh secrets; the app's managed machines after it."""
+    fly = rt.fly()
+    model = rt.config.model
+    secrets = preview.complete_secrets({}, model.secrets.generate, model.secrets.length)
+    desired, digest = render_machine_config(rt, target, secrets)
+    stamp = preview.now_iso()
+    desired["metadata"] = preview.build_metadata(
+        dict(desired.get("metadata") or {}),
+        pr=target.pr,
+        branch=target.branch,
+        config_hash=digest,
+        created_at=stamp,
+        last_up=stamp,
+        secrets=secrets,
+    )
+    rt.reporter.info(f"creating machine in {model.app.region}")
+    try:
+        fly.create_machine(app, config=desired, region=model.app.region, name=f"{app}-preview")
+        actions.append("created machine")
+    except ConflictError:
+        # A concurrent run may have created it first (the name is taken): adopt
+        # theirs; anything else (a 422 validation error, say) is the real answer.
+        if not _judged(rt, app, org, target.pr, allow_empty=True):
+            raise
+        rt.reporter.info("a concurrent run created the machine; using it")
+    mine = _judged(rt, app, org, target.pr, allow_empty=True)
+    if not mine:
+        raise PreviewctlError(f"the machine created in {app} is not listed by Fly")
+    return mine
 
 
 def _ensure_machine(
     rt: Runtime,
     target: Target,
     app: str,
+    org: str | None,
     actions: list[str],
     deadline: float,
     *,
@@ -186,52 +226,22 @@ def _ensure_machine(
 ) -> tuple[Machine, dict[str, str]]:
     fly = rt.fly()
     model = rt.config.model
-    # An app this run just created has no machines: no need to ask.
-    managed = [] if fresh_app else find_managed_machines(fly, app)
-    if not managed and not fresh_app:
-        everything = [m for m in fly.list_machines(app) if m.state != "destroyed"]
-        managed = [m for m in everything if preview.is_managed(m)]
-        others = [m for m in everything if not preview.is_managed(m)]
-        if others:
-            raise NotManagedError(
-                f"app {app} has machines that previewctl did not make "
-                f"({', '.join(m.id for m in others)}); refusing to touch it"
-            )
-    if not managed:
-        secrets = preview.complete_secrets({}, model.secrets.generate, model.secrets.length)
-        desired, digest = render_machine_config(rt, target, secrets)
-        stamp = preview.now_iso()
-        desired["metadata"] = preview.build_metadata(
-            dict(desired.get("metadata") or {}),
-            pr=target.pr,
-            branch=target.branch,
-            config_hash=digest,
-            created_at=stamp,
-            last_up=stamp,
-            secrets=secrets,
-        )
-        rt.reporter.info(f"creating machine in {model.app.region}")
-        try:
-            fly.create_machine(app, config=desired, region=model.app.region, name=f"{app}-preview")
-            actions.append("created machine")
-        except ConflictError:
-            # A concurrent run may have created it first (the name is taken): adopt
-            # theirs; anything else (a 422 validation error, say) is the real answer.
-            managed = find_managed_machines(fly, app)
-            if not managed:
-                raise
-            rt.reporter.info("a concurrent run created the machine; using it")
-        managed = find_managed_machines(fly, app)
-        if not managed:
-            raise PreviewctlError(f"the machine created in {app} is not listed by Fly")
-    survivor = preview.pick_survivor(managed)
-    for extra in managed:
+    # An app this run just created has no machines: no need to ask. An existing one is
+    # touched only when the one rule says it is ours (an empty one may get our machine).
+    mine = [] if fresh_app else _judged(rt, app, org, target.pr, allow_empty=True)
+    if not mine:
+        mine = _create_machine(rt, target, app, org, actions)
+    survivor = preview.pick_survivor(mine)
+    for extra in mine:
         if extra.id != survivor.id:
             # A concurrent `up` (or an old race) made another one: ours, so remove it.
             rt.reporter.warn(f"removing duplicate machine {extra.id} of {app}")
             fly.delete_machine(app, extra.id)
             actions.append(f"removed duplicate machine {extra.id}")
     machine = fly.get_machine(app, survivor.id)
+    if machine.config_unknown:  # its host went away since the listing: never guess
+        verdict = managed.judge(rt.config, app, org=org, machines=[machine], pr=target.pr)
+        managed.require(verdict, "up")
     existing = preview.read_secrets(machine)
     secrets = preview.complete_secrets(existing, model.secrets.generate, model.secrets.length)
     desired, digest = render_machine_config(rt, target, secrets)

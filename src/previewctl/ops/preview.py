@@ -1,4 +1,4 @@
-"""What makes a Fly app a previewctl preview: its machine's metadata marker.
+"""previewctl's marker and bookkeeping on a machine (the rule built on it: ops/managed.py).
 
 The marker and the preview's bookkeeping (PR, branch, config hash, times, and the
 generated secrets, so that any machine with the same Fly token can recover them)
@@ -25,7 +25,6 @@ KEY_HASH = "previewctl_config_hash"
 KEY_CREATED = "previewctl_created_at"
 KEY_LAST_UP = "previewctl_last_up"
 KEY_SECRETS = "previewctl_secrets"
-MARKER_FILTER = {MARKER_KEY: MARKER_VALUE}
 # Touch last_up at most this often, so a repeated `up` makes no mutating call.
 LAST_UP_REFRESH = 3600.0
 
@@ -46,7 +45,8 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def is_managed(machine: Machine) -> bool:
+def carries_marker(machine: Machine) -> bool:
+    """One of the rule's conditions; whether an app is managed is ops/managed.py's call."""
     return machine.metadata.get(MARKER_KEY) == MARKER_VALUE
 
 
@@ -58,7 +58,19 @@ def generate_secret(length: int = 32) -> str:
 
 
 def read_secrets(machine: Machine) -> dict[str, str]:
-    raw = machine.metadata.get(KEY_SECRETS)
+    return _secrets_in(machine.metadata)
+
+
+def register_secrets(machine: Machine) -> None:
+    """Make every secret Fly returned unprintable, also from a config it calls incomplete."""
+    _secrets_in(machine.metadata)
+    partial = (machine.incomplete_config or {}).get("metadata")
+    if isinstance(partial, dict):
+        _secrets_in({str(k): str(v) for k, v in partial.items()})
+
+
+def _secrets_in(metadata: dict[str, str]) -> dict[str, str]:
+    raw = metadata.get(KEY_SECRETS)
     if not raw:
         return {}
     try:

@@ -19,17 +19,17 @@ from rich.text import Text
 
 from previewctl import template
 from previewctl.clients.fly import FlyClient, Machine
+from previewctl.config import Config
 from previewctl.durations import format_duration
 from previewctl.errors import ApiError, NotFoundError, PreviewctlError
-from previewctl.ops import preview
+from previewctl.ops import managed, preview
+from previewctl.ops.managed import NOT_MANAGED, UNKNOWN, Verdict
 from previewctl.ops.runtime import Runtime
 from previewctl.pricing import Prices, describe_size, estimate
 from previewctl.target import parse_pr
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-NOT_MANAGED = "not managed"
 
 
 # ---- bounded concurrency ---------------------------------------------------------------
@@ -61,21 +61,27 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> list[
 
 @dataclass
 class AppScan:
-    """One app whose name matches the template, and what its machines say."""
+    """One app whose name matches the template, and the one rule's verdict on it."""
 
     app: str
     pr: int
     machines: list[Machine] = field(default_factory=list)
     error: str | None = None
     gone: bool = False
+    verdict: Verdict | None = None  # None when its machines could not be listed
+
+    @property
+    def managed(self) -> bool:
+        return self.verdict is not None and self.verdict.managed
+
+    @property
+    def unknown(self) -> bool:
+        """Not decidable: a machine's config cannot be seen, or the machines listed."""
+        return self.error is not None or (self.verdict is not None and self.verdict.unknown)
 
     @property
     def managed_machines(self) -> list[Machine]:
-        return [m for m in self.machines if preview.is_managed(m)]
-
-    @property
-    def foreign_machines(self) -> list[Machine]:
-        return [m for m in self.machines if not preview.is_managed(m)]
+        return list(self.machines) if self.managed else []
 
     @property
     def not_managed_reason(self) -> str | None:
@@ -84,21 +90,8 @@ class AppScan:
             return f"machines could not be listed: {self.error}"
         if self.gone:
             return "app is gone"
-        managed = self.managed_machines
-        if not managed:
-            return f"{NOT_MANAGED}: no machine carries previewctl's marker"
-        foreign = self.foreign_machines
-        if foreign:
-            return f"{NOT_MANAGED}: {len(foreign)} machine(s) without previewctl's marker"
-        for machine in managed:
-            marked = preview.PreviewInfo.of(machine).pr
-            if marked is not None and marked != self.pr:
-                return f"{NOT_MANAGED}: the marker says PR #{marked}, the name PR #{self.pr}"
-        return None
-
-    @property
-    def managed(self) -> bool:
-        return self.not_managed_reason is None
+        assert self.verdict is not None
+        return None if self.verdict.managed else self.verdict.reason
 
     @property
     def survivor(self) -> Machine | None:
@@ -132,7 +125,7 @@ def preview_apps(rt: Runtime) -> list[tuple[str, int]]:
     return sorted(found, key=lambda item: (item[1], item[0]))
 
 
-def scan_app(fly: FlyClient, app: str, pr: int) -> AppScan:
+def scan_app(fly: FlyClient, config: Config, app: str, pr: int, *, org: str | None) -> AppScan:
     """All live machines of ``app`` (unfiltered: foreign machines must be seen too)."""
     try:
         machines = fly.list_machines(app)
@@ -140,17 +133,27 @@ def scan_app(fly: FlyClient, app: str, pr: int) -> AppScan:
         return AppScan(app, pr, gone=True)
     except ApiError as exc:
         return AppScan(app, pr, error=str(exc))
-    live = [m for m in machines if m.state != "destroyed"]
-    for machine in live:
-        preview.read_secrets(machine)  # registers them: nothing printed can carry them
-    return AppScan(app, pr, machines=live)
+    return _scanned(config, app, pr, org, machines)
+
+
+def _scanned(
+    config: Config, app: str, pr: int, org: str | None, machines: list[Machine]
+) -> AppScan:
+    for machine in machines:
+        preview.register_secrets(machine)  # nothing printed can carry them
+    verdict = managed.judge(config, app, org=org, machines=machines, pr=pr)
+    return AppScan(app, pr, machines=list(verdict.machines), verdict=verdict)
 
 
 def scan_previews(rt: Runtime) -> list[AppScan]:
-    fly = rt.fly()
+    """Every app the org's listing names like a preview (so in the org), judged."""
+    fly, config = rt.fly(), rt.config
     apps = preview_apps(rt)
+    org = config.model.app.org
     return bounded_map(
-        lambda item: scan_app(fly, item[0], item[1]), apps, rt.config.model.gc.concurrency
+        lambda item: scan_app(fly, config, item[0], item[1], org=org),
+        apps,
+        config.model.gc.concurrency,
     )
 
 
@@ -174,6 +177,7 @@ def machine_row(scan: AppScan, machine: Machine, now: datetime, prices: Prices) 
         "pr": scan.pr,
         "app": scan.app,
         "managed": True,
+        "standing": "managed",
         "machine": machine.id,
         "state": machine.state,
         "region": machine.region,
@@ -193,6 +197,7 @@ def _unmanaged_row(scan: AppScan) -> dict[str, Any]:
         "pr": scan.pr,
         "app": scan.app,
         "managed": False,
+        "standing": UNKNOWN if scan.unknown else NOT_MANAGED,
         "machine": None,
         "state": None,
         "reason": scan.not_managed_reason,
@@ -209,7 +214,8 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "previews": len({r["app"] for r in managed}),
         "machines": len(managed),
-        "not_managed": len([r for r in rows if not r["managed"]]),
+        "not_managed": len([r for r in rows if r.get("standing") == NOT_MANAGED]),
+        "unknown": len([r for r in rows if r.get("standing") == UNKNOWN]),
         "states": states,
         "cost_per_day": round(sum(r["cost_per_day"] for r in managed), 4),
         "cost_so_far": round(sum(r["cost_so_far"] for r in managed), 4),
@@ -276,21 +282,22 @@ def _vercel_hosts(rt: Runtime, pr: int, branch: str | None) -> dict[str, str]:
 
 def _detail(rt: Runtime, pr: int, now: datetime, prices: Prices) -> dict[str, Any]:
     app = rt.config.app_name(pr)
-    fly = rt.fly()
-    if fly.get_app(app) is None:
+    verdict = managed.inspect(rt.fly(), rt.config, pr)
+    if verdict is None:
         raise PreviewctlError(
             f"PR #{pr} has no preview (no Fly app {app})",
             hint=f"create it with `previewctl up --pr {pr}`",
         )
-    scan = scan_app(fly, app, pr)
-    if scan.error is not None:
-        raise PreviewctlError(f"cannot list the machines of {app}: {scan.error}")
+    for machine in verdict.machines:
+        preview.register_secrets(machine)
+    scan = AppScan(app, pr, machines=list(verdict.machines), verdict=verdict)
     data: dict[str, Any] = {
         "mode": "detail",
         "pr": pr,
         "app": app,
         "generated_at": _iso(now),
         "managed": scan.managed,
+        "standing": verdict.standing.value,
         "reason": scan.not_managed_reason,
         "hostname": f"{app}.fly.dev",
         "machines": [],
@@ -368,10 +375,13 @@ def render_status(data: dict[str, Any]) -> str:
     table.add_column("$/day", justify="right")
     table.add_column("$ so far", justify="right")
     unmanaged: list[str] = []
+    unknown: list[str] = []
     for row in data["rows"]:
         if not row["managed"]:
-            plain_row(table, str(row["pr"]), row["app"], "—", NOT_MANAGED, "", "", "", "", "")
-            unmanaged.append(f"{row['app']}: {row['reason'] or NOT_MANAGED}")
+            standing = row.get("standing") or NOT_MANAGED
+            plain_row(table, str(row["pr"]), row["app"], "—", standing, "", "", "", "", "")
+            into = unknown if standing == UNKNOWN else unmanaged
+            into.append(f"{row['app']}: {row['reason'] or standing}")
             continue
         plain_row(
             table,
@@ -398,6 +408,12 @@ def render_status(data: dict[str, Any]) -> str:
             "(gc leaves them alone):"
         )
         lines.extend(f"  {line}" for line in unmanaged)
+    if unknown:
+        lines.append(
+            f"{len(unknown)} app(s) could not be judged (nothing acts on them until Fly "
+            "shows them again):"
+        )
+        lines.extend(f"  {line}" for line in unknown)
     return _render(table, lines)
 
 
@@ -433,7 +449,8 @@ def _render_detail(data: dict[str, Any]) -> str:
             output = (
                 f": {check['output']}" if check["output"] and check["status"] != "passing" else ""
             )
-            plain_row(table, f"  check {check['name']}", check["status"] + output)
+            status = check["status"] or "no status"
+            plain_row(table, f"  check {check['name']}", status + output)
         plain_row(
             table,
             "  cost",

@@ -1,0 +1,188 @@
+"""The one rule for "managed", shared by up, down, gc and status (and stop, resume, env).
+
+An app is previewctl's when ALL of these hold:
+
+1. its name is what the ``[app] name`` template makes for its PR;
+2. it is in the configured organization;
+3. every machine in it carries previewctl's marker;
+4. every marker names the same PR as the name.
+
+A machine whose config Fly cannot show (``host_status`` not ``ok``) is *unknown*: its
+marker may simply be missing from the answer, so the rule cannot be decided and
+nothing acts on the app. An app with no machine at all proves nothing: it is not
+managed either, though ``up`` may put its machine into it (it would have created it).
+
+The verdict is judged on an UNFILTERED machine listing: a metadata-filtered one hides
+exactly the machines that make an app someone else's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from previewctl.clients.fly import FlyClient, Machine
+from previewctl.config import Config
+from previewctl.errors import ApiError, ConfigError, NotFoundError, NotManagedError
+from previewctl.ops import preview
+
+NOT_MANAGED = "not managed"
+UNKNOWN = "unknown"
+
+
+class Standing(StrEnum):
+    MANAGED = "managed"
+    EMPTY = "empty"  # named and placed like ours, but no machine proves it
+    NOT_MANAGED = NOT_MANAGED
+    UNKNOWN = UNKNOWN  # a machine's config cannot be seen: undecidable
+
+
+@dataclass(frozen=True)
+class Verdict:
+    app: str
+    pr: int | None
+    standing: Standing
+    reason: str  # why not managed ("" when managed)
+    machines: tuple[Machine, ...] = ()  # the live machines judged, all of them
+
+    @property
+    def managed(self) -> bool:
+        return self.standing is Standing.MANAGED
+
+    @property
+    def unknown(self) -> bool:
+        return self.standing is Standing.UNKNOWN
+
+
+def _ids(machines: Sequence[Machine]) -> str:
+    return ", ".join(m.id for m in machines)
+
+
+def name_pr(config: Config, app: str) -> int | None:
+    """The PR whose app the template names ``app``, or None."""
+    match = config.name_pattern.match(app)
+    if not match:
+        return None
+    pr = int(match.group("pr"))
+    try:
+        return pr if config.app_name(pr) == app else None
+    except ConfigError:
+        return None
+
+
+def judge(
+    config: Config,
+    app: str,
+    *,
+    org: str | None,
+    machines: Sequence[Machine],
+    pr: int | None = None,
+) -> Verdict:
+    """Apply the rule (see the module docstring). Pure: no request, no output."""
+    live = tuple(m for m in machines if m.state != "destroyed")
+    named = name_pr(config, app)
+
+    def verdict(standing: Standing, reason: str) -> Verdict:
+        return Verdict(app, named if named is not None else pr, standing, reason, live)
+
+    if named is None or (pr is not None and named != pr):
+        want = f"for PR #{pr}" if pr is not None else "for any PR"
+        return verdict(
+            Standing.NOT_MANAGED, f"{NOT_MANAGED}: the name is not the template's {want}"
+        )
+    wanted_org = config.model.app.org
+    if org is None:
+        return verdict(Standing.UNKNOWN, f"{UNKNOWN}: Fly did not say which organization owns it")
+    if org != wanted_org:
+        where = f"it is in organization {org!r}, not {wanted_org!r}"
+        return verdict(Standing.NOT_MANAGED, f"{NOT_MANAGED}: {where}")
+    unseen = [m for m in live if m.config_unknown]
+    seen = [m for m in live if not m.config_unknown]
+    foreign = [m for m in seen if not preview.carries_marker(m)]
+    if foreign:
+        return verdict(
+            Standing.NOT_MANAGED,
+            f"{NOT_MANAGED}: machine {_ids(foreign)} carries no previewctl marker "
+            "(previewctl did not make it)",
+        )
+    for machine in seen:
+        marked = preview.PreviewInfo.of(machine).pr
+        if marked != named:
+            says = f"PR #{marked}" if marked is not None else "no PR"
+            return verdict(
+                Standing.NOT_MANAGED,
+                f"{NOT_MANAGED}: machine {machine.id}'s marker names {says}, the name PR #{named}",
+            )
+    if unseen:
+        hosts = ", ".join(sorted({m.host_status or "no config" for m in unseen}))
+        return verdict(
+            Standing.UNKNOWN,
+            f"{UNKNOWN}: Fly cannot show the config of machine {_ids(unseen)} "
+            f"(host_status {hosts}), so whose it is cannot be told",
+        )
+    if not live:
+        return verdict(Standing.EMPTY, f"{NOT_MANAGED}: no machine carries previewctl's marker")
+    return verdict(Standing.MANAGED, "")
+
+
+def require(verdict: Verdict, command: str, *, allow_empty: bool = False) -> tuple[Machine, ...]:
+    """The verdict's machines when ``command`` may act on the app; else NotManagedError."""
+    if verdict.managed or (allow_empty and verdict.standing is Standing.EMPTY):
+        return verdict.machines
+    hint = (
+        "re-run once Fly can show the machine again (fly status / fly machine status)"
+        if verdict.unknown
+        else "previewctl only touches apps it made for that PR; remove or rename this one by hand"
+    )
+    why = verdict.reason.removeprefix(f"{NOT_MANAGED}: ")
+    if verdict.unknown:
+        why = "previewctl cannot tell: " + why.removeprefix(f"{UNKNOWN}: ")
+    raise NotManagedError(
+        f"app {verdict.app} is not managed by previewctl ({why}); {command} changes nothing",
+        hint=hint,
+    )
+
+
+def other_org(config: Config, app: str, pr: int) -> Verdict:
+    return Verdict(
+        app,
+        pr,
+        Standing.NOT_MANAGED,
+        f"{NOT_MANAGED}: the app name {app!r} belongs to another Fly organization "
+        f"(not {config.model.app.org!r})",
+    )
+
+
+def inspect(fly: FlyClient, config: Config, pr: int) -> Verdict | None:
+    """The verdict on PR's app; None when there is no such app."""
+    app = config.app_name(pr)
+    try:
+        found = fly.get_app(app)
+    except ApiError as exc:
+        if exc.status == 403:  # another org owns the name
+            return other_org(config, app, pr)
+        raise
+    if found is None:
+        return None
+    org = found.organization.slug if found.organization else None
+    try:
+        machines = fly.list_machines(app)
+    except NotFoundError:
+        return None  # removed meanwhile
+    return judge(config, app, org=org, machines=machines, pr=pr)
+
+
+def machines_of(
+    fly: FlyClient,
+    config: Config,
+    app: str,
+    *,
+    org: str | None,
+    pr: int,
+    command: str,
+    allow_empty: bool = False,
+) -> list[Machine]:
+    """List the app's machines and apply the rule: the managed machines, or refuse."""
+    verdict = judge(config, app, org=org, machines=fly.list_machines(app), pr=pr)
+    return list(require(verdict, command, allow_empty=allow_empty))
