@@ -1,13 +1,19 @@
 """gc's safety properties over generated orgs, against the Fly emulator and the GitHub fake.
 
 For any mix of managed previews, look-alike names, apps without the marker, apps of
-other orgs, and PRs that are open, closed, merged or missing, with ages around
-max_age (the boundary included):
+other orgs, machines on a host Fly cannot reach, and PRs that are open (listed, or
+opened after the listing), closed, merged or missing, with ages around max_age (the
+boundary included), and with random GitHub failures (403, 429, 500 after retries, a
+dropped connection) on the follow-up lookups or on the listing itself:
 
+* a preview is destroyed only when it is older than max_age or GitHub SAID its PR is
+  closed, merged or missing: so no preview of an open PR that is not older than
+  max_age, and no young preview whose PR state could not be learned, is destroyed;
+* the preview of a closed, merged or missing PR is destroyed when GitHub says so;
+* a preview whose PR state could not be learned is kept and reported "undecided", and
+  the sweep exits 1; so is an app with a machine whose config Fly cannot show;
 * an app that is not managed is never touched (no DELETE, no stop, still there);
-* the preview of an open PR that is not older than max_age is never destroyed;
-* the preview of a closed, merged or missing PR is always destroyed;
-* without a GitHub repository, PR state is unknown and only age destroys;
+* without a GitHub repository, PR state is unknown and only age destroys (exit 0);
 * a dry run sends no mutating request and reports exactly the same decisions.
 """
 
@@ -124,8 +130,11 @@ def seed_unmarked(fly: FlyEmulator, app: str, *, state: str = "started") -> str:
 
 # ---- the generated org ---------------------------------------------------------------------
 
-KINDS = ("preview", "lookalike", "unmarked", "mixed", "mismatch", "empty", "foreign")
-PR_STATES = ("open", "closed", "merged", "missing")
+KINDS = ("preview", "lookalike", "unmarked", "mixed", "mismatch", "empty", "foreign", "unknown")
+# "open-late": open, but opened after gc's listing, so only the follow-up lookup knows.
+PR_STATES = ("open", "open-late", "closed", "merged", "missing")
+# How the follow-up GET /pulls/N fails, if it does: "drop" is a lost connection.
+GET_FAULTS: tuple[int | str | None, ...] = (None, None, 403, 429, 500, "drop")
 # seconds relative to max_age: well inside, just inside, exactly at, just past, far past
 AGE_OFFSETS = (-MAX_AGE + 60, -3600, -1, 0, 1, 3600, 30 * 86400)
 
@@ -138,6 +147,9 @@ class Spec:
     state: str
     with_last_up: bool
     lookalike: int
+    get_fault: int | str | None = None
+    host: str = "unreachable"  # for kind "unknown": the machine's host_status
+    config_as: str = "omitted"  # for kind "unknown": how Fly leaves the config out
 
     def app(self, pr: int) -> str:
         if self.kind == "lookalike":
@@ -165,6 +177,9 @@ specs = st.builds(
     state=st.sampled_from(("started", "stopped")),
     with_last_up=st.booleans(),
     lookalike=st.integers(0, 4),
+    get_fault=st.sampled_from(GET_FAULTS),
+    host=st.sampled_from(("unknown", "unreachable")),
+    config_as=st.sampled_from(("omitted", "null", "empty")),
 )
 
 
@@ -205,15 +220,22 @@ def build_runtime(fakes: Fakes, *, github: bool) -> Runtime:
     )
 
 
-def seed(fakes: Fakes, plan: list[Spec], now: datetime) -> dict[str, Spec]:
+def seed(
+    fakes: Fakes, plan: list[Spec], now: datetime, *, listing_fault: bool = False
+) -> dict[str, Spec]:
     fly, gh = fakes.fly, fakes.github
     with fly.lock:
         fly.apps.clear()
+        fly.faults.clear()
     with gh.lock:
         gh.prs.clear()
         gh.comments.clear()
+        gh.faults.clear()
+        gh.unlisted.clear()
     fly.clear_log()
     gh.clear_log()
+    if listing_fault:  # more than the client's attempts: the listing fails for good
+        gh.inject("GET", r"/pulls$", 500, times=1000)
     apps: dict[str, Spec] = {}
     for index, spec in enumerate(plan):
         pr = index + 1
@@ -223,9 +245,15 @@ def seed(fakes: Fakes, plan: list[Spec], now: datetime) -> dict[str, Spec]:
             gh.add_pr(
                 pr,
                 f"feature/{pr}",
-                state="open" if spec.pr_state == "open" else "closed",
+                state="open" if spec.pr_state.startswith("open") else "closed",
                 merged=spec.pr_state == "merged",
             )
+        if spec.pr_state == "open-late":
+            gh.hide_from_listing(pr)
+        if spec.get_fault == "drop":
+            gh.inject("GET", rf"/pulls/{pr}$", drop=True, times=1000)
+        elif isinstance(spec.get_fault, int):
+            gh.inject("GET", rf"/pulls/{pr}$", spec.get_fault, times=1000)
         last_up = now - timedelta(seconds=MAX_AGE + spec.age_offset)
         created = last_up - timedelta(hours=1)
         kwargs: dict[str, Any] = {
@@ -236,6 +264,9 @@ def seed(fakes: Fakes, plan: list[Spec], now: datetime) -> dict[str, Spec]:
         }
         if spec.kind in ("preview", "lookalike"):
             seed_preview(fly, app, pr, **kwargs)
+        elif spec.kind == "unknown":  # ours, but on a host Fly cannot show right now
+            mid = seed_preview(fly, app, pr, **kwargs)
+            fly.set_host_status(app, mid, spec.host, config_as=spec.config_as)
         elif spec.kind == "foreign":
             seed_preview(fly, app, pr + 500, org="other", **kwargs)
         elif spec.kind == "unmarked":
@@ -250,20 +281,60 @@ def seed(fakes: Fakes, plan: list[Spec], now: datetime) -> dict[str, Spec]:
     return apps
 
 
-def expected_destroyed(apps: dict[str, Spec], *, github: bool) -> set[str]:
-    out = set()
+def expected_actions(
+    apps: dict[str, Spec], *, github: bool, listing_fault: bool = False
+) -> dict[str, str]:
+    """What gc must decide per app: destroy, undecided, keep or skip (not managed)."""
+    out: dict[str, str] = {}
     for app, spec in apps.items():
-        if not spec.managed:
-            continue
-        not_open = github and spec.pr_state != "open"
-        if not_open or spec.age_offset > 0:
-            out.add(app)
+        if spec.kind == "unknown":
+            out[app] = "undecided"
+        elif not spec.managed:
+            out[app] = "skip"
+        elif spec.age_offset > 0:  # older than max_age: age alone decides
+            out[app] = "destroy"
+        elif not github:  # PR state unknown by choice: age alone decides
+            out[app] = "keep"
+        elif listing_fault:  # GitHub never told us anything
+            out[app] = "undecided"
+        elif spec.pr_state == "open":  # listed open
+            out[app] = "keep"
+        elif spec.get_fault is not None:  # not listed, and the lookup failed
+            out[app] = "undecided"
+        elif spec.pr_state == "open-late":
+            out[app] = "keep"  # the lookup found it open
+        else:
+            out[app] = "destroy"  # GitHub said: closed, merged or missing
     return out
+
+
+def known_done(spec: Spec, *, github: bool, listing_fault: bool) -> bool:
+    """The property itself: old enough, or GitHub answered that the PR is not open."""
+    told = github and not listing_fault and spec.get_fault is None
+    return spec.age_offset > 0 or (told and spec.pr_state in ("closed", "merged", "missing"))
 
 
 def _s(kind: str, pr_state: str, offset: int, *, lookalike: int = 0) -> Spec:
     return Spec(kind, pr_state, offset, "started", True, lookalike)
 
+
+def _f(pr_state: str, offset: int, fault: int | str | None) -> Spec:
+    return Spec("preview", pr_state, offset, "started", True, 0, fault)
+
+
+# Every kind of failed lookup, for PRs opened after the listing and for closed ones,
+# young and old; and machines on troubled hosts, each way Fly leaves the config out.
+FAULTS = [
+    *(_f(state, -3600, fault) for state in ("open-late", "closed") for fault in GET_FAULTS[2:]),
+    _f("open-late", 3600, 500),  # old: age alone destroys it
+    _f("open-late", -3600, None),  # the lookup answers: open, kept
+    _f("missing", -3600, None),
+    *(
+        Spec("unknown", "closed", 30 * 86400, "started", True, 0, None, host, config_as)
+        for host, config_as in (("unknown", "omitted"), ("unreachable", "null"))
+    ),
+    Spec("unknown", "open", -3600, "stopped", True, 0, None, "unreachable", "empty"),
+]
 
 # Every kind once, and open PRs exactly at, just inside and just past max_age.
 BOUNDARY = [
@@ -290,15 +361,24 @@ BOUNDARY = [
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@example(plan=BOUNDARY, github=True, dry_run=False)
-@example(plan=BOUNDARY, github=False, dry_run=False)
-@example(plan=BOUNDARY, github=True, dry_run=True)
-@given(plan=st.lists(specs, min_size=1, max_size=10), github=st.booleans(), dry_run=st.booleans())
-def test_gc_only_destroys_what_it_owns_and_no_longer_needs(
-    fakes: Fakes, plan: list[Spec], github: bool, dry_run: bool
+@example(plan=BOUNDARY, github=True, dry_run=False, listing_fault=False)
+@example(plan=BOUNDARY, github=False, dry_run=False, listing_fault=False)
+@example(plan=BOUNDARY, github=True, dry_run=True, listing_fault=False)
+@example(plan=FAULTS, github=True, dry_run=False, listing_fault=False)
+@example(plan=FAULTS, github=True, dry_run=True, listing_fault=False)
+@example(plan=FAULTS, github=True, dry_run=False, listing_fault=True)
+@given(
+    plan=st.lists(specs, min_size=1, max_size=10),
+    github=st.booleans(),
+    dry_run=st.booleans(),
+    listing_fault=st.sampled_from((False, False, False, True)),
+)
+def test_gc_only_destroys_what_it_owns_and_knows_is_done(
+    fakes: Fakes, plan: list[Spec], github: bool, dry_run: bool, listing_fault: bool
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    apps = seed(fakes, plan, now)
+    listing_fault = listing_fault and github
+    apps = seed(fakes, plan, now, listing_fault=listing_fault)
     before = set(fakes.fly.apps)
     rt = build_runtime(fakes, github=github)
 
@@ -306,9 +386,21 @@ def test_gc_only_destroys_what_it_owns_and_no_longer_needs(
 
     assert not result.failed, result.to_json()
     fly = fakes.fly
-    expected = expected_destroyed(apps, github=github)
-    decided = {r.app for r in result.rows if r.action.endswith("destroy")}
+    want = expected_actions(apps, github=github, listing_fault=listing_fault)
+    expected = {app for app, action in want.items() if action == "destroy"}
+    got = {r.app: r.action.removeprefix("would ") for r in result.rows}
+    assert got == {app: want[app] for app in got}, result.to_json()
+    decided = {app for app, action in got.items() if action == "destroy"}
     assert decided == expected, result.to_json()
+    # the property: nothing is destroyed that gc does not KNOW is done
+    for app in decided:
+        assert known_done(apps[app], github=github, listing_fault=listing_fault), app
+    undecided = {app for app, action in got.items() if action == "undecided"}
+    assert result.undecided == len(undecided)
+    assert result.exit_code == (1 if undecided or listing_fault else 0), result.to_json()
+    for row in result.rows:
+        if row.action == "undecided":
+            assert row.reason, row  # says why
     remaining = set(fly.apps)
 
     if dry_run:
@@ -317,29 +409,25 @@ def test_gc_only_destroys_what_it_owns_and_no_longer_needs(
         assert all(
             r.action.startswith("would ")
             for r in result.rows
-            if r.action != "keep" and r.action != "skip"
+            if r.action not in ("keep", "skip", "undecided")
         )
         return
 
     for app, spec in apps.items():
         touched = [r for r in fly.mutating_calls() if r.path.startswith(f"/v1/apps/{app}")]
-        if not spec.managed:
-            # never destroyed, stopped or otherwise changed
+        if app not in expected:
+            # kept, undecided or not managed: never destroyed, stopped or otherwise changed
             assert app in remaining, (app, spec)
             assert touched == [], (app, spec)
-            continue
-        if github and spec.pr_state != "open":
-            assert app not in remaining, (app, spec)  # closed, merged or missing: always
-        elif spec.age_offset <= 0:
-            assert app in remaining, (app, spec)  # open (or unknown) and not older than max_age
-            assert touched == []
+        else:
+            assert app not in remaining, (app, spec)
     # foreign apps are not even listed, let alone asked about
     for app, spec in apps.items():
         if spec.kind == "foreign":
             assert fly.calls(None, rf"^/v1/apps/{app}(/|$)") == []
     assert remaining == before - expected
     # the open PRs were listed once, whatever the number of previews
-    if github:
+    if github and not listing_fault:
         assert len(fakes.github.calls("GET", r"/pulls$")) == 1
 
 

@@ -190,7 +190,13 @@ def gc(
         bool, typer.Option("--dry-run", help="Change nothing; print what would be done.")
     ] = False,
 ) -> None:
-    """Destroy previews of closed, merged or missing PRs and stale ones; sweep Vercel vars."""
+    """Destroy previews of closed, merged or missing PRs and stale ones; sweep Vercel vars.
+
+    Only what gc KNOWS is done goes: a preview whose PR state GitHub did not tell (an
+    error, a rate limit) or whose machine Fly cannot show is kept as "undecided".
+    Exit 0 when every row was decided and done; 1 when a row failed or is undecided
+    (everything decidable is still done; a re-run finishes the rest); 2 bad input.
+    """
     from previewctl.ops.gc import render_gc, run_gc
 
     rt = _runtime()
@@ -199,8 +205,8 @@ def gc(
         _emit_json(result.to_json())
     else:
         _print(render_gc(result))
-    if result.failed:
-        raise typer.Exit(1)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
 
 
 @app.command()

@@ -1,9 +1,13 @@
 """`gc`: destroy previews nobody needs any more, and sweep orphaned Vercel vars.
 
-Safety rules (DESIGN.md): only an app whose name the app-name template can make AND
-whose machines all carry previewctl's marker is ever touched; everything else is a
-"not managed" row. A PR whose state is unknown (no GitHub repository configured) is
-never taken for closed: then only age decides.
+Safety rules (DESIGN.md): only an app the one rule of ops/managed.py calls managed is
+ever touched; everything else is a "not managed" row, and an app with a machine whose
+config Fly cannot show is an "undecided" row. gc destroys only what it KNOWS is done:
+a PR is taken for closed, merged or missing only when GitHub said so. When its state
+cannot be learned (the lookup failed: 403, a rate limit, 5xx after retries, a lost
+connection), the preview is kept as "undecided" unless age alone condemns it, and the
+sweep exits 1 once everything decidable is done. Without a GitHub repository
+configured, PR state is unknown by choice: then only age decides, and that is exit 0.
 
 Calls grow linearly with the number of previews: one app listing, one machine listing
 per matching app, one paginated listing of open PRs, and per preview to destroy one
@@ -45,6 +49,7 @@ DESTROY = "destroy"
 STOP = "stop"
 KEEP = "keep"
 SKIP = "skip"
+UNDECIDED = "undecided"  # kept because gc could not learn what it needs; exit 1
 
 
 class Pacer:
@@ -124,9 +129,21 @@ class GcResult:
     vercel_rows: list[GcVercelRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    lookup_error: str | None = None  # the open PRs could not be listed
+
     @property
     def failed(self) -> bool:
         return any(not r.ok for r in self.rows) or any(not r.ok for r in self.vercel_rows)
+
+    @property
+    def undecided(self) -> int:
+        return self.count(UNDECIDED)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every row was decided and done; 1 when something failed or is undecided
+        (everything decidable is still done)."""
+        return 1 if self.failed or self.undecided or self.lookup_error else 0
 
     @property
     def saved_per_day(self) -> float:
@@ -141,12 +158,15 @@ class GcResult:
             "max_age_seconds": self.max_age_seconds,
             "pr_state_known": self.pr_state_known,
             "failed": self.failed,
+            "complete": self.exit_code == 0,
+            "lookup_error": self.lookup_error,
             "saved_per_day": self.saved_per_day,
             "totals": {
                 "destroyed": self.count(DESTROY),
                 "stopped": self.count(STOP),
                 "kept": self.count(KEEP),
                 "skipped": self.count(SKIP),
+                "undecided": self.undecided,
                 "failed": sum(1 for r in self.rows if not r.ok),
                 "vercel_vars": sum(len(r.vars) for r in self.vercel_rows if r.ok),
                 "vercel_domains": sum(len(r.domains) for r in self.vercel_rows if r.ok),
@@ -162,22 +182,26 @@ class GcResult:
 
 @dataclass(frozen=True)
 class PrState:
-    """What GitHub says about a PR: open, closed, merged, missing, not-open or unknown."""
+    """What GitHub says about a PR: open, reopened, closed, merged or missing; "unknown"
+    when no repository is configured; "undecided" when asking failed (``error`` says how).
+    """
 
     kind: str
+    error: str | None = None
 
     @property
     def known_not_open(self) -> bool:
-        return self.kind in ("closed", "merged", "missing", "not-open")
+        return self.kind in ("closed", "merged", "missing")
 
     def describe(self, pr: int) -> str:
+        if self.kind == UNDECIDED:
+            return f"PR #{pr} state could not be learned ({self.error})"
         return {
             "closed": f"PR #{pr} closed",
             "merged": f"PR #{pr} merged",
             "missing": f"PR #{pr} does not exist",
-            "not-open": f"PR #{pr} is not open",
             "open": f"PR #{pr} open",
-            "reopened": f"PR #{pr} open (reopened)",
+            "reopened": f"PR #{pr} open (not in the open-PR listing yet, or reopened)",
         }.get(self.kind, "PR state unknown")
 
 
@@ -198,25 +222,30 @@ def decide(
 ) -> tuple[str, str]:
     """(action, reason) for one app; the heart of gc's safety, kept pure."""
     reason = scan.not_managed_reason
+    if scan.verdict is not None and scan.verdict.unknown:
+        return UNDECIDED, f"{reason}; nothing done"
     if reason is not None:
         return SKIP, reason
     last = scan.last_activity()
     age = None if last is None else (now - last).total_seconds()
     if pr_state.known_not_open:
         return DESTROY, pr_state.describe(scan.pr)
-    # "older than": exactly max_age is still kept
+    # "older than": exactly max_age is still kept. Age alone decides, whatever the PR.
     if age is not None and age > max_age:
+        unsure = {"open": "", "reopened": "", UNDECIDED: " (PR state could not be learned)"}
         return DESTROY, (
             f"last up {format_duration(age)} ago, older than max age {format_duration(max_age)}"
-            + ("" if pr_state.kind in ("open", "reopened") else " (PR state unknown)")
+            + unsure.get(pr_state.kind, " (PR state unknown)")
         )
+    when = "never up" if age is None else f"last up {format_duration(age)} ago"
+    if pr_state.kind == UNDECIDED:
+        return UNDECIDED, f"{pr_state.describe(scan.pr)}, {when}; kept"
     started = [m for m in scan.managed_machines if m.state == "started"]
     if stop_after is not None and started and age is not None and age > stop_after:
         return (
             STOP,
             f"idle: last up {format_duration(age)} ago (stop after {format_duration(stop_after)})",
         )
-    when = "never up" if age is None else f"last up {format_duration(age)} ago"
     return KEEP, f"{pr_state.describe(scan.pr)}, {when}"
 
 
@@ -234,20 +263,24 @@ class _Sweep:
     prices: Prices
     open_prs: set[int] | None
     pacer: Pacer
+    lookup_error: str | None = None
 
     def pr_state(self, pr: int) -> PrState:
+        if self.lookup_error is not None:
+            return PrState(UNDECIDED, f"open PRs could not be listed: {self.lookup_error}")
         if self.open_prs is None:
             return UNKNOWN
         if pr in self.open_prs:
             return PrState("open")
-        # Not in the listing: ask once more, for the reason and in case it was just reopened.
+        # Not in the listing: ask once more, for the reason and in case it was opened or
+        # reopened since. An answer we do not get is not "closed".
         repo = self.rt.repo
         assert repo is not None
         try:
             pull = self.rt.github().get_pull(repo, pr)
-        except ApiError as exc:
-            self.rt.reporter.detail(f"GitHub: PR #{pr}: {exc}")
-            return PrState("not-open")
+        except (ApiError, ValueError) as exc:  # ValueError: a body that is not a PR
+            self.rt.reporter.warn(f"GitHub: PR #{pr}: {exc}; its preview is kept", title="gc")
+            return PrState(UNDECIDED, str(exc))
         if pull is None:
             return PrState("missing")
         if pull.is_open:
@@ -343,6 +376,31 @@ def _max_age(rt: Runtime, max_age: str | None) -> float:
         raise InputError(f"--max-age: {exc}") from None
 
 
+def _open_pulls(rt: Runtime, result: GcResult) -> tuple[set[int] | None, set[str] | None]:
+    """The open PRs and their branches; None when not known (said in ``result``)."""
+    repo = rt.repo
+    if not repo:
+        result.notes.append(
+            "PR state unknown (GITHUB_REPOSITORY is not set): previews were judged by "
+            "age only, and Vercel vars of branches without an open PR were not swept"
+        )
+        rt.reporter.warn(result.notes[-1], title="gc")
+        return None, None
+    try:
+        pulls = rt.github().list_open_pulls(repo)
+    except (ApiError, ValueError) as exc:  # ValueError: an answer that is not a listing
+        result.lookup_error = str(exc)
+        result.pr_state_known = False
+        result.notes.append(
+            f"open PRs could not be listed ({exc}): previews were judged by age only, the "
+            "others are undecided, and Vercel vars were swept only for destroyed previews"
+        )
+        rt.reporter.error(result.notes[-1], title="gc")
+        return None, None
+    rt.reporter.info(f"{len(pulls)} open PR(s) in {repo}")
+    return {p.number for p in pulls}, {p.head_ref for p in pulls}
+
+
 def run_gc(
     rt: Runtime,
     max_age: str | None,
@@ -367,20 +425,8 @@ def run_gc(
     if dry_run:
         result.notes.append("dry run: nothing was changed")
 
-    open_branches: set[str] | None = None
-    open_prs: set[int] | None = None
     with rt.reporter.phase("find previews"):
-        if repo:
-            pulls = rt.github().list_open_pulls(repo)
-            open_prs = {p.number for p in pulls}
-            open_branches = {p.head_ref for p in pulls}
-            rt.reporter.info(f"{len(open_prs)} open PR(s) in {repo}")
-        else:
-            result.notes.append(
-                "PR state unknown (GITHUB_REPOSITORY is not set): previews were judged by "
-                "age only, and Vercel vars of branches without an open PR were not swept"
-            )
-            rt.reporter.warn(result.notes[-1], title="gc")
+        open_prs, open_branches = _open_pulls(rt, result)
         scans = [s for s in scan_previews(rt) if not s.gone]
         rt.reporter.info(f"{len(scans)} app(s) named like previews in {config.model.app.org}")
 
@@ -394,6 +440,7 @@ def run_gc(
         prices=Prices.from_config(config.model.pricing),
         open_prs=open_prs,
         pacer=pacer or Pacer(DELETE_RATE, DELETE_BURST),
+        lookup_error=result.lookup_error,
     )
     with rt.reporter.phase("destroy" if not dry_run else "plan (dry run)"):
         result.rows = bounded_map(sweep.handle, scans, gc_config.concurrency)
@@ -532,6 +579,7 @@ def _totals_line(result: GcResult) -> str:
         f"{verb} {result.count(DESTROY)}",
         f"{stop_verb} {result.count(STOP)}",
         f"kept {result.count(KEEP)}",
+        f"undecided {result.undecided} (kept)",
         f"not managed {result.count(SKIP)}",
     ]
     if failed:
