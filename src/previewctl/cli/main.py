@@ -138,15 +138,30 @@ def plan(pr: PrOption = None, branch: BranchOption = None) -> None:
 
 
 @app.command()
-def up(pr: PrOption = None, branch: BranchOption = None) -> None:
+def up(
+    pr: PrOption = None,
+    branch: BranchOption = None,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help=(
+                "Only converge the app, IPs and machine and return once Fly accepted them "
+                "(needs only the Fly token). A later `up` waits and does the rest."
+            ),
+        ),
+    ] = False,
+) -> None:
     """Create or converge the PR's preview: app, machine, tunnels, steps, Vercel, comment.
 
     Idempotent: a repeated run with nothing changed makes no mutating call.
+    In a workflow, run `up --no-wait` first so the machine boots while the runner
+    installs the repository's tooling.
     """
     from previewctl.ops.up import run_up
 
     rt = _runtime()
-    result = run_up(rt, pr, branch)
+    result = run_up(rt, pr, branch, no_wait=no_wait)
     if state.json:
         _emit_json(result)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from previewctl.ops import comment
 from previewctl.ops.background import BackgroundPhase
+from previewctl.ops.early import EarlyFailure, early_row, start_early
 from previewctl.ops.machine import converge_started, wait_healthy
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
@@ -58,11 +59,20 @@ def preflight(
         require_branch(target)
 
 
-def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
+def run_up(
+    rt: Runtime, pr: str | None, branch: str | None, *, no_wait: bool = False
+) -> dict[str, Any]:
     target = require_target(pr, branch, rt.env)
     skipped = skip_without_secrets(rt, target)
     if skipped:
         return skipped
+    if no_wait:
+        # Only the Fly token: no flyctl, no Vercel token. Bad input that needs no other
+        # credential is still found here, before anything changes.
+        preflight(rt, target, tunnels=False, vercel=False)
+        if rt.vercel_configured():
+            require_branch(target)
+        return start_early(rt, target)
     preflight(rt, target, tunnels=True, vercel=True)
     config = rt.config
     app = config.app_name(target.pr)
@@ -77,6 +87,10 @@ def run_up(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
         }
     )
     rows: list[tuple[str, str]] = [("Fly app", f"`{app}` ({config.model.app.region})")]
+    early = EarlyFailure.of(rt.env, app).take()
+    if early is not None:
+        rt.reporter.warn(f"the early `up --no-wait` of this job failed: {early}; converging now")
+        rows.append(early_row(early))
     with comment.failure_reported(rt, target, app, "up", rows):
         with rt.reporter.phase("fly machine"):
             deadline = time.monotonic() + timeouts.machine
