@@ -27,7 +27,9 @@ try:  # typer >= 0.2x vendors its own click as typer._click; older typer uses cl
 except ImportError:  # pragma: no cover
     from click.exceptions import UsageError  # type: ignore[assignment]
 
-WORKFLOWS = Path(__file__).resolve().parents[1] / ".github" / "workflows"
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
+ACTION = ROOT / "action.yml"
 SHA_PIN = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
 SECRET_ENV = ("FLY_API_TOKEN", "VERCEL_TOKEN", "GITHUB_TOKEN")
 FORK_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
@@ -76,11 +78,41 @@ class Step:
 
 
 def all_steps() -> Iterator[Step]:
+    """Every step of every workflow, then the composite action's own steps."""
     for path in _workflow_files():
         workflow = yaml.safe_load(path.read_text())
         for job_id, job in (workflow.get("jobs") or {}).items():
             for index, step in enumerate(job.get("steps") or []):
                 yield Step(path.name, job_id, index, step)
+    action = yaml.safe_load(ACTION.read_text())
+    for index, step in enumerate(action["runs"]["steps"]):
+        yield Step(ACTION.name, "runs", index, step)
+
+
+def action_steps() -> list[Step]:
+    """The workflow steps that run previewctl through the repository's action."""
+    return [s for s in all_steps() if s.data.get("uses") == "./"]
+
+
+_LITERAL = re.compile(r"'([^']*)'")
+
+
+def _arg_variants(args: str) -> list[str]:
+    """The values an `args:` input can take: itself, or each quoted literal of an
+    expression such as `${{ inputs.dry_run && '--dry-run' || '' }}`."""
+    if "${{" not in args:
+        return [args]
+    return _LITERAL.findall(args)
+
+
+def action_argvs(step: Step) -> list[list[str]]:
+    """The argv (after `previewctl`) the action runs for one `uses: ./` step."""
+    with_ = step.data.get("with") or {}
+    config = with_.get("config", "previewctl.toml")
+    return [
+        ["--config", config, with_["command"], *args.split()]
+        for args in _arg_variants(str(with_.get("args", "")))
+    ]
 
 
 # ---- finding previewctl command lines in run: scripts ----------------------------------------
@@ -167,12 +199,14 @@ def parse_cli(argv: list[str]) -> tuple[str, Any]:
 
 
 def _invocations() -> list[tuple[str, list[str]]]:
-    return [
+    found = [
         (step.label, argv)
         for step in all_steps()
-        if step.run
+        if step.run and step.workflow != ACTION.name
         for argv in previewctl_argvs(step.run)
     ]
+    found += [(step.label, argv) for step in action_steps() for argv in action_argvs(step)]
+    return found
 
 
 INVOCATIONS = _invocations()
@@ -204,10 +238,54 @@ def test_workflows_call_the_expected_commands() -> None:
 
 
 def test_gc_step_covers_both_dry_run_variants() -> None:
-    gc_argvs = [argv for label, argv in INVOCATIONS if label.startswith("preview-gc.yml:")]
+    gc_argvs = [argv[2:] for label, argv in INVOCATIONS if label.startswith("preview-gc.yml:")]
     assert sorted(gc_argvs) == [["gc"], ["gc", "--dry-run"]]
     _, ctx = parse_cli(["gc", "--dry-run"])
     assert ctx.params["dry_run"] is True
+
+
+def _action_run_script() -> str:
+    action = yaml.safe_load(ACTION.read_text())
+    (step,) = [s for s in action["runs"]["steps"] if s.get("id") == "run"]
+    assert step["env"] == {
+        "COMMAND": "${{ inputs.command }}",
+        "ARGS": "${{ inputs.args }}",
+        "CONFIG": "${{ inputs.config }}",
+    }
+    return str(step["run"])
+
+
+@pytest.mark.parametrize(
+    ("label", "argv"),
+    [(label, argv) for label, argv in INVOCATIONS if label.split(":")[0] != "action.yml"],
+    ids=lambda value: value if isinstance(value, str) else shlex.join(value),
+)
+def test_the_action_runs_exactly_the_command_line_of_its_inputs(
+    label: str, argv: list[str]
+) -> None:
+    """The action's script, given a step's inputs, runs the argv this file parses."""
+    if argv[:1] != ["--config"]:
+        pytest.skip("not a step through the action")
+    config, command, args = argv[1], argv[2], argv[3:]
+    script = (
+        _action_run_script()
+        .replace('"$CONFIG"', shlex.quote(config))
+        .replace('"$COMMAND"', shlex.quote(command))
+        .replace('"${extra[@]}"', " ".join(shlex.quote(a) for a in args))
+    )
+    assert previewctl_argvs(script) == [argv], label
+    # `read -a` splits ARGS on whitespace, as action_argvs does
+    assert 'read -r -a extra <<< "$ARGS"' in script
+
+
+def test_the_action_accepts_only_commands_the_cli_has() -> None:
+    script = _action_run_script()
+    allowed = re.search(r"^\s*([a-z|]+)\) ;;$", script, re.MULTILINE)
+    assert allowed is not None
+    commands = allowed.group(1).split("|")
+    assert {"up", "seed", "down", "gc", "status", "plan"} <= set(commands)
+    for command in commands:
+        assert parse_cli(["--config", "x.toml", command])[0] == command
 
 
 @pytest.mark.parametrize(
@@ -303,15 +381,34 @@ def test_permissions_are_minimal() -> None:
             assert isinstance(spec.get("timeout-minutes"), int), f"{path.name}:{job_id}"
 
 
+def _command_of(step: dict[str, Any]) -> str:
+    if step.get("uses") != "./":
+        return ""
+    with_ = step.get("with") or {}
+    return " ".join([with_["command"], *str(with_.get("args", "")).split()])
+
+
 def test_up_runs_before_seed_and_exposes_outputs() -> None:
     job = load("preview.yml")["jobs"]["up"]
-    runs = [step.get("run", "") for step in job["steps"]]
-    assert runs.index("previewctl up") < runs.index("previewctl seed")
-    up_step = next(step for step in job["steps"] if step.get("run") == "previewctl up")
+    commands = [_command_of(step) for step in job["steps"]]
+    assert commands.index("up") < commands.index("seed")
+    up_step = job["steps"][commands.index("up")]
     assert up_step["id"] == "up"
     assert job["outputs"]["hostname"] == "${{ steps.up.outputs.hostname }}"
-    uses = [step.get("uses", "") for step in job["steps"]]
-    assert any(u.startswith("superfly/flyctl-actions/setup-flyctl@") for u in uses)
+    assert job["outputs"]["app"] == "${{ steps.up.outputs.app }}"
+
+
+def test_the_machine_boots_while_the_repository_tooling_installs() -> None:
+    """`up --no-wait` first, then the tooling (`pnpm install`), then `up` and `seed`."""
+    steps = load("preview.yml")["jobs"]["up"]["steps"]
+    commands = [_command_of(step) for step in steps]
+    early = commands.index("up --no-wait")
+    tooling = next(i for i, s in enumerate(steps) if "pnpm install" in str(s.get("run", "")))
+    assert early < tooling < commands.index("up") < commands.index("seed")
+    assert [s.get("uses", "").split("@")[0] for s in steps[:early]] == ["actions/checkout"]
+    # its failure must not end the job: the later `up` converges and reports it
+    assert steps[early]["continue-on-error"] is True
+    assert "continue-on-error" not in steps[commands.index("up")]
 
 
 # ---- (c) no expressions expanded into scripts; (d) secrets only through env -------------------
@@ -327,13 +424,20 @@ def test_no_expression_in_run_scripts() -> None:
 
 
 def test_previewctl_steps_get_credentials_through_env() -> None:
-    steps = [step for step in all_steps() if step.run and previewctl_argvs(step.run)]
-    assert len(steps) >= 4
+    steps = action_steps()
+    assert len(steps) >= 5
     for step in steps:
         env = step.data.get("env") or {}
         assert env.get("FLY_API_TOKEN") == "${{ secrets.FLY_API_TOKEN }}", step.label
+        if _command_of(step.data) == "up --no-wait":
+            assert set(env) == {"FLY_API_TOKEN"}, step.label  # it needs nothing else
+            continue
         assert env.get("VERCEL_TOKEN") == "${{ secrets.VERCEL_TOKEN }}", step.label
         assert env.get("GITHUB_TOKEN") == "${{ github.token }}", step.label
+    # no workflow runs previewctl by itself any more: always through the action
+    assert not [
+        s for s in all_steps() if s.workflow != ACTION.name and s.run and "previewctl" in s.run
+    ]
 
 
 def test_secrets_appear_only_in_step_env() -> None:
@@ -349,14 +453,14 @@ def test_secrets_appear_only_in_step_env() -> None:
 def test_actions_are_sha_pinned_and_checkout_drops_credentials() -> None:
     for step in all_steps():
         uses = step.data.get("uses")
-        if uses is None:
+        if uses is None or uses == "./":
             continue
         assert SHA_PIN.match(uses), f"{step.label}: {uses} is not pinned to a commit"
         if uses.startswith("actions/checkout@"):
             assert step.data["with"]["persist-credentials"] is False, step.label
-    text = (WORKFLOWS / "preview.yml").read_text()
-    # the field report: flyctl-actions 1.5 is the version to use
-    assert re.search(r"superfly/flyctl-actions/setup-flyctl@[0-9a-f]{40} # 1\.5\b", text)
+    text = ACTION.read_text()
+    # setup-flyctl 1.6 runs on Node 24 (1.5 on the Node 20 GitHub is retiring)
+    assert re.search(r"superfly/flyctl-actions/setup-flyctl@[0-9a-f]{40} # 1\.6\b", text)
 
 
 # ---- (e) the gc workflow -------------------------------------------------------------------
@@ -370,9 +474,8 @@ def test_gc_workflow_schedule_and_dry_run_input() -> None:
     assert dry_run["type"] == "boolean"
     assert dry_run["default"] is False
     assert wf["concurrency"]["group"] == "preview-gc"
-    (step,) = [s for s in wf["jobs"]["gc"]["steps"] if "previewctl gc" in s.get("run", "")]
-    assert step["env"]["DRY_RUN"] == "${{ inputs.dry_run }}"
-    assert '"$DRY_RUN" = "true"' in step["run"]
+    (step,) = [s for s in wf["jobs"]["gc"]["steps"] if _command_of(s).startswith("gc")]
+    assert step["with"]["args"] == "${{ inputs.dry_run && '--dry-run' || '' }}"
 
 
 # ---- the installed console script ---------------------------------------------------------
