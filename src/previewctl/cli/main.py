@@ -293,6 +293,47 @@ def env_cmd(
     sys.stdout.flush()
 
 
+class TemplateName(StrEnum):
+    agents = "agents"
+    postgres = "postgres"
+
+
+@app.command()
+def init(
+    directory: Annotated[
+        Path,
+        typer.Argument(metavar="DIR", help="The repository to write into.", file_okay=False),
+    ] = Path("."),
+    template: Annotated[
+        TemplateName,
+        typer.Option(
+            "--template",
+            "-t",
+            help="agents: the shipped default (Doltgres, Postgres, SpiceDB, two Vercel "
+            "projects); postgres: one Postgres, one tunnel, one migrate step, one project.",
+        ),
+    ] = TemplateName.agents,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    action: Annotated[
+        str,
+        typer.Option(
+            "--action", metavar="OWNER/REPO@REF", help="The previewctl action the workflows use."
+        ),
+    ] = "OWNER/previewctl@v0",
+) -> None:
+    """Write previewctl.toml, .fly/machine-config.json and the two workflows into DIR.
+
+    Never overwrites a file without --force. Prints what it wrote and what is left to do.
+    """
+    from previewctl.ops.init import render_init, run_init
+
+    result = run_init(directory, template.value, force=force, action=action)
+    if state.json:
+        _emit_json(result.to_json())
+    else:
+        _print(render_init(result))
+
+
 # ---- the one place errors become messages and exit codes ---------------------------------
 
 

@@ -1,0 +1,130 @@
+"""`init`: write a starting set-up into a repository, from templates shipped in the package.
+
+The `agents` template is the shipped default: this repository's own previewctl.toml and
+.fly/machine-config.json (a test keeps them byte-for-byte equal). The two workflows use
+the composite action.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from previewctl.errors import InputError
+
+TEMPLATES = ("agents", "postgres")
+DEFAULT_ACTION = "OWNER/previewctl@v0"
+_ACTION_PLACEHOLDER = "OWNER/previewctl@v0"
+
+# (path in the package's templates/, path written in the repository)
+_CONFIG_FILES = (
+    ("{template}/previewctl.toml", "previewctl.toml"),
+    ("{template}/machine-config.json", ".fly/machine-config.json"),
+)
+_WORKFLOWS = (
+    ("workflows/preview.yml", ".github/workflows/preview.yml"),
+    ("workflows/preview-gc.yml", ".github/workflows/preview-gc.yml"),
+)
+
+
+@dataclass
+class InitResult:
+    template: str
+    root: Path
+    written: list[str] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "template": self.template,
+            "dir": str(self.root),
+            "written": self.written,
+            "next_steps": self.next_steps,
+        }
+
+
+def template_text(name: str) -> str:
+    """A file of the shipped templates (``agents/previewctl.toml``, ``workflows/...``)."""
+    return resources.files("previewctl").joinpath("templates", *name.split("/")).read_text("utf-8")
+
+
+def template_files(template: str, action: str = DEFAULT_ACTION) -> dict[str, str]:
+    """Repository path -> content, for one template."""
+    if template not in TEMPLATES:
+        raise InputError(f"unknown template {template!r}: choose one of {', '.join(TEMPLATES)}")
+    files = {dest: template_text(src.format(template=template)) for src, dest in _CONFIG_FILES}
+    for src, dest in _WORKFLOWS:
+        files[dest] = template_text(src).replace(_ACTION_PLACEHOLDER, action)
+    return files
+
+
+def _check_action(action: str) -> None:
+    owner_repo, at, ref = action.partition("@")
+    parts = owner_repo.split("/")
+    if not (at and ref and len(parts) >= 2 and all(parts)) or any(c.isspace() for c in action):
+        raise InputError(f"--action must look like OWNER/REPO@REF, got {action!r}")
+
+
+def run_init(root: Path, template: str, *, force: bool, action: str) -> InitResult:
+    _check_action(action)
+    files = template_files(template, action)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root} is not a directory")
+    existing = sorted(dest for dest in files if (root / dest).exists())
+    if existing and not force:
+        raise InputError(
+            "these files exist already: " + ", ".join(existing) + "; nothing was written",
+            hint="pass --force to overwrite them",
+        )
+    result = InitResult(template, root)
+    for dest, text in files.items():
+        path = root / dest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        result.written.append(dest)
+    result.next_steps = next_steps(files["previewctl.toml"], action)
+    return result
+
+
+def next_steps(config_text: str, action: str) -> list[str]:
+    """What is left to do: secrets to add and the values that are only examples."""
+    data = tomllib.loads(config_text)
+    org = data["app"]["org"]
+    projects = sorted((data.get("vercel") or {}).get("projects") or {})
+    steps = [
+        "add the repository secret FLY_API_TOKEN (Settings > Secrets and variables > "
+        f"Actions): an org token, `flyctl tokens create org {org}`",
+    ]
+    if projects:
+        steps.append(
+            "add the repository secret VERCEL_TOKEN (a token that can read and "
+            "write the projects' env vars and domains)"
+        )
+    steps.append(f'in previewctl.toml set [app] org (now "{org}") to your Fly organization')
+    if projects:
+        domains = [str(p["domain"]) for p in data["vercel"]["projects"].values() if p.get("domain")]
+        steps.append(
+            "name your Vercel project(s) in [vercel.projects.*] (now "
+            + ", ".join(projects)
+            + "), set [vercel] team_id when they belong to a team"
+            + (", and use a domain of your team for " + ", ".join(domains) if domains else "")
+        )
+    steps.append("adapt [[steps]] (migrations) and .fly/machine-config.json to your stack")
+    if action == DEFAULT_ACTION:
+        steps.append(
+            f"in the workflows, replace {DEFAULT_ACTION} with the repository and ref you take "
+            "previewctl from (pin a commit SHA: zizmor flags a tag), or rerun init with --action"
+        )
+    steps.append("check it: `previewctl plan`, then `previewctl doctor` with the tokens exported")
+    return steps
+
+
+def render_init(result: InitResult) -> str:
+    lines = [f"wrote the {result.template} template into {result.root}:"]
+    lines += [f"  {path}" for path in result.written]
+    lines += ["", "next steps:"]
+    lines += [f"  {i}. {step}" for i, step in enumerate(result.next_steps, 1)]
+    return "\n".join(lines)
