@@ -53,6 +53,7 @@ class GitHubFake(LoopbackApi):
 
     name = "github"
     rules: ClassVar[list[Rule]] = [
+        Rule(_REPO_PREFIX, endpoint="get_repo", methods=["GET"]),
         Rule(f"{_REPO_PREFIX}/pulls/<int:number>", endpoint="get_pull", methods=["GET"]),
         Rule(f"{_REPO_PREFIX}/pulls", endpoint="list_pulls", methods=["GET"]),
         Rule(
@@ -105,6 +106,9 @@ class GitHubFake(LoopbackApi):
         self.unlisted: set[int] = set()
         """PRs the open-PR listing does not show yet (opened after it, or a lagging index)."""
         self._next_comment_id = 1_000_001
+        self.token_permissions: dict[str, bool] | None = None
+        """A user token's ``permissions`` on the repo; None for an installation token
+        (GITHUB_TOKEN), whose repository answer carries none."""
         self._window_used = 0
         self._window_reset = 0
 
@@ -251,6 +255,21 @@ class GitHubFake(LoopbackApi):
             "x-ratelimit-used": str(min(self._window_used, limit)),
             "x-ratelimit-resource": "core",
         }
+
+    # ---- the repository --------------------------------------------------------------
+    def on_get_repo(self, request: Request, body: Any, owner: str, repo: str) -> Response:
+        if not self._is_repo(owner, repo):
+            return self._not_found()
+        data: dict[str, Any] = {
+            "id": 1,
+            "name": repo,
+            "full_name": self.repo,
+            "private": True,
+            "default_branch": "main",
+        }
+        if self.token_permissions is not None:
+            data["permissions"] = dict(self.token_permissions)
+        return self.json_response(data)
 
     # ---- pull requests ---------------------------------------------------------------
     def on_get_pull(

@@ -102,6 +102,7 @@ class VercelFake(LoopbackApi):
         Rule("/v7/deployments", endpoint="list_deployments", methods=["GET"]),
         Rule("/v13/deployments/<id_or_url>", endpoint="get_deployment", methods=["GET"]),
         Rule("/v13/deployments", endpoint="create_deployment", methods=["POST"]),
+        Rule("/v5/domains/<domain>", endpoint="get_team_domain", methods=["GET"]),
     ]
 
     def __init__(
@@ -137,6 +138,8 @@ class VercelFake(LoopbackApi):
         self._last_ms = 0
         self._builds: dict[str, float] = {}
         self._deployment_envs: dict[str, dict[str, str]] = {}
+        self.team_domains: dict[str, bool] = {}
+        """Domains of the team (or account): name -> verified (``GET /v5/domains/{domain}``)."""
 
     # ---- seeding and controls ------------------------------------------------------
     def add_project(
@@ -329,6 +332,33 @@ class VercelFake(LoopbackApi):
                     "repoId": 1,
                     "productionBranch": project.production_branch,
                 },
+            }
+        )
+
+    def on_get_team_domain(self, request: Request, body: Any, domain: str) -> Response:
+        """The shape of ``@vercel/sdk``'s getDomain (``GetDomainResponseBody``)."""
+        verified = self.team_domains.get(domain.lower())
+        if verified is None:
+            return self.error_response(404, f"The domain {domain!r} was not found", "not_found")
+        created = self._now_ms()
+        return self.json_response(
+            {
+                "domain": {
+                    "id": f"dom_{hashlib.sha256(domain.encode()).hexdigest()[:24]}",
+                    "name": domain.lower(),
+                    "verified": verified,
+                    "serviceType": "external",
+                    "suffix": False,
+                    "teamId": self.team_id,
+                    "userId": "user_fake",
+                    "createdAt": created,
+                    "boughtAt": None,
+                    "expiresAt": None,
+                    "nameservers": [],
+                    "intendedNameservers": ["ns1.vercel-dns.com", "ns2.vercel-dns.com"],
+                    "creator": {"id": "user_fake", "username": "fake", "email": "f@example.com"},
+                    "echMode": "auto",
+                }
             }
         )
 

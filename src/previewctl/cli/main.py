@@ -334,6 +334,27 @@ def init(
         _print(render_init(result))
 
 
+@app.command()
+def doctor() -> None:
+    """Check the set-up with read-only calls and report every problem at once.
+
+    Covers the config, the Fly token and org, flyctl, each Vercel project and its
+    domain's parent on the team, and the GitHub token. Exit 0 all pass, 1 something
+    will fail (each with a hint), 2 a bad command line.
+    """
+    from previewctl.ops.doctor import render_doctor, run_doctor
+
+    rt = _runtime()
+    checks = run_doctor(rt)
+    failed = any(c.status == "fail" for c in checks)
+    if state.json:
+        _emit_json({"ok": not failed, "checks": [c.to_json() for c in checks]})
+    else:
+        _print(render_doctor(checks))
+    if failed:
+        raise typer.Exit(1)
+
+
 # ---- the one place errors become messages and exit codes ---------------------------------
 
 
