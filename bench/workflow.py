@@ -62,7 +62,10 @@ redeploy = true
 
 [vercel.projects.api]
 domain = "pr-${pr}-api.preview.example.com"
-env = { DATABASE_URL = "postgresql://app:${secrets.pg_password}@${app.hostname}:5432/db", API_URL = "${vercel.api.url}" }
+
+[vercel.projects.api.env]
+DATABASE_URL = "postgresql://app:${secrets.pg_password}@${app.hostname}:5432/db"
+API_URL = "${vercel.api.url}"
 
 [vercel.projects.ui]
 env = { API_URL = "${vercel.api.url}" }
