@@ -14,10 +14,13 @@ import respx
 from previewctl.clients.fly import (
     DEFAULT_BASE_URL,
     IDEMPOTENCY_KEY,
+    LEASE_TTL,
     FlyClient,
     Machine,
     auth_header,
     build_fly_client,
+    is_name_taken,
+    machines_base_url,
     token_from_env,
 )
 from previewctl.clients.http import RetryPolicy, build_http_client
@@ -110,6 +113,30 @@ def test_build_fly_client_uses_base_url_and_auth() -> None:
     assert app is not None
     assert app.name == APP
     assert route.calls.last.request.headers["Authorization"] == "FlyV1 fm2_tok"
+
+
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({}, DEFAULT_BASE_URL),
+        ({"FLY_API_BASE_URL": "http://a"}, "http://a"),
+        ({"FLY_FLAPS_BASE_URL": "http://f"}, "http://f"),  # fly-go's and flyctl's name
+        ({"FLY_API_BASE_URL": "http://a", "FLY_FLAPS_BASE_URL": "http://f"}, "http://a"),
+        ({"FLY_API_BASE_URL": " ", "FLY_FLAPS_BASE_URL": "http://f"}, "http://f"),
+    ],
+)
+def test_machines_base_url_contract_name_first_then_flaps(env: dict[str, str], url: str) -> None:
+    assert machines_base_url(env) == url
+
+
+def test_build_fly_client_accepts_flaps_base_url() -> None:
+    with respx.mock(base_url="http://127.0.0.1:9998") as router:
+        route = router.get(f"/v1/apps/{APP}").respond(json={"name": APP})
+        client = build_fly_client(
+            {"FLY_API_TOKEN": "fm2_tok", "FLY_FLAPS_BASE_URL": "http://127.0.0.1:9998"}
+        )
+        assert client.get_app(APP) is not None
+    assert route.call_count == 1
 
 
 # ---- apps and the retry policy ----------------------------------------------------------
@@ -207,11 +234,76 @@ def test_422_code_is_kept(api: respx.MockRouter, fly: FlyClient) -> None:
     assert "(name_taken)" in str(info.value)
 
 
-def test_create_app_sends_both_name_fields(api: respx.MockRouter, fly: FlyClient) -> None:
+def test_create_app_as_fly_go_sends_it(api: respx.MockRouter, fly: FlyClient) -> None:
     route = api.post("/v1/apps").respond(201, json={"id": "a1"})
     app = fly.create_app(APP, "acme")
     assert app.name == APP
-    assert body_of(route.calls.last) == {"app_name": APP, "name": APP, "org_slug": "acme"}
+    assert route.calls.last.request.url.params["wait"] == "true"
+    assert body_of(route.calls.last) == {"name": APP, "org_slug": "acme"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "taken"),
+    [
+        (422, {"error": "Name has already been taken", "status": "name_taken"}, True),
+        (409, {"error": "conflict", "status": "name_taken"}, True),  # the body decides
+        (400, {"error": "taken", "status": "name_taken"}, True),
+        (422, {"error": "Name has already been taken", "status": "invalid"}, False),
+        (422, {"error": "org suspended", "status": "unprocessable_entity"}, False),
+        (422, {"error": "Validation failed: Name has already been taken"}, True),  # legacy
+        (422, {"error": "invalid name"}, False),
+        (422, "Name has already been taken", True),  # not JSON: only the prose is left
+    ],
+)
+def test_name_taken_is_read_from_the_body_status(
+    api: respx.MockRouter, fly: FlyClient, status: int, body: Any, taken: bool
+) -> None:
+    response = (
+        httpx.Response(status, text=body)
+        if isinstance(body, str)
+        else httpx.Response(status, json=body)
+    )
+    api.post("/v1/apps").mock(return_value=response)
+    with pytest.raises(ApiError) as info:
+        fly.create_app(APP, "acme")
+    assert is_name_taken(info.value) is taken
+
+
+@pytest.mark.parametrize("not_yet", [404, 401])
+def test_wait_for_app_treats_404_and_401_as_not_yet(
+    api: respx.MockRouter, fly: FlyClient, sleeps: Sleeps, not_yet: int
+) -> None:
+    route = api.get(f"/v1/apps/{APP}")
+    route.side_effect = [
+        httpx.Response(not_yet, json={"error": "app not found"}),
+        httpx.Response(not_yet, json={"error": "unauthorized"}),
+        httpx.Response(200, json={"name": APP, "organization": {"slug": "acme"}}),
+    ]
+    app = fly.wait_for_app(APP, deadline=time.monotonic() + 60)
+    assert app.organization is not None
+    assert app.organization.slug == "acme"
+    assert route.call_count == 3
+    assert len(sleeps.calls) == 2
+    assert 0.05 <= sleeps.calls[0] <= 0.1  # flyctl's backoff: from 100 ms ...
+    assert sleeps.calls[1] <= 0.2
+
+
+def test_wait_for_app_gives_up_at_the_deadline(api: respx.MockRouter, fly: FlyClient) -> None:
+    route = api.get(f"/v1/apps/{APP}").respond(404, json={"error": "app not found"})
+    with pytest.raises(TimeoutExceededError, match="did not show the app"):
+        fly.wait_for_app(APP, deadline=time.monotonic() + 0.05)
+    assert route.call_count >= 1
+
+
+@pytest.mark.parametrize("status", [403, 400])
+def test_wait_for_app_fails_at_once_on_anything_else(
+    api: respx.MockRouter, fly: FlyClient, status: int
+) -> None:
+    route = api.get(f"/v1/apps/{APP}").respond(status, json={"error": "no"})
+    with pytest.raises(ApiError) as info:
+        fly.wait_for_app(APP, deadline=time.monotonic() + 60)
+    assert info.value.status == status
+    assert route.call_count == 1
 
 
 def test_create_app_with_empty_body(api: respx.MockRouter, fly: FlyClient) -> None:
@@ -401,10 +493,23 @@ def test_lease_waits_for_a_held_lease_and_releases_at_exit(
         assert nonce == "nonce-1"
         assert release.call_count == 0
     assert acquire.call_count == 2
-    assert body_of(acquire.calls.last) == {"ttl": 60}
+    # as fly-go sends it: ?ttl=SECONDS and no body
+    assert acquire.calls.last.request.url.params["ttl"] == "60"
+    assert acquire.calls.last.request.content == b""
     assert sleeps.calls == [0.25]
     assert release.call_count == 1
     assert release.calls.last.request.headers["fly-machine-lease-nonce"] == "nonce-1"
+
+
+def test_lease_ttl_defaults_to_flyctls_two_minutes(api: respx.MockRouter, fly: FlyClient) -> None:
+    acquire = api.post(f"/v1/apps/{APP}/machines/{MID}/lease").respond(
+        201, json={"status": "success", "data": {"nonce": "n"}}
+    )
+    api.delete(f"/v1/apps/{APP}/machines/{MID}/lease").respond(200)
+    with fly.lease(APP, MID, deadline=time.monotonic() + 30):
+        pass
+    assert LEASE_TTL == 120
+    assert acquire.calls.last.request.url.params["ttl"] == "120"
 
 
 def test_lease_is_released_when_the_block_fails(api: respx.MockRouter, fly: FlyClient) -> None:
@@ -457,6 +562,42 @@ def test_machine_healthy_rules() -> None:
     assert machine("started", "critical").healthy is False
     assert machine("stopped").healthy is False
     assert machine("starting", "passing").healthy is False
+
+
+def test_compat_checks_are_dropped_before_judging_health() -> None:
+    """fly-go's RemoveCompatChecks: Fly's bg_deployments_compat* checks mean nothing."""
+    m = Machine.model_validate(
+        machine_json(
+            "started",
+            checks=[
+                {"name": "bg_deployments_compat_tcp", "status": "critical"},
+                {"name": "bg_deployments_compat", "status": "warning"},
+                {"name": "db-tcp", "status": "passing"},
+            ],
+        )
+    )
+    assert [c.name for c in m.checks] == ["db-tcp"]
+    assert m.healthy is True
+    assert "compat" not in m.describe_health()
+    only_compat = machine_json(checks=[{"name": "bg_deployments_compat_x", "status": "critical"}])
+    assert Machine.model_validate(only_compat).healthy is True
+    assert Machine.model_validate(machine_json(checks=None)).checks == []
+
+
+def test_configured_checks_without_results_are_not_health() -> None:
+    """flyctl: Machine.Checks is empty for a fresh machine; with checks configured, wait."""
+    top = {"checks": {"http": {"type": "http", "port": 80}}}
+    service = {"services": [{"internal_port": 80, "checks": [{"type": "tcp"}]}]}
+    for config in (top, service):
+        fresh = Machine.model_validate(machine_json(config=config))
+        assert fresh.configured_checks == 1
+        assert fresh.healthy is False
+        assert "no results yet for its 1 configured check(s)" in fresh.describe_health()
+        reported = machine_json(config=config, checks=[{"name": "http", "status": "passing"}])
+        assert Machine.model_validate(reported).healthy is True
+    # container healthchecks alone keep "no checks = healthy once started" (flyctl too)
+    containers = {"containers": [{"name": "db", "healthchecks": [{"tcp": {"port": 1}}]}]}
+    assert Machine.model_validate(machine_json(config=containers)).healthy is True
 
 
 def test_describe_health_shows_containers_and_failing_checks() -> None:

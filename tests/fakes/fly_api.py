@@ -6,6 +6,22 @@ after ``health_seconds``), ``wait``, leases, metadata, IP assignments, optional
 per-action rate limits, plus everything :class:`LoopbackApi` gives (request log,
 injected faults, latency).
 
+What Fly's own clients (fly-go, flyctl) expect, and this fake does too:
+
+* ``POST /v1/apps?wait=true`` takes ``name`` (fly-go's ``CreateAppRequest``; the old
+  ``app_name`` alone is refused). A created app is invisible for
+  ``new_app_hidden_seconds``: every call on it answers ``new_app_hidden_status``
+  (404, or 401 as flyctl also expects) and listings leave it out, while its name is
+  already taken. A taken name answers 422 with body ``status: "name_taken"`` and the
+  legacy prose "Name has already been taken".
+* Every machine carries a ``bg_deployments_compat*`` check that is always critical:
+  Fly adds such checks for old flyctl versions and they say nothing about the
+  machine, so a client must drop them (fly-go's ``RemoveCompatChecks``).
+* A freshly started machine reports no check results for ``checks_reported_after``
+  seconds (flyctl: "Machine.Checks is empty for freshly-launched machines").
+* A lease's TTL is read from the query, ``?ttl=SECONDS``, as fly-go sends it; a body
+  is ignored (the default TTL applies).
+
 States are computed from ``time.monotonic()`` timestamps: an action schedules a
 timeline (e.g. ``stopping`` now, ``stopped`` in ``stop_seconds``) and
 ``MachineState.state`` reads it, so no background thread is needed.
@@ -35,6 +51,10 @@ MAX_WAIT_SECONDS = 60.0
 WAIT_POLL_SECONDS = 0.01
 LEASE_NONCE_HEADER = "fly-machine-lease-nonce"
 SEEDED_LONG_AGO = 3600.0  # seeded machines count as started (and healthy) for an hour
+DEFAULT_LEASE_TTL = 30.0
+DEFAULT_NEW_APP_HIDDEN_SECONDS = 0.02
+COMPAT_CHECK = "bg_deployments_compat_tcp"
+NAME_TAKEN_MESSAGE = "Validation failed: Name has already been taken"
 
 # Rate limit classes: (requests per second, burst). Endpoints not listed are "other".
 READ_RATE = (5.0, 10.0)
@@ -109,6 +129,8 @@ class MachineState:
     private_ip: str
     timeline: list[tuple[float, str]]  # (monotonic time, state), ascending
     health_seconds: Callable[[str], float] = field(repr=False)
+    checks_reported_after: Callable[[], float] = field(repr=False, default=lambda: 0.0)
+    compat_checks: bool = True
     prefix_check_names: bool = True
     created_at: str = field(default_factory=_now_iso)
     updated_at: str = field(default_factory=_now_iso)
@@ -199,6 +221,18 @@ class MachineState:
 
     def checks_json(self, now: float, state: str) -> list[dict[str, Any]]:
         checks = []
+        if self.compat_checks:
+            checks.append(
+                {
+                    "name": COMPAT_CHECK,
+                    "status": "critical",
+                    "output": "",
+                    "updated_at": _iso_from_monotonic(self.timeline[0][0]),
+                }
+            )
+        since = self.started_at
+        if since is not None and now < since + self.checks_reported_after():
+            return checks  # a fresh machine: Fly has no results for its checks yet
         for name, key in self._check_specs():
             healthy = self._healthy(key, now, state)
             started_at = self.started_at
@@ -266,6 +300,11 @@ class AppState:
     id: str = field(default_factory=lambda: secrets.token_hex(8))
     machines: dict[str, MachineState] = field(default_factory=dict)
     ips: list[dict[str, Any]] = field(default_factory=list)
+    visible_at: float = 0.0  # monotonic: before it, the app answers hidden_status
+    hidden_status: int = 404
+
+    def hidden(self) -> bool:
+        return time.monotonic() < self.visible_at
 
     def live_machines(self) -> list[MachineState]:
         return [m for m in self.machines.values() if m.state != "destroyed"]
@@ -327,6 +366,10 @@ class FlyEmulator(LoopbackApi):
         containers_enabled: bool = True,
         prefix_check_names: bool = True,
         lease_owner: str = "previewctl@example.com",
+        new_app_hidden_seconds: float = DEFAULT_NEW_APP_HIDDEN_SECONDS,
+        new_app_hidden_status: int = 404,
+        compat_checks: bool = True,
+        checks_reported_after: float = 0.0,
     ) -> None:
         super().__init__(latency=latency)
         self.token = token
@@ -339,6 +382,10 @@ class FlyEmulator(LoopbackApi):
         self.containers_enabled = containers_enabled
         self.prefix_check_names = prefix_check_names
         self.lease_owner = lease_owner
+        self.new_app_hidden_seconds = new_app_hidden_seconds
+        self.new_app_hidden_status = new_app_hidden_status
+        self.compat_checks = compat_checks
+        self.checks_reported_after = checks_reported_after
         self.apps: dict[str, AppState] = {}
         self.rate_limited = 0
         # Called with (app, machine config) whenever a machine is booted with a config:
@@ -349,11 +396,29 @@ class FlyEmulator(LoopbackApi):
         self._ip_counter = 0
 
     # ---- test controls ---------------------------------------------------------
-    def add_app(self, name: str, org: str | None = None) -> AppState:
+    def add_app(
+        self,
+        name: str,
+        org: str | None = None,
+        *,
+        hidden_for: float = 0.0,
+        hidden_status: int | None = None,
+    ) -> AppState:
+        """Seed an app; ``hidden_for`` seconds it answers ``hidden_status`` (a new app)."""
         with self.lock:
-            app = AppState(name=name, org=org or self.org)
+            app = AppState(
+                name=name,
+                org=org or self.org,
+                visible_at=time.monotonic() + hidden_for,
+                hidden_status=hidden_status or self.new_app_hidden_status,
+            )
             self.apps[name] = app
             return app
+
+    def reveal_app(self, name: str) -> None:
+        """End an app's invisible spell now."""
+        with self.lock:
+            self.apps[name].visible_at = 0.0
 
     def add_foreign_app(self, name: str, org: str = "other") -> AppState:
         return self.add_app(name, org=org)
@@ -502,6 +567,8 @@ class FlyEmulator(LoopbackApi):
             private_ip=f"fdaa:0:1:a7b:{self._ip_counter:x}:{machine_id[:4]}:{machine_id[4:8]}:2",
             timeline=[(time.monotonic(), "created")],
             health_seconds=self._health_for,
+            checks_reported_after=lambda: self.checks_reported_after,
+            compat_checks=self.compat_checks,
             prefix_check_names=self.prefix_check_names,
         )
         app.machines[machine_id] = machine
@@ -515,6 +582,10 @@ class FlyEmulator(LoopbackApi):
         app = self.apps.get(name)
         if app is None:
             raise ApiError(404, f"app not found: {name}", "not_found")
+        if app.hidden():
+            if app.hidden_status == 401:
+                raise ApiError(401, "unauthorized", "unauthorized")
+            raise ApiError(app.hidden_status, f"app not found: {name}", "not_found")
         if app.org != self.org:
             raise ApiError(403, f"unauthorized to access app {name}", "unauthorized")
         return app
@@ -566,10 +637,10 @@ class FlyEmulator(LoopbackApi):
     # ---- apps ------------------------------------------------------------------
     def on_create_app(self, request: Request, body: Any) -> Response:
         data = self._body(body)
-        name = data.get("app_name") or data.get("name")
+        name = data.get("name")  # fly-go's field; the 2024 spec's app_name alone is refused
         org = data.get("org_slug")
         if not isinstance(name, str) or not name:
-            raise ApiError(400, "app_name is required", "invalid_argument")
+            raise ApiError(400, "name is required", "invalid_argument")
         if not isinstance(org, str) or not org:
             raise ApiError(400, "org_slug is required", "invalid_argument")
         if not APP_NAME_RE.match(name):
@@ -579,9 +650,9 @@ class FlyEmulator(LoopbackApi):
         if org != self.org:
             raise ApiError(403, f"unauthorized to access org {org}", "unauthorized")
         with self.lock:
-            if name in self.apps:
-                raise ApiError(422, f"app name {name!r} is already taken", "name_taken")
-            app = self.add_app(name, org)
+            if name in self.apps:  # hidden ones too: the name is taken at once
+                raise ApiError(422, NAME_TAKEN_MESSAGE, "name_taken")
+            app = self.add_app(name, org, hidden_for=self.new_app_hidden_seconds)
         return self.json_response(
             {"id": app.id, "name": app.name, "organization": {"slug": app.org}}, 201
         )
@@ -599,7 +670,7 @@ class FlyEmulator(LoopbackApi):
                     "network": "default",
                 }
                 for a in self.apps.values()
-                if a.org == org
+                if a.org == org and not a.hidden()
             ]
         return self.json_response({"total_apps": len(apps), "apps": apps})
 
@@ -777,8 +848,8 @@ class FlyEmulator(LoopbackApi):
     # ---- leases ----------------------------------------------------------------
     def on_acquire_lease(self, request: Request, body: Any, app: str, machine_id: str) -> Response:
         data = self._body(body)
-        try:
-            ttl = float(data.get("ttl", 30))
+        try:  # fly-go sends ?ttl=; a body's ttl is not read
+            ttl = float(request.args.get("ttl", DEFAULT_LEASE_TTL))
         except (TypeError, ValueError):
             raise ApiError(400, "invalid ttl", "invalid_argument") from None
         with self.lock:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.fly_api import FlyEmulator
+from tests.fakes.fly_api import COMPAT_CHECK, NAME_TAKEN_MESSAGE, FlyEmulator
 
 TOKEN = "fo1_test-token"
 ORG = "acme"
@@ -45,11 +45,26 @@ def client(emu: FlyEmulator) -> Iterator[httpx.Client]:
         yield c
 
 
+def create_app(client: httpx.Client, app: str = "pr-42") -> None:
+    """Create an app as flyctl does: POST, then wait until Fly shows it (bounded)."""
+    resp = client.post("/v1/apps", params={"wait": "true"}, json={"name": app, "org_slug": ORG})
+    assert resp.status_code == 201, resp.text
+    deadline = time.monotonic() + 5
+    while client.get(f"/v1/apps/{app}").status_code != 200:
+        assert time.monotonic() < deadline, f"{app} never became visible"
+        time.sleep(0.01)
+
+
+def own_checks(machine: dict[str, Any]) -> list[dict[str, Any]]:
+    """The machine's checks without the compat one Fly adds for old flyctl."""
+    return [c for c in machine["checks"] if c["name"] != COMPAT_CHECK]
+
+
 def create_machine(
     client: httpx.Client, app: str = "pr-42", config: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
     if client.get(f"/v1/apps/{app}").status_code == 404:
-        client.post("/v1/apps", json={"app_name": app, "org_slug": ORG}).raise_for_status()
+        create_app(client, app)
     body = {"region": "iad", "config": config or CONTAINER_CONFIG, **extra}
     resp = client.post(f"/v1/apps/{app}/machines", json=body)
     assert resp.status_code == 200, resp.text
@@ -68,10 +83,11 @@ def wait(
 
 # ---- apps --------------------------------------------------------------------------
 def test_create_and_get_app(emu: FlyEmulator, client: httpx.Client) -> None:
-    resp = client.post("/v1/apps", json={"app_name": "pr-42", "org_slug": ORG})
+    resp = client.post("/v1/apps", params={"wait": "true"}, json={"name": "pr-42", "org_slug": ORG})
     assert resp.status_code == 201
     assert resp.json()["organization"] == {"slug": ORG}
     assert resp.headers["fly-request-id"]
+    emu.reveal_app("pr-42")
 
     got = client.get("/v1/apps/pr-42")
     assert got.status_code == 200
@@ -89,12 +105,57 @@ def test_name_taken_and_invalid_names(emu: FlyEmulator, client: httpx.Client) ->
     emu.add_foreign_app("taken-elsewhere")
     client.post("/v1/apps", json={"name": "pr-1", "org_slug": ORG}).raise_for_status()
     for name in ("pr-1", "taken-elsewhere"):
-        resp = client.post("/v1/apps", json={"app_name": name, "org_slug": ORG})
+        resp = client.post("/v1/apps", json={"name": name, "org_slug": ORG})
         assert resp.status_code == 422
-        assert resp.json()["status"] == "name_taken"
+        assert resp.json() == {"error": NAME_TAKEN_MESSAGE, "status": "name_taken"}
     for bad in ("Upper", "under_score", "a" * 64):
-        resp = client.post("/v1/apps", json={"app_name": bad, "org_slug": ORG})
+        resp = client.post("/v1/apps", json={"name": bad, "org_slug": ORG})
         assert resp.status_code == 422, bad
+        assert resp.json()["status"] == "invalid_name"
+
+
+def test_create_app_takes_name_not_the_old_app_name(emu: FlyEmulator, client: httpx.Client) -> None:
+    """fly-go's CreateAppRequest sends ``name``; the 2024 spec's ``app_name`` alone is refused."""
+    resp = client.post("/v1/apps", json={"app_name": "pr-9", "org_slug": ORG})
+    assert resp.status_code == 400
+    assert resp.json() == {"error": "name is required", "status": "invalid_argument"}
+    assert emu.apps == {}
+
+
+@pytest.mark.parametrize("status", [404, 401])
+def test_a_new_app_is_invisible_for_a_while(status: int) -> None:
+    with (
+        FlyEmulator(token=TOKEN, new_app_hidden_seconds=60, new_app_hidden_status=status) as emu,
+        httpx.Client(
+            base_url=emu.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+        ) as c,
+    ):
+        created = c.post(
+            "/v1/apps", params={"wait": "true"}, json={"name": "pr-5", "org_slug": ORG}
+        )
+        assert created.status_code == 201
+        assert created.json()["name"] == "pr-5"
+        assert emu.calls("POST", "^/v1/apps$")[0].query == {"wait": ["true"]}
+        # every call on it answers "not yet"; listings leave it out
+        assert c.get("/v1/apps/pr-5").status_code == status
+        machine = c.post("/v1/apps/pr-5/machines", json={"region": "iad", "config": {"image": "x"}})
+        assert machine.status_code == status
+        assert c.get("/v1/apps", params={"org_slug": ORG}).json()["apps"] == []
+        # ... while its name is already taken
+        again = c.post("/v1/apps", json={"name": "pr-5", "org_slug": ORG})
+        assert (again.status_code, again.json()["status"]) == (422, "name_taken")
+        assert emu.apps["pr-5"].machines == {}
+        emu.reveal_app("pr-5")
+        assert c.get("/v1/apps/pr-5").json()["name"] == "pr-5"
+        names = [a["name"] for a in c.get("/v1/apps", params={"org_slug": ORG}).json()["apps"]]
+        assert names == ["pr-5"]
+
+
+def test_a_seeded_app_can_be_hidden_too(emu: FlyEmulator, client: httpx.Client) -> None:
+    emu.add_app("pr-6", hidden_for=60, hidden_status=401)
+    resp = client.get("/v1/apps/pr-6")
+    assert resp.status_code == 401
+    assert resp.json() == {"error": "unauthorized", "status": "unauthorized"}
 
 
 def test_foreign_app_is_forbidden_and_hidden(emu: FlyEmulator, client: httpx.Client) -> None:
@@ -130,16 +191,41 @@ def test_machine_boots_then_checks_pass(emu: FlyEmulator, client: httpx.Client) 
 
     time.sleep(0.1)  # past db's 0.05 s, not api's 0.3 s
     got = client.get(f"/v1/apps/pr-42/machines/{machine['id']}").json()
-    checks = {c["name"]: c["status"] for c in got["checks"]}
+    checks = {c["name"]: c["status"] for c in own_checks(got)}
     assert checks == {"db-pg": "passing", "api-http": "critical"}  # api needs 0.3 s
 
     time.sleep(0.3)
     got = client.get(f"/v1/apps/pr-42/machines/{machine['id']}").json()
-    assert all(c["status"] == "passing" for c in got["checks"]), got["checks"]
+    assert all(c["status"] == "passing" for c in own_checks(got)), got["checks"]
+
+
+def test_every_machine_carries_a_critical_compat_check(
+    emu: FlyEmulator, client: httpx.Client
+) -> None:
+    """Fly adds bg_deployments_compat* checks for old flyctl; they never mean anything."""
+    emu.add_app("pr-42")
+    seeded = emu.add_machine("pr-42", {"image": "x"})  # no checks of its own, long started
+    got = client.get(f"/v1/apps/pr-42/machines/{seeded.id}").json()
+    assert [(c["name"], c["status"]) for c in got["checks"]] == [(COMPAT_CHECK, "critical")]
+    assert COMPAT_CHECK.startswith("bg_deployments_compat")
+    with FlyEmulator(token=TOKEN, compat_checks=False) as plain:
+        plain.add_app("a")
+        assert plain.add_machine("a", {"image": "x"}).to_json()["checks"] == []
+
+
+def test_a_fresh_machine_reports_no_check_results_yet(emu: FlyEmulator) -> None:
+    emu.checks_reported_after = 3600
+    emu.add_app("pr-42")
+    config = {"image": "x", "checks": {"http": {"type": "http", "port": 80, "path": "/"}}}
+    machine = emu.add_machine("pr-42", config)
+    machine.schedule((0.0, "started"))  # it has just started
+    assert own_checks(machine.to_json()) == []
+    emu.checks_reported_after = 0.0  # read live: the same machine now reports
+    assert [c["name"] for c in own_checks(machine.to_json())] == ["http"]
 
 
 def test_region_is_required(client: httpx.Client) -> None:
-    client.post("/v1/apps", json={"app_name": "pr-42", "org_slug": ORG})
+    create_app(client)
     resp = client.post("/v1/apps/pr-42/machines", json={"config": {"image": "x"}})
     assert resp.status_code == 400
 
@@ -215,7 +301,7 @@ def test_set_unhealthy_keeps_checks_critical(emu: FlyEmulator, client: httpx.Cli
     emu.add_app("pr-42")
     machine = emu.add_machine("pr-42", CONTAINER_CONFIG)
     emu.set_unhealthy("pr-42", machine.id, "db")
-    checks = {c["name"]: c for c in machine.to_json()["checks"]}
+    checks = {c["name"]: c for c in own_checks(machine.to_json())}
     assert checks["db-pg"]["status"] == "critical"
     assert checks["db-pg"]["output"] == "connection refused"
     assert checks["api-http"]["status"] == "passing"  # seeded machines are long started
@@ -225,12 +311,12 @@ def test_set_unhealthy_keeps_checks_critical(emu: FlyEmulator, client: httpx.Cli
 def test_leases(emu: FlyEmulator, client: httpx.Client) -> None:
     machine = create_machine(client, config={"image": "x"})
     base = f"/v1/apps/pr-42/machines/{machine['id']}"
-    resp = client.post(f"{base}/lease", json={"ttl": 30})
+    resp = client.post(f"{base}/lease", params={"ttl": 30})
     assert resp.status_code == 201
     nonce = resp.json()["data"]["nonce"]
     assert resp.json()["status"] == "success"
 
-    assert client.post(f"{base}/lease", json={"ttl": 30}).status_code == 409
+    assert client.post(f"{base}/lease", params={"ttl": 30}).status_code == 409
     blocked = client.post(f"{base}/stop")
     assert blocked.status_code == 409
     assert "lease currently held" in blocked.json()["error"]
@@ -244,10 +330,27 @@ def test_leases(emu: FlyEmulator, client: httpx.Client) -> None:
     assert client.post(f"{base}/start").status_code == 200
 
     other = emu.hold_lease("pr-42", machine["id"])
-    assert client.post(f"{base}/lease", json={"ttl": 5}).status_code == 409
+    assert client.post(f"{base}/lease", params={"ttl": 5}).status_code == 409
     assert (
         client.post(f"{base}/stop", headers={"fly-machine-lease-nonce": other}).status_code == 200
     )
+
+
+def test_lease_ttl_is_read_from_the_query(emu: FlyEmulator, client: httpx.Client) -> None:
+    """fly-go sends ``POST .../lease?ttl=SECONDS`` with no body; a body's ttl is not read."""
+    emu.add_app("pr-42")
+    machine = emu.add_machine("pr-42", {"image": "x"})
+    base = f"/v1/apps/pr-42/machines/{machine.id}"
+    nonce = client.post(f"{base}/lease", params={"ttl": 120}).json()["data"]["nonce"]
+    lease = emu.machine("pr-42", machine.id).lease
+    assert lease is not None
+    assert 110 < lease.expires_at - time.monotonic() <= 120
+    client.delete(f"{base}/lease", headers={"fly-machine-lease-nonce": nonce}).raise_for_status()
+
+    client.post(f"{base}/lease", json={"ttl": 120}).raise_for_status()
+    lease = emu.machine("pr-42", machine.id).lease
+    assert lease is not None
+    assert lease.expires_at - time.monotonic() <= 30  # the default, not the body's 120
 
 
 def test_metadata_and_list_filters(emu: FlyEmulator, client: httpx.Client) -> None:
@@ -343,7 +446,7 @@ def test_ip_assignments(emu: FlyEmulator, client: httpx.Client) -> None:
 def test_mutating_calls(emu: FlyEmulator, client: httpx.Client) -> None:
     machine = create_machine(client, config={"image": "x"})
     base = f"/v1/apps/pr-42/machines/{machine['id']}"
-    nonce = client.post(f"{base}/lease", json={"ttl": 5}).json()["data"]["nonce"]
+    nonce = client.post(f"{base}/lease", params={"ttl": 5}).json()["data"]["nonce"]
     client.get(base)
     wait(client, machine, "started")
     client.post(f"{base}/stop", headers={"fly-machine-lease-nonce": nonce})

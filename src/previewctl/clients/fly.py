@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -23,10 +24,39 @@ from previewctl.errors import (
 )
 
 DEFAULT_BASE_URL = "https://api.machines.dev"
+# The contract's name first, then the one fly-go and flyctl read for the Machines API.
+# flyctl reads FLY_API_BASE_URL as its GraphQL base: see tunnels.flyctl_env.
+BASE_URL_ENV = ("FLY_API_BASE_URL", "FLY_FLAPS_BASE_URL")
 MACAROON_PREFIXES = ("fm1r_", "fm1a_", "fm2_")
 # The wait endpoint blocks at most 60 s server side.
 WAIT_CHUNK = 60
 IDEMPOTENCY_KEY = "previewctl_create_key"
+# flyctl's WaitForApp gives a just-created app a minute to show up (404/401 until then).
+APP_VISIBLE_TIMEOUT = 60.0
+# flyctl's lease for a machine update (internal/machine/lease.go): two minutes.
+LEASE_TTL = 120
+# Checks Fly still invents for old flyctl's blue-green deploys; they say nothing about
+# the machine (fly-go drops them before judging health).
+COMPAT_CHECK_PREFIX = "bg_deployments_compat"
+NAME_TAKEN = "name_taken"
+# What Fly said before the status existed; fly-go falls back to it only without a status.
+LEGACY_NAME_TAKEN = "Name has already been taken"
+
+
+def machines_base_url(env: Mapping[str, str]) -> str:
+    """The Machines API: ``FLY_API_BASE_URL``, else ``FLY_FLAPS_BASE_URL``, else Fly's."""
+    for name in BASE_URL_ENV:
+        value = (env.get(name) or "").strip()
+        if value:
+            return value
+    return DEFAULT_BASE_URL
+
+
+def is_name_taken(exc: ApiError) -> bool:
+    """fly-go's rule: the body's ``status`` decides when there is one, the old prose if not."""
+    if exc.code:
+        return exc.code == NAME_TAKEN
+    return LEGACY_NAME_TAKEN in exc.api_message
 
 
 def auth_header(token: str) -> str:
@@ -113,6 +143,21 @@ class Machine(_Lenient):
             return True
         return not self.config and self.incomplete_config is not None
 
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _drop_compat_checks(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            return value
+        return [
+            c
+            for c in value
+            if not (
+                isinstance(c, dict) and str(c.get("name") or "").startswith(COMPAT_CHECK_PREFIX)
+            )
+        ]
+
     @property
     def metadata(self) -> dict[str, str]:
         meta = self.config.get("metadata") or {}
@@ -121,14 +166,33 @@ class Machine(_Lenient):
         return {str(k): str(v) for k, v in meta.items()}
 
     @property
+    def configured_checks(self) -> int:
+        """Top-level and service checks in the config, which flyctl waits on a result of."""
+        count = len(self.config.get("checks") or {})
+        for service in self.config.get("services") or []:
+            if isinstance(service, dict):
+                count += len(service.get("checks") or [])
+        return count
+
+    @property
+    def awaiting_check_results(self) -> bool:
+        """A fresh machine reports no checks yet: with checks configured, that is not health."""
+        return self.configured_checks > 0 and not self.checks
+
+    @property
     def healthy(self) -> bool:
-        """flyctl's rule: started and every check passing (no checks = healthy)."""
-        return self.state == "started" and all(c.status == "passing" for c in self.checks)
+        """flyctl's rule: started and every check passing (no checks = healthy, unless the
+        config has checks whose results Fly has not reported yet)."""
+        if self.state != "started" or self.awaiting_check_results:
+            return False
+        return all(c.status == "passing" for c in self.checks)
 
     def describe_health(self) -> str:
         parts = [f"machine {self.id} {self.state}"]
         for c in self.containers:
             parts.append(f"container {c.name}: {c.state or 'unknown'}")
+        if self.awaiting_check_results:
+            parts.append(f"no results yet for its {self.configured_checks} configured check(s)")
         for check in self.checks:
             if check.status != "passing":
                 out = (check.output or "").strip().replace("\n", " ")[:200]
@@ -165,10 +229,35 @@ class FlyClient(ApiClient):
             return None
 
     def create_app(self, name: str, org: str) -> App:
-        body = {"app_name": name, "name": name, "org_slug": org}
-        response = self.request("POST", "/v1/apps", json=body)
+        """fly-go's CreateApp: ``?wait=true`` and ``name`` (the 2024 spec's ``app_name`` is gone).
+
+        The app may stay invisible for a while after this: see :meth:`wait_for_app`.
+        """
+        response = self.request(
+            "POST", "/v1/apps", params={"wait": "true"}, json={"name": name, "org_slug": org}
+        )
         data = response.json() if response.content else {}
         return App.model_validate({"name": name, **data})
+
+    def wait_for_app(self, name: str, *, deadline: float) -> App:
+        """Poll ``GET /v1/apps/{name}`` until it shows; 404 and 401 mean "not yet".
+
+        flyctl does the same after every create (fly-go's WaitForApp): a new app is not
+        visible at once. Anything else (403: another org's) fails at once.
+        """
+        delay = 0.1
+        while True:
+            try:
+                return App.model_validate(self.request("GET", f"/v1/apps/{name}").json())
+            except ApiError as exc:
+                if exc.status not in (401, 404):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise TimeoutExceededError(
+                        f"Fly did not show the app {name!r} in time (it answered {exc.status})"
+                    ) from None
+            self.retry.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 0.5)
 
     def list_apps(self, org: str) -> list[App]:
         data = self.request("GET", "/v1/apps", params={"org_slug": org}).json()
@@ -315,9 +404,10 @@ class FlyClient(ApiClient):
                     self.retry.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
     # ---- leases ---------------------------------------------------------------------------
-    def acquire_lease(self, app: str, machine_id: str, *, ttl: int = 120) -> Lease:
+    def acquire_lease(self, app: str, machine_id: str, *, ttl: int = LEASE_TTL) -> Lease:
+        """As fly-go sends it: ``?ttl=SECONDS``, no body."""
         response = self.request(
-            "POST", f"/v1/apps/{app}/machines/{machine_id}/lease", json={"ttl": ttl}
+            "POST", f"/v1/apps/{app}/machines/{machine_id}/lease", params={"ttl": ttl}
         )
         data = response.json()
         return Lease.model_validate(data.get("data", data))
@@ -331,7 +421,9 @@ class FlyClient(ApiClient):
             )
 
     @contextmanager
-    def lease(self, app: str, machine_id: str, *, deadline: float, ttl: int = 120) -> Iterator[str]:
+    def lease(
+        self, app: str, machine_id: str, *, deadline: float, ttl: int = LEASE_TTL
+    ) -> Iterator[str]:
         """Hold the machine's lease (waiting while someone else holds it); yields the nonce."""
         delay = 0.25
         while True:
@@ -374,6 +466,5 @@ def build_fly_client(
     on_request: Any = None,
 ) -> FlyClient:
     token = token_from_env(env)
-    base = env.get("FLY_API_BASE_URL") or DEFAULT_BASE_URL
-    http = build_http_client(base, {"Authorization": auth_header(token)})
+    http = build_http_client(machines_base_url(env), {"Authorization": auth_header(token)})
     return FlyClient(http, retry=retry, on_request=on_request)

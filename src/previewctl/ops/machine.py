@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from previewctl import template
-from previewctl.clients.fly import App, FlyClient, Machine
+from previewctl.clients.fly import APP_VISIBLE_TIMEOUT, App, FlyClient, Machine, is_name_taken
 from previewctl.config import config_hash
 from previewctl.errors import (
     ApiError,
@@ -63,41 +63,78 @@ def render_machine_config(
     return rendered, config_hash(rendered, config.model.app.region)
 
 
+def _foreign(app: str) -> NotManagedError:
+    return NotManagedError(
+        f"the app name {app!r} belongs to another Fly organization; "
+        "previewctl will not touch it (change [app] name in the config)"
+    )
+
+
 def get_app_in_org(fly: FlyClient, app: str) -> App | None:
     """The app, None when the name is free; another org's app is never ours to touch."""
     try:
         return fly.get_app(app)
     except ApiError as exc:
         if exc.status == 403:
-            raise NotManagedError(
-                f"the app name {app!r} belongs to another Fly organization; "
-                "previewctl will not touch it (change [app] name in the config)"
-            ) from None
+            raise _foreign(app) from None
         raise
 
 
-def ensure_app(rt: Runtime, app: str) -> tuple[bool, str | None]:
-    """Create the app when missing: (created by this run, the organization Fly names)."""
+def _owner(found: App, app: str, org: str) -> str | None:
+    """The organization Fly names for the app; refuses another org's."""
+    owner = found.organization.slug if found.organization else None
+    if owner and owner != org:
+        raise NotManagedError(f"app {app!r} belongs to organization {owner!r}, not {org!r}")
+    return owner
+
+
+def ensure_app(rt: Runtime, app: str, *, deadline: float | None = None) -> tuple[bool, str | None]:
+    """Create the app when missing and wait until Fly shows it.
+
+    Returns (created by this run, the organization Fly names). Fly answers 404 or 401
+    for a just-created app for a while (flyctl waits up to a minute): that is "not
+    yet", waited out until ``deadline`` at most.
+    """
     fly = rt.fly()
     org = rt.config.model.app.org
     existing = get_app_in_org(fly, app)
     if existing is not None:
-        owner = existing.organization.slug if existing.organization else None
-        if owner and owner != org:
-            raise NotManagedError(f"app {app!r} belongs to organization {owner!r}, not {org!r}")
-        return False, owner
+        return False, _owner(existing, app, org)
+    visible_by = time.monotonic() + APP_VISIBLE_TIMEOUT
+    if deadline is not None:
+        visible_by = min(visible_by, deadline)
     rt.reporter.info(f"creating Fly app {app} in {org}")
     try:
         fly.create_app(app, org)
-    except ConflictError as exc:
-        # Another run created it a moment ago, or the name is taken elsewhere.
-        again = fly.get_app(app)
-        if again is None:
-            raise NotManagedError(
-                f"the app name {app!r} is taken ({exc.api_message}); change [app] name"
-            ) from None
-        return False, again.organization.slug if again.organization else None
-    return True, org
+    except ApiError as exc:
+        if not is_name_taken(exc):
+            raise
+        # Our own earlier try, a concurrent run's app Fly does not show yet, or a name
+        # held elsewhere: only Fly showing it to us (in our org) makes it ours.
+        return False, _owner(_await_taken_name(rt, app, visible_by, exc), app, org)
+    with rt.reporter.waiting(f"app {app}") as update:
+        update("waiting for Fly to show the new app")
+        shown = fly.wait_for_app(app, deadline=visible_by)
+    return True, _owner(shown, app, org) or org
+
+
+def _await_taken_name(rt: Runtime, app: str, deadline: float, taken: ApiError) -> App:
+    fly = rt.fly()
+    try:
+        with rt.reporter.waiting(f"app {app}") as update:
+            update("the name is taken: waiting to see whether the app is ours")
+            return fly.wait_for_app(app, deadline=deadline)
+    except TimeoutExceededError:
+        raise NotManagedError(
+            f"the app name {app!r} is taken on Fly ({taken.api_message}), by an app this "
+            "token cannot see: app names are unique across all of Fly, not only your "
+            "organization",
+            hint="change [app] name in the config (for example add your org as a prefix)",
+        ) from None
+    except ApiError as exc:
+        if exc.status == 403:
+            raise _foreign(app) from None
+        raise
 
 
 def ensure_ips(rt: Runtime, app: str, actions: list[str], *, fresh_app: bool = False) -> None:
@@ -160,7 +197,7 @@ def converge_machine(rt: Runtime, target: Target, *, deadline: float) -> Machine
     app = config.app_name(target.pr)
     hostname = f"{app}.fly.dev"
     actions: list[str] = []
-    created_app, org = ensure_app(rt, app)
+    created_app, org = ensure_app(rt, app, deadline=deadline)
     if created_app:
         actions.append("created app")
     try:
