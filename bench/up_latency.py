@@ -66,6 +66,7 @@ from tests.fakes.vercel_api import VercelFake
 from tests.processes import wait_gone
 
 from previewctl.probes import pg_ping
+from previewctl.tunnels import flyctl_env
 
 GOAL_OVERHEAD = 0.10
 GOAL_SPEEDUP = 2.0
@@ -369,8 +370,14 @@ class Bench:
         attempts = 0
         try:
             began = time.monotonic()
-            # 1. flyctl machine start (a new PR: the app and its machine, created started)
-            fly.post("/v1/apps", json={"app_name": app, "org_slug": "acme"}).raise_for_status()
+            # 1. flyctl apps create (which waits until Fly shows the app), machine start
+            fly.post(
+                "/v1/apps", params={"wait": "true"}, json={"name": app, "org_slug": "acme"}
+            ).raise_for_status()
+            shown_by = time.monotonic() + 60  # flyctl's WaitForApp: up to a minute
+            while fly.get(f"/v1/apps/{app}").status_code in (401, 404):
+                assert time.monotonic() < shown_by, f"{app} never became visible"
+                time.sleep(0.1)
             fly.post(
                 f"/v1/apps/{app}/machines",
                 json={"region": "iad", "name": f"{app}-preview", "config": config},
@@ -380,7 +387,7 @@ class Bench:
             # 2. flyctl proxy 15432:5432 -a APP &  then  sleep 5
             tunnel = subprocess.Popen(
                 [str(self.flyctl), "proxy", f"{port}:5432", "-a", app],
-                env=self.env,
+                env=flyctl_env(self.env),  # FLY_API_BASE_URL is flyctl's GraphQL base
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

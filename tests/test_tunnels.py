@@ -21,7 +21,7 @@ import pytest
 from previewctl.actions import GitHubActions
 from previewctl.errors import InputError, TunnelError
 from previewctl.reporter import Reporter
-from previewctl.tunnels import Tunnel, TunnelSet, TunnelSpec, find_flyctl
+from previewctl.tunnels import Tunnel, TunnelSet, TunnelSpec, find_flyctl, flyctl_env
 from tests.processes import is_gone, wait_for
 
 if TYPE_CHECKING:
@@ -369,3 +369,38 @@ def test_find_flyctl_explains_how_to_install_when_missing(tmp_path: Path) -> Non
     assert "flyctl was not found" in str(info.value)
     assert info.value.hint is not None
     assert "PREVIEWCTL_FLYCTL" in info.value.hint
+
+
+# ---- the environment flyctl gets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "flaps"),
+    [
+        ({"FLY_API_BASE_URL": "http://machines"}, "http://machines"),
+        ({"FLY_FLAPS_BASE_URL": "http://flaps"}, "http://flaps"),
+        # previewctl's own choice (contract order) is what flyctl gets
+        (
+            {"FLY_API_BASE_URL": "http://machines", "FLY_FLAPS_BASE_URL": "http://x"},
+            "http://machines",
+        ),
+        ({}, None),
+    ],
+)
+def test_flyctl_never_gets_the_machines_url_as_its_graphql_base(
+    given: dict[str, str], flaps: str | None
+) -> None:
+    """flyctl reads FLY_API_BASE_URL as its GraphQL base, FLY_FLAPS_BASE_URL as Machines."""
+    env = flyctl_env({"PATH": "/bin", "FLY_API_TOKEN": "fm2_t", **given})
+    assert "FLY_API_BASE_URL" not in env
+    assert env.get("FLY_FLAPS_BASE_URL") == flaps
+    assert (env["PATH"], env["FLY_API_TOKEN"]) == ("/bin", "fm2_t")
+
+
+def test_the_tunnel_processes_get_that_environment(
+    flyctl_path: Path, flyctl_log: Path, reporter: Reporter
+) -> None:
+    env = make_env(flyctl_log, FLY_API_BASE_URL="http://127.0.0.1:9")
+    ts = TunnelSet([spec("db")], flyctl=str(flyctl_path), env=env, reporter=reporter)
+    assert "FLY_API_BASE_URL" not in ts.env
+    assert ts.env["FLY_FLAPS_BASE_URL"] == "http://127.0.0.1:9"

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import IO
 
 from previewctl import redact
+from previewctl.clients.fly import BASE_URL_ENV, machines_base_url
 from previewctl.errors import InputError, TunnelError
 from previewctl.reporter import Reporter
 
@@ -89,6 +90,19 @@ def find_flyctl(env: Mapping[str, str]) -> str:
     raise InputError("flyctl was not found on PATH (tried flyctl and fly)", hint=_INSTALL_HINT)
 
 
+def flyctl_env(env: Mapping[str, str]) -> dict[str, str]:
+    """previewctl's environment as flyctl must see it.
+
+    flyctl reads ``FLY_API_BASE_URL`` as its GraphQL base (``https://api.fly.io``) and
+    ``FLY_FLAPS_BASE_URL`` as the Machines API: previewctl's Machines URL goes to flyctl
+    under the second name only, and never under the first.
+    """
+    out = {k: v for k, v in env.items() if k not in BASE_URL_ENV}
+    if any((env.get(name) or "").strip() for name in BASE_URL_ENV):
+        out["FLY_FLAPS_BASE_URL"] = machines_base_url(env)
+    return out
+
+
 @dataclass(eq=False)
 class _Proc:
     """One ``flyctl proxy`` child and what its reader threads have seen."""
@@ -139,7 +153,7 @@ class TunnelSet:
             raise InputError(f"duplicate tunnel names: {', '.join(duplicates)}")
         self.specs = list(specs)
         self.flyctl = flyctl
-        self.env = dict(env)
+        self.env = flyctl_env(env)
         self.reporter = reporter
         self.start_timeout = start_timeout
         self.tunnels: dict[str, Tunnel] = {}

@@ -12,18 +12,24 @@ Commands::
 
 Behaviour of ``proxy`` (see /work/shared/reference/fly.md, "flyctl proxy"):
 
+0. GraphQL: like flyctl (``GetAppNetwork``/``GetAppBasic`` before the WireGuard
+   tunnel), it asks the GraphQL API at ``FLY_API_BASE_URL`` (flyctl's name for it;
+   default ``https://api.fly.io``, not asked by the stand-in) ``POST /graphql`` about the
+   app. Anything but a 200 is ``Error: graphql: server returned a non-200 status code:
+   N``, exit 1: which is what handing flyctl a Machines API URL under that name gets.
 1. "DNS": the remote host defaults to ``APP.internal`` (any started machine);
-   ``MACHINE_ID.vm.APP.internal`` pins one machine. When ``FLY_API_BASE_URL`` is set the
-   stand-in asks that (fake) Machines API ``GET /v1/apps/{app}/machines`` until the
-   host "resolves" (a started machine, or the pinned machine started), polling every
-   0.1 s for up to ``FAKE_FLYCTL_DNS_WAIT`` seconds (default 3; real flyctl waits about
-   4 minutes), then fails with ``Error: host was not found in DNS``. Without
-   ``FLY_API_BASE_URL`` the check is skipped.
+   ``MACHINE_ID.vm.APP.internal`` pins one machine. When ``FLY_FLAPS_BASE_URL`` (flyctl's
+   name for the Machines API) is set the stand-in asks that (fake) Machines API
+   ``GET /v1/apps/{app}/machines`` until the host "resolves" (a started machine, or the
+   pinned machine started), polling every 0.1 s for up to ``FAKE_FLYCTL_DNS_WAIT``
+   seconds (default 3; real flyctl waits about 4 minutes), then fails with
+   ``Error: host was not found in DNS``. Without ``FLY_FLAPS_BASE_URL`` the check is
+   skipped.
 2. Binds ``BIND_ADDR:LOCAL`` (LOCAL 0 = a free port) and prints, on stdout,
    ``Proxying localhost:PORT to remote [HOST]:REMOTE``. That line only means
    "listening".
 3. Each accepted connection is dialled on its own: the host must still resolve (the
-   machines API is asked again when ``FLY_API_BASE_URL`` is set) and the remote port
+   machines API is asked again when ``FLY_FLAPS_BASE_URL`` is set) and the remote port
    must be mapped in ``FAKE_FLYCTL_TARGETS``; otherwise the client connection is closed
    at once, as the real tunnel does when the dial fails.
 4. SIGINT/SIGTERM end it with exit 0; with ``--watch-stdin`` so does EOF on stdin.
@@ -31,11 +37,13 @@ Behaviour of ``proxy`` (see /work/shared/reference/fly.md, "flyctl proxy"):
 Environment:
 
 ``FLY_API_BASE_URL``
+    flyctl's GraphQL base; unset = no GraphQL call (see 0.).
+``FLY_FLAPS_BASE_URL``
     Base URL of the (fake) Machines API; unset = no DNS check.
 ``FLY_ACCESS_TOKEN`` then ``FLY_API_TOKEN`` (or ``-t``)
     Token sent as ``Authorization: FlyV1 TOKEN`` for ``fm1r_``/``fm1a_``/``fm2_``
     macaroons, ``Bearer TOKEN`` otherwise, verbatim when it already holds a scheme.
-    Required when ``FLY_API_BASE_URL`` is set.
+    Required when ``FLY_FLAPS_BASE_URL`` is set.
 ``FAKE_FLYCTL_TARGETS``
     JSON object: remote port (string) -> ``"host:port"`` of a real local service.
 ``FAKE_FLYCTL_DNS_WAIT``
@@ -45,7 +53,8 @@ Environment:
 ``FAKE_FLYCTL_DIE_AFTER``
     Seconds after the ready line to fail with ``Error: tunnel unexpectedly closed``, exit 1.
 ``FAKE_FLYCTL_LOG``
-    Path; one JSON line is appended per event: ``{"pid", "argv", "event": "start"}``,
+    Path; one JSON line is appended per event: ``{"pid", "argv", "base_urls",
+    "event": "start"}`` (``base_urls``: the ``FLY_*_BASE_URL`` variables it was given),
     ``{"pid", "event": "ready", "port"}`` and ``{"pid", "event": "exit", "code"}``.
 """
 
@@ -74,6 +83,7 @@ VERSION_LINE = "flyctl v0.3.999 linux/amd64 Commit: fake BuildDate: 2026-01-01T0
 USER_AGENT = "flyctl/v0.3.999 (previewctl test stand-in)"
 MACAROON_PREFIXES = ("fm1r_", "fm1a_", "fm2_")
 DNS_POLL_INTERVAL = 0.1
+BASE_URL_NAMES = ("FLY_API_BASE_URL", "FLY_FLAPS_BASE_URL")
 DEFAULT_DNS_WAIT = 3.0
 API_TIMEOUT = 5.0
 DIAL_TIMEOUT = 5.0
@@ -280,8 +290,39 @@ class Resolver:
 HOST_RE = re.compile(r"^(?:(?P<machine>[^.]+)\.vm\.)?(?P<app>[A-Za-z0-9-]+)\.internal$")
 
 
-def make_resolver(host: str, token: str | None) -> Resolver | None:
+GRAPHQL_APP_QUERY = (
+    "query ($appName: String!) { app(name: $appName) { id name network organization { slug } } }"
+)
+
+
+def check_graphql(app: str, token: str | None) -> None:
+    """flyctl's GraphQL look-up of the app, at ``FLY_API_BASE_URL`` when that is set."""
     base_url = os.environ.get("FLY_API_BASE_URL", "").strip()
+    if not base_url:
+        return
+    body = json.dumps({"query": GRAPHQL_APP_QUERY, "variables": {"appName": app}}).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    if token:
+        headers["Authorization"] = authorization_header(token)
+    request = urllib.request.Request(
+        f"{base_url.rstrip('/')}/graphql", data=body, headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=API_TIMEOUT) as response:
+            payload = json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raise Exit(
+            1, f"Error: graphql: server returned a non-200 status code: {exc.code}"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise Exit(1, f"Error: graphql: {exc}") from None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, dict) or not data.get("app"):
+        raise Exit(1, f'Error: Could not find App "{app}"')
+
+
+def make_resolver(host: str, token: str | None) -> Resolver | None:
+    base_url = os.environ.get("FLY_FLAPS_BASE_URL", "").strip()
     if not base_url:
         return None
     match = HOST_RE.match(host)
@@ -421,6 +462,7 @@ def run_proxy(argv: list[str]) -> int:
     die_after = env_float("FAKE_FLYCTL_DIE_AFTER", 0.0)
     ready_delay = env_float("FAKE_FLYCTL_READY_DELAY", 0.0)
 
+    check_graphql(args.app, token)
     resolver = make_resolver(host, token)
     if resolver is not None:
         wait_for_dns(resolver, env_float("FAKE_FLYCTL_DNS_WAIT", DEFAULT_DNS_WAIT))
@@ -494,7 +536,8 @@ def dispatch(argv: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     global _stopping
-    log_event("start", argv=["flyctl", *argv])
+    base_urls = {k: v for k, v in os.environ.items() if k in BASE_URL_NAMES}
+    log_event("start", argv=["flyctl", *argv], base_urls=base_urls)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     message: str | None = None

@@ -188,15 +188,42 @@ def roundtrip(port: int, payload: bytes = b"hello") -> bytes:
 
 
 class MachinesApi:
-    """The smallest Machines API: ``GET /v1/apps/{app}/machines`` from a dict."""
+    """The smallest Machines API: ``GET /v1/apps/{app}/machines`` from a dict.
+
+    With ``graphql`` on it also plays flyctl's GraphQL API (``POST /graphql``); off, a
+    POST gets the 404 a Machines API gives a path it does not know.
+    """
 
     def __init__(self) -> None:
         self.apps: dict[str, list[dict[str, Any]]] = {}
         self.auth_headers: list[str] = []
+        self.posts: list[tuple[str, Any]] = []
+        self.graphql = False
         self.lock = threading.Lock()
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with api.lock:
+                    api.posts.append((self.path, json.loads(raw or b"null")))
+                    name = (json.loads(raw or b"{}").get("variables") or {}).get("appName")
+                    known = name in api.apps
+                    serve = api.graphql and self.path == "/graphql"
+                if serve:
+                    app = {"id": name, "name": name, "network": "default"} if known else None
+                    self.answer(200, {"data": {"app": app}})
+                else:
+                    self.answer(404, {"error": f"no route for {self.path}", "status": "404"})
+
+            def answer(self, code: int, payload: Any) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self) -> None:
                 match = re.fullmatch(r"/v1/apps/([^/]+)/machines", self.path.split("?")[0])
                 with api.lock:
@@ -384,7 +411,7 @@ def test_signal_during_dns_wait_exits_zero(
         "0:5432",
         "-a",
         "app",
-        FLY_API_BASE_URL=machines_api.url,
+        FLY_FLAPS_BASE_URL=machines_api.url,
         FLY_API_TOKEN="fo1_x",
         FAKE_FLYCTL_DNS_WAIT="30",
         FAKE_FLYCTL_LOG=str(log),
@@ -430,7 +457,12 @@ def test_log_lines(start_proxy: StartProxy, tmp_path: Path) -> None:
     events = [json.loads(line) for line in log.read_text().splitlines()]
     pid = proxy.proc.pid  # the shim execs: the PID is the stand-in's own
     assert events == [
-        {"pid": pid, "argv": ["flyctl", "proxy", "0:5432", "-a", "app"], "event": "start"},
+        {
+            "pid": pid,
+            "argv": ["flyctl", "proxy", "0:5432", "-a", "app"],
+            "base_urls": {},
+            "event": "start",
+        },
         {"pid": pid, "port": port, "event": "ready"},
         {"pid": pid, "code": 0, "event": "exit"},
     ]
@@ -448,7 +480,7 @@ def test_dns_failure_when_no_machine_started(flyctl_path: Path, machines_api: Ma
         "0:5432",
         "-a",
         "app",
-        FLY_API_BASE_URL=machines_api.url,
+        FLY_FLAPS_BASE_URL=machines_api.url,
         FLY_API_TOKEN="fm2_secret",
         FAKE_FLYCTL_DNS_WAIT="0.3",
     )
@@ -469,7 +501,7 @@ def test_pinned_machine_must_be_started(flyctl_path: Path, machines_api: Machine
         "m1.vm.app.internal",
         "-a",
         "app",
-        FLY_API_BASE_URL=machines_api.url,
+        FLY_FLAPS_BASE_URL=machines_api.url,
         FLY_ACCESS_TOKEN="fo1_secret",
         FAKE_FLYCTL_DNS_WAIT="0.3",
     )
@@ -488,7 +520,7 @@ def test_waits_for_a_machine_to_start(
         "m1.vm.app.internal",
         "-a",
         "app",
-        FLY_API_BASE_URL=machines_api.url,
+        FLY_FLAPS_BASE_URL=machines_api.url,
         FLY_API_TOKEN="FlyV1 fm2_pasted",
         FAKE_FLYCTL_TARGETS=json.dumps({"5432": f"127.0.0.1:{echo.port}"}),
     )
@@ -511,8 +543,69 @@ def test_unknown_app(flyctl_path: Path, machines_api: MachinesApi) -> None:
         "5432",
         "-a",
         "ghost",
+        FLY_FLAPS_BASE_URL=machines_api.url,
+        FLY_API_TOKEN="fo1_x",
+    )
+    assert result.returncode == 1
+    assert result.stderr == 'Error: Could not find App "ghost"\n'
+
+
+# ---- flyctl's two base URLs -------------------------------------------------------------
+
+
+def test_a_machines_url_as_flyctls_graphql_base_fails(
+    flyctl_path: Path, machines_api: MachinesApi
+) -> None:
+    """flyctl reads FLY_API_BASE_URL as its GraphQL base: a Machines URL there breaks it."""
+    machines_api.apps["app"] = [{"id": "m1", "state": "started"}]
+    result = run_flyctl(
+        flyctl_path,
+        "proxy",
+        "0:5432",
+        "-a",
+        "app",
         FLY_API_BASE_URL=machines_api.url,
         FLY_API_TOKEN="fo1_x",
+    )
+    assert result.returncode == 1
+    assert result.stderr == "Error: graphql: server returned a non-200 status code: 404\n"
+    assert result.stdout == ""
+    assert [path for path, _ in machines_api.posts] == ["/graphql"]
+    assert machines_api.posts[0][1]["variables"] == {"appName": "app"}
+
+
+def test_graphql_base_and_flaps_base_each_get_their_own_calls(
+    start_proxy: StartProxy, machines_api: MachinesApi, tmp_path: Path
+) -> None:
+    machines_api.graphql = True
+    machines_api.apps["app"] = [{"id": "m1", "state": "started"}]
+    log = tmp_path / "flyctl.jsonl"
+    proxy = start_proxy(
+        "proxy",
+        "0:5432",
+        "-a",
+        "app",
+        FLY_API_BASE_URL=machines_api.url,
+        FLY_FLAPS_BASE_URL=machines_api.url,
+        FLY_API_TOKEN="fo1_x",
+        FAKE_FLYCTL_LOG=str(log),
+    )
+    proxy.ready()
+    assert [path for path, _ in machines_api.posts] == ["/graphql"]
+    assert machines_api.auth_headers  # the DNS check went to the Machines API
+    start = json.loads(log.read_text().splitlines()[0])
+    assert start["base_urls"] == {
+        "FLY_API_BASE_URL": machines_api.url,
+        "FLY_FLAPS_BASE_URL": machines_api.url,
+    }
+
+
+def test_graphql_base_that_does_not_know_the_app(
+    flyctl_path: Path, machines_api: MachinesApi
+) -> None:
+    machines_api.graphql = True
+    result = run_flyctl(
+        flyctl_path, "proxy", "5432", "-a", "ghost", FLY_API_BASE_URL=machines_api.url
     )
     assert result.returncode == 1
     assert result.stderr == 'Error: Could not find App "ghost"\n'
