@@ -508,7 +508,7 @@ def test_wait_ready_ignores_deployments_before_the_timestamp(
     assert ready.uid == "dpl_new"
 
 
-@pytest.mark.parametrize("state", ["ERROR", "CANCELED"])
+@pytest.mark.parametrize("state", ["ERROR", "CANCELED", "BLOCKED", "DELETED"])
 def test_wait_ready_fails_on_a_failed_newest_deployment(
     api: respx.MockRouter, client: VercelClient, state: str
 ) -> None:
@@ -531,6 +531,9 @@ def test_wait_ready_fails_on_a_failed_newest_deployment(
             clock=clock,
         )
     assert not isinstance(caught.value, TimeoutExceededError)
+    assert "never be READY" in str(caught.value)
+    assert route.call_count == 2  # no polling once the state is final
+    assert sum(clock.sleeps) < 5  # one poll interval, nowhere near the 60 s deadline
 
 
 def test_wait_ready_times_out_at_the_deadline(api: respx.MockRouter, client: VercelClient) -> None:

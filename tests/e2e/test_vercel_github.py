@@ -271,3 +271,24 @@ def test_pr_without_secrets_is_skipped_with_a_notice(wired: Wired) -> None:
     assert wired.vercel.requests == []
     # outside a PR's event, a missing token stays bad input
     assert wired.cli.run("up", "--pr", "9", env={"GITHUB_EVENT_PATH": ""}).code == 2
+
+
+@pytest.mark.parametrize("state", ["ERROR", "CANCELED", "BLOCKED", "DELETED"])
+def test_seed_fails_at_once_on_a_final_deployment_state(wired: Wired, state: str) -> None:
+    """@vercel/sdk: these states never become READY, so seed does not wait 15 minutes."""
+    assert wired.cli.run("up").code == 0
+    newest = wired.vercel.deployments_for("api", BRANCH)[0]  # the redeploy `up` made
+    wired.vercel.set_state(newest["uid"], state)
+    wired.vercel.clear_log()
+    result = wired.cli.run("seed")
+    assert result.code == 1
+    assert f"{newest['uid']}" in result.stderr
+    assert f"is {state}" in result.stderr
+    assert "never be READY" in result.stderr
+    assert len(wired.vercel.calls("GET", r"/deployments$")) == 1  # one look, no polling
+    assert "seeding" not in result.stderr  # the seed step did not run
+    assert_no_leak(result.output, wired.secrets())
+    wired.vercel.add_deployment("api", BRANCH, state="READY")  # a new push, built
+    again = wired.cli.run("seed")
+    assert again.code == 0, again.output
+    assert "seeding https://" in again.stderr

@@ -4,7 +4,9 @@ Projects (with the connected repo's branches), environment variables (branch-sco
 validation, upsert, ``failed[]`` in a 201, per-deployment size limit, encrypted and
 sensitive values that never come back in plaintext, cursor pagination), project
 domains, and deployments (list with filters and ``until`` paging, get, redeploy with a
-lazily computed QUEUED → BUILDING → READY timeline).
+lazily computed QUEUED → BUILDING → READY timeline). Deployment states are
+@vercel/sdk's: ``ERROR``, ``CANCELED``, ``BLOCKED`` and ``DELETED`` are final like
+``READY`` and are still listed (a deleted deployment shows as ``DELETED``).
 
 Behaviour follows ``shared/reference/vercel-github.md``. Where Vercel's behaviour is
 not documented the fake is strict, so client bugs surface in tests:
@@ -32,7 +34,9 @@ from tests.fakes.loopback import LoopbackApi, RecordedRequest
 
 ENV_TYPES = frozenset({"plain", "encrypted", "sensitive", "secret", "system"})
 ENV_TARGETS = frozenset({"production", "preview", "development"})
-READY_STATES = frozenset({"QUEUED", "INITIALIZING", "BUILDING", "READY", "ERROR", "CANCELED"})
+# @vercel/sdk's readyState enum. The FINAL ones never change again (set_state pins them).
+FINAL_STATES = frozenset({"READY", "ERROR", "CANCELED", "BLOCKED", "DELETED"})
+READY_STATES = frozenset({"QUEUED", "INITIALIZING", "BUILDING"}) | FINAL_STATES
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _DEFAULT_CODES = {
     400: "bad_request",
@@ -119,6 +123,7 @@ class VercelFake(LoopbackApi):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(latency=latency)
+        assert build_result in FINAL_STATES, build_result
         self.token = token
         self.team_id = team_id
         self.projects: dict[str, ProjectState] = {}
@@ -561,7 +566,7 @@ class VercelFake(LoopbackApi):
                 400, "Invalid request: this fake only supports redeploys (`deploymentId`)"
             )
         source = self._find_deployment(source_id)
-        if source is None:
+        if source is None or source["readyState"] == "DELETED":
             return self.error_response(
                 404, f"Deployment {source_id} could not be found.", "not_found"
             )

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.vercel_api import VercelFake
+from tests.fakes.vercel_api import FINAL_STATES, VercelFake
 
 TOKEN = "vercel-token"
 BRANCHES = ("main", "feat/x", "feat/y")
@@ -443,6 +443,48 @@ def test_build_result_can_be_error(client: httpx.Client, vercel: VercelFake) -> 
         "/v13/deployments?forceNew=1", json={"deploymentId": src["uid"], "name": "agents-api"}
     ).json()
     assert client.get(f"/v13/deployments/{new['id']}").json()["readyState"] == "ERROR"
+
+
+@pytest.mark.parametrize("state", ["ERROR", "CANCELED", "BLOCKED", "DELETED"])
+def test_final_states_are_listed_and_never_change(
+    client: httpx.Client, vercel: VercelFake, state: str
+) -> None:
+    """@vercel/sdk's final readyStates: still listed, filterable, and they stay."""
+    assert state in FINAL_STATES
+    now = [100.0]
+    vercel.clock = lambda: now[0]
+    vercel.build_seconds = 10
+    src = vercel.add_deployment("agents-api", "feat/x")
+    new = client.post(
+        "/v13/deployments?forceNew=1", json={"deploymentId": src["uid"], "name": "agents-api"}
+    ).json()
+    vercel.set_state(new["id"], state)
+    now[0] = 1000.0  # long past the build: a pinned final state does not turn READY
+    listed = client.get("/v6/deployments", params={"meta-githubCommitRef": "feat/x"}).json()
+    first = listed["deployments"][0]
+    assert (first["uid"], first["readyState"], first["state"]) == (new["id"], state, state)
+    assert client.get(f"/v13/deployments/{new['id']}").json()["readyState"] == state
+    only = client.get("/v6/deployments", params={"state": state}).json()["deployments"]
+    assert [d["uid"] for d in only] == [new["id"]]
+
+
+def test_a_build_can_end_blocked_and_a_deleted_deployment_cannot_be_redeployed(
+    client: httpx.Client, vercel: VercelFake
+) -> None:
+    vercel.build_seconds = 0
+    vercel.build_result = "BLOCKED"
+    src = vercel.add_deployment("agents-api", "feat/x")
+    new = client.post(
+        "/v13/deployments?forceNew=1", json={"deploymentId": src["uid"], "name": "agents-api"}
+    ).json()
+    assert client.get(f"/v13/deployments/{new['id']}").json()["readyState"] == "BLOCKED"
+    vercel.set_state(src["uid"], "DELETED")
+    again = client.post(
+        "/v13/deployments?forceNew=1", json={"deploymentId": src["uid"], "name": "agents-api"}
+    )
+    assert again.status_code == 404
+    with pytest.raises(AssertionError):
+        VercelFake(token=TOKEN, build_result="BUILDING")  # a build ends in a final state
 
 
 # ---- faults ----------------------------------------------------------------------------

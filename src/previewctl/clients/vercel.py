@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
 ENV_TYPES = frozenset({"plain", "encrypted", "sensitive"})
 READY = "READY"
-FAILED_STATES = frozenset({"ERROR", "CANCELED"})
+# States a deployment never leaves for READY (@vercel/sdk's readyState enum), and why.
+FINAL_STATES = {
+    "ERROR": "its build failed",
+    "CANCELED": "it was canceled",
+    "BLOCKED": "Vercel blocked it (a deployment protection rule, a seat or plan limit)",
+    "DELETED": "it was deleted",
+}
+FAILED_STATES = frozenset(FINAL_STATES)
 # A cursor loop that never ends is a server bug; stop well before it costs anything.
 _MAX_PAGES = 500
 
@@ -391,7 +398,8 @@ class VercelClient(ApiClient):
 
         ``deadline`` is a ``clock()`` (monotonic) instant. With ``created_after_ms``
         only deployments created strictly after that epoch-ms instant count.
-        The newest one ending ERROR or CANCELED fails at once.
+        The newest one in a final state (ERROR, CANCELED, BLOCKED, DELETED) fails at once:
+        it will never be READY.
         """
         pause = sleep or self.retry.sleep
         interval = poll
@@ -410,9 +418,10 @@ class VercelClient(ApiClient):
                         return newest
                     if state in FAILED_STATES:
                         raise PreviewctlError(
-                            f"Vercel deployment {newest.describe()} of branch {branch} "
-                            f"ended {state}",
-                            hint="open the deployment in Vercel to read its build log",
+                            f"Vercel deployment {newest.describe()} of branch {branch} is "
+                            f"{state}: {FINAL_STATES[state]}; it will never be READY",
+                            hint="open the deployment in Vercel; push a commit or redeploy "
+                            "to make a new one",
                         )
                     last = f"{newest.describe()} is {state}"
                 else:
