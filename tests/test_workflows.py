@@ -463,6 +463,24 @@ def test_actions_are_sha_pinned_and_checkout_drops_credentials() -> None:
     assert re.search(r"superfly/flyctl-actions/setup-flyctl@[0-9a-f]{40} # 1\.6\b", text)
 
 
+# superfly/flyctl-actions: tag 1.6 (2026-04) is the release on Node 24 (`runs.using: node24`
+# in setup-flyctl/action.yml); 1.5 runs on Node 20, which GitHub retires.
+SETUP_FLYCTL_1_6 = "superfly/flyctl-actions/setup-flyctl@ed8efb33836e8b2096c7fd3ba1c8afe303ebbff1"
+
+
+def test_setup_flyctl_is_pinned_to_its_node_24_release() -> None:
+    templates = ROOT / "src" / "previewctl" / "templates" / "workflows"
+    files = [*_workflow_files(), ACTION, *sorted(templates.glob("*.yml"))]
+    pins = [
+        line.split("uses:", 1)[1].strip()
+        for path in files
+        for line in path.read_text().splitlines()
+        if "superfly/flyctl-actions/setup-flyctl@" in line
+    ]
+    assert pins, "no workflow sets up flyctl"
+    assert set(pins) == {f"{SETUP_FLYCTL_1_6} # 1.6"}
+
+
 # ---- (e) the gc workflow -------------------------------------------------------------------
 
 
