@@ -9,8 +9,9 @@ behaviour into the emulator, checks the outcome, then runs again and converges.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,25 @@ def app_creates(fly: FlyEmulator) -> list[Any]:
     return fly.calls("POST", r"^/v1/apps$")
 
 
+def reveal_once(fly: FlyEmulator, seen: Callable[[], bool]) -> threading.Thread:
+    """Let Fly show the app once ``seen()`` (an answer in the request log) holds.
+
+    Tied to events, not to a window of time: a slow start of previewctl cannot make
+    the app visible before the behaviour under test happened.
+    """
+
+    def run() -> None:
+        deadline = time.monotonic() + 60
+        while not seen() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if APP in fly.apps:
+            fly.reveal_app(APP)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 # ---- apps: created as fly-go does, invisible for a while -----------------------------------
 
 
@@ -52,8 +72,15 @@ def app_creates(fly: FlyEmulator) -> list[Any]:
 def test_a_new_app_fly_does_not_show_yet_is_waited_for(
     cli: Cli, fly: FlyEmulator, status: int
 ) -> None:
-    fly.new_app_hidden_seconds = 0.6
+    fly.new_app_hidden_seconds = 3600
     fly.new_app_hidden_status = status
+
+    def answered_not_yet() -> bool:
+        creates = [r for r in app_creates(fly) if r.status == 201]
+        gets = fly.calls("GET", rf"^/v1/apps/{APP}$")
+        return bool(creates) and any(r.at > creates[0].at and r.status == status for r in gets)
+
+    reveal_once(fly, answered_not_yet)
     result = cli.run("up", "--pr", "4")
     assert result.code == 0, result.output
     [create] = app_creates(fly)
@@ -95,7 +122,8 @@ def test_an_app_fly_never_shows_in_time_fails_then_converges(
 def test_a_name_taken_by_a_concurrent_run_is_used_once_fly_shows_it(
     cli: Cli, fly: FlyEmulator
 ) -> None:
-    fly.add_app(APP, hidden_for=0.6)  # another run created it a moment ago
+    fly.add_app(APP, hidden_for=3600)  # another run created it a moment ago
+    reveal_once(fly, lambda: any(r.status == 422 for r in app_creates(fly)))
     result = cli.run("up", "--pr", "4")
     assert result.code == 0, result.output
     [create] = app_creates(fly)
@@ -138,11 +166,13 @@ def test_a_name_taken_by_another_org_after_a_404_is_refused(cli: Cli, fly: FlyEm
 def test_name_taken_is_known_by_the_body_not_the_http_code(
     cli: Cli, fly: FlyEmulator, status: int
 ) -> None:
-    fly.add_app(APP, hidden_for=0.3)
+    fly.add_app(APP, hidden_for=3600)
     body = {"error": "Validation failed: Name has already been taken", "status": "name_taken"}
     fly.inject("POST", r"^/v1/apps$", status, body=body)
+    reveal_once(fly, lambda: any(r.status == status for r in app_creates(fly)))
     result = cli.run("up", "--pr", "4")
     assert result.code == 0, result.output
+    assert [r.status for r in app_creates(fly)] == [status]
     converged(fly)
 
 
