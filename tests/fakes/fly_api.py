@@ -220,16 +220,21 @@ class MachineState:
         return now >= started_at + self.health_seconds(key)
 
     def checks_json(self, now: float, state: str) -> list[dict[str, Any]]:
-        checks = []
+        checks = self._own_checks_json(now, state)
         if self.compat_checks:
-            checks.append(
-                {
-                    "name": COMPAT_CHECK,
-                    "status": "critical",
-                    "output": "",
-                    "updated_at": _iso_from_monotonic(self.timeline[0][0]),
-                }
-            )
+            compat = {
+                "name": COMPAT_CHECK,
+                "status": "critical",
+                "output": "",
+                "updated_at": _iso_from_monotonic(self.timeline[0][0]),
+            }
+            if self.checks_without_status:
+                del compat["status"]
+            checks.insert(0, compat)
+        return checks
+
+    def _own_checks_json(self, now: float, state: str) -> list[dict[str, Any]]:
+        checks: list[dict[str, Any]] = []
         since = self.started_at
         if since is not None and now < since + self.checks_reported_after():
             return checks  # a fresh machine: Fly has no results for its checks yet

@@ -146,8 +146,6 @@ class Machine(_Lenient):
     @field_validator("checks", mode="before")
     @classmethod
     def _drop_compat_checks(cls, value: Any) -> Any:
-        if value is None:
-            return []
         if not isinstance(value, list):
             return value
         return [
@@ -168,10 +166,12 @@ class Machine(_Lenient):
     @property
     def configured_checks(self) -> int:
         """Top-level and service checks in the config, which flyctl waits on a result of."""
-        count = len(self.config.get("checks") or {})
-        for service in self.config.get("services") or []:
-            if isinstance(service, dict):
-                count += len(service.get("checks") or [])
+        top = self.config.get("checks")
+        count = len(top) if isinstance(top, dict) else 0
+        services = self.config.get("services")
+        for service in services if isinstance(services, list) else []:
+            checks = service.get("checks") if isinstance(service, dict) else None
+            count += len(checks) if isinstance(checks, list) else 0
         return count
 
     @property
