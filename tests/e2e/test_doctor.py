@@ -220,3 +220,16 @@ def test_doctor_bad_command_line_is_exit_2(doctor: Doctor) -> None:
     assert result.code == 2
     for fake in doctor.fakes():
         assert fake.calls() == []
+
+
+def test_doctor_never_hands_flyctl_the_machines_url_as_its_graphql_base(
+    doctor: Doctor, tmp_path: Path
+) -> None:
+    """flyctl reads FLY_API_BASE_URL as its GraphQL base; `flyctl version` gets the flaps name."""
+    log = tmp_path / "flyctl.jsonl"
+    result, data = doctor.run(env={"FAKE_FLYCTL_LOG": str(log)})
+    assert result.code == 0, result.output
+    assert by_name(data)["flyctl"]["status"] == "pass"
+    [start] = [e for e in map(json.loads, log.read_text().splitlines()) if e["event"] == "start"]
+    assert start["argv"] == ["flyctl", "version"]
+    assert start["base_urls"] == {"FLY_FLAPS_BASE_URL": doctor.fly.url}

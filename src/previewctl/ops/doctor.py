@@ -20,7 +20,7 @@ from previewctl.errors import ApiError, InputError, PreviewctlError
 from previewctl.ops.runtime import Runtime
 from previewctl.target import Target
 from previewctl.template import TemplateError
-from previewctl.tunnels import find_flyctl
+from previewctl.tunnels import find_flyctl, flyctl_env
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 _MARKS = {PASS: "✓", WARN: "!", FAIL: "✗", SKIP: "-"}
@@ -110,7 +110,7 @@ def check_flyctl(rt: Runtime, config: Config | None) -> list[Check]:
             capture_output=True,
             text=True,
             timeout=20,
-            env={**rt.env, "FLY_NO_UPDATE_CHECK": "1"},
+            env={**flyctl_env(rt.env), "FLY_NO_UPDATE_CHECK": "1"},
             stdin=subprocess.DEVNULL,
             check=False,
         )
