@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import sys
@@ -83,6 +84,37 @@ def test_command_gets_the_rendered_env_over_the_inherited_one(
         "new",
         str(tmp_path),
     ]
+
+
+def test_a_step_never_inherits_previewctls_credentials(
+    tmp_path: Path, reporter: Reporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step runs the PR's code: it sees previewctl's env minus the platform tokens,
+    and gets one only when its own `env` names it."""
+    tokens = {
+        name: f"tok-{name.lower()}-{os.urandom(6).hex()}" for name in steps.WITHHELD_FROM_STEPS
+    }
+    assert set(tokens) == {"FLY_API_TOKEN", "FLY_ACCESS_TOKEN", "VERCEL_TOKEN", "GITHUB_TOKEN"}
+    for name, value in tokens.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PREVIEWCTL_TEST_KEPT", "kept")
+    dump = tmp_path / "env.json"
+    code = "import json, os, sys; open(sys.argv[1], 'w').write(json.dumps(dict(os.environ)))"
+    step = CommandStep(
+        name="dump",
+        argv=[sys.executable, "-c", code, str(dump)],
+        env={"GH_TOKEN": tokens["GITHUB_TOKEN"]},  # as `GH_TOKEN = "${env.GITHUB_TOKEN}"` renders
+        cwd=tmp_path,
+        timeout=20,
+    )
+    run_command(step, reporter)
+    seen = json.loads(dump.read_text())
+    assert not set(tokens) & set(seen)
+    assert seen["PREVIEWCTL_TEST_KEPT"] == "kept"
+    assert seen["GH_TOKEN"] == tokens["GITHUB_TOKEN"]
+    others = {k: v for k, v in seen.items() if k != "GH_TOKEN"}
+    for value in tokens.values():
+        assert value not in json.dumps(others)
 
 
 def test_output_is_streamed_to_the_reporter_while_the_command_runs(

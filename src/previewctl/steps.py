@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,12 +42,18 @@ _BACKOFF_INITIAL = 0.5
 _BACKOFF_MAX = 10.0
 _RETRY_AFTER_MAX = 30.0
 
+# previewctl's own credentials: a step runs the PR's code and never inherits them. A step
+# that needs one names it in its `env` (`GH_TOKEN = "${env.GITHUB_TOKEN}"`).
+WITHHELD_FROM_STEPS = frozenset(
+    {"FLY_API_TOKEN", "FLY_ACCESS_TOKEN", "VERCEL_TOKEN", "GITHUB_TOKEN"}
+)
+
 
 @dataclass(frozen=True)
 class CommandStep:
     name: str
     argv: list[str]
-    env: dict[str, str]  # already rendered; merged over os.environ
+    env: dict[str, str]  # already rendered; merged over os.environ minus the credentials
     cwd: Path
     timeout: float
 
@@ -108,6 +115,13 @@ def _read_output(stream: IO[bytes], reporter: Reporter, tail: deque[str]) -> Non
             reporter.output_line(line)
 
 
+def step_environment(inherited: Mapping[str, str], rendered: Mapping[str, str]) -> dict[str, str]:
+    """The env a step runs with: its own ``env`` over previewctl's, minus the credentials."""
+    env = {k: v for k, v in inherited.items() if k not in WITHHELD_FROM_STEPS}
+    env.update(rendered)
+    return env
+
+
 def run_command(step: CommandStep, reporter: Reporter) -> None:
     """Run ``step.argv``; raise :class:`StepFailedError` / :class:`TimeoutExceededError`.
 
@@ -118,7 +132,7 @@ def run_command(step: CommandStep, reporter: Reporter) -> None:
         raise StepFailedError(f"step {step.name}: nothing to run (empty command)")
     if not step.cwd.is_dir():
         raise StepFailedError(f"step {step.name}: working directory {step.cwd} does not exist")
-    env = {**os.environ, **step.env}
+    env = step_environment(os.environ, step.env)
     try:
         proc = subprocess.Popen(
             step.argv,
