@@ -260,3 +260,132 @@ def test_name_pattern_escapes_literal_parts() -> None:
 def test_name_pattern_rejects_other_placeholders() -> None:
     with pytest.raises(TemplateError, match=r"only \$\{pr\}"):
         template.name_pattern("pr-${pr}-${branch}")
+
+
+# ---- ${env.NAME:-DEFAULT} ---------------------------------------------------------------
+def test_parse_env_default() -> None:
+    assert template.parse("${env.KEY:-}") == [Ref(("env", "KEY"), "")]
+    assert template.parse("${env.LEVEL:-info}") == [Ref(("env", "LEVEL"), "info")]
+    # the default is literal text up to the brace: URLs and colons are fine
+    assert template.parse("${env.U:-https://x.example.com:8443/a}") == [
+        Ref(("env", "U"), "https://x.example.com:8443/a")
+    ]
+    assert str(Ref(("env", "LEVEL"), "info")) == "${env.LEVEL:-info}"
+    assert str(Ref(("env", "KEY"), "")) == "${env.KEY:-}"
+
+
+@pytest.mark.parametrize("text", ["${:-x}", "${env.:-x}", "${env.a b:-x}"])
+def test_parse_malformed_default(text: str) -> None:
+    with pytest.raises(TemplateError, match="malformed placeholder"):
+        template.parse(text)
+
+
+def test_render_env_default_when_unset_or_empty() -> None:
+    assert template.render("k=${env.KEY:-}", Values(env={})) == "k="
+    assert template.render("${env.LEVEL:-info}", Values(env={})) == "info"
+    # as GitHub Actions passes a secret that does not exist: set, but empty
+    assert template.render("${env.LEVEL:-info}", Values(env={"LEVEL": ""})) == "info"
+    assert template.render("${env.LEVEL:-info}", Values(env={"LEVEL": "debug"})) == "debug"
+
+
+def test_render_plain_env_unset_is_still_an_error() -> None:
+    with pytest.raises(TemplateError, match="export KEY in the environment"):
+        template.render("${env.KEY}", Values(env={}))
+
+
+def test_a_default_never_reaches_the_fallback() -> None:
+    def fallback(ref: Ref) -> str:
+        raise AssertionError(f"fallback called for {ref}")
+
+    assert template.render("${env.KEY:-dflt}", Values(), fallback=fallback) == "dflt"
+
+
+def test_only_env_placeholders_may_have_a_default() -> None:
+    template.check("${env.KEY:-}", ALL, KNOWN)
+    for text in ("${pr:-1}", "${secrets.pg_password:-x}", "${tunnels.db.port:-5432}"):
+        with pytest.raises(TemplateError, match=r"only \$\{env\.NAME:-DEFAULT\}"):
+            template.check(text, ALL, KNOWN)
+
+
+# ---- secrets inside URLs ----------------------------------------------------------------
+SYMBOLIC = "Ab1!#%*+-.:=?@^_~x"
+
+
+def symbolic_values() -> Values:
+    values = full_values()
+    values.secrets = {"pg_password": SYMBOLIC}
+    return values
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "postgresql://appuser:${secrets.pg_password}@h:5432/db",
+            "postgresql://appuser:Ab1%21%23%25%2A%2B-.%3A%3D%3F%40%5E_~x@h:5432/db",
+        ),
+        (
+            "https://h/p/${secrets.pg_password}",
+            "https://h/p/Ab1%21%23%25%2A%2B-.%3A%3D%3F%40%5E_~x",
+        ),
+        (
+            "${vercel.api.url}/x?key=${secrets.pg_password}&a=1",
+            "https://pr-12-api.example.com/x?key=Ab1%21%23%25%2A%2B-.%3A%3D%3F%40%5E_~x&a=1",
+        ),
+        # a URL inside a `run` string or a KEY=VALUE word
+        (
+            "psql DATABASE_URL=postgresql://u:${secrets.pg_password}@h/db -c 1",
+            "psql DATABASE_URL=postgresql://u:Ab1%21%23%25%2A%2B-.%3A%3D%3F%40%5E_~x@h/db -c 1",
+        ),
+    ],
+)
+def test_a_secret_inside_a_url_is_percent_encoded(text: str, expected: str) -> None:
+    assert template.render(text, symbolic_values()) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "${secrets.pg_password}",
+        "Bearer ${secrets.pg_password}",
+        "https://h/x ${secrets.pg_password}",  # a new word: not in the URL
+        "user:${secrets.pg_password}@host",  # no scheme: not a URL
+    ],
+)
+def test_a_secret_outside_a_url_is_verbatim(text: str) -> None:
+    rendered = template.render(text, symbolic_values())
+    assert SYMBOLIC in rendered
+
+
+def test_a_url_safe_secret_is_unchanged_and_the_encoded_form_is_redacted() -> None:
+    assert template.render("pg://u:${secrets.pg_password}@h", full_values()) == (
+        "pg://u:s3cret-pass-value@h"
+    )
+    redact.register(SYMBOLIC)
+    url = template.render("pg://u:${secrets.pg_password}@h/db", symbolic_values())
+    encoded = url.removeprefix("pg://u:").removesuffix("@h/db")
+    assert encoded != SYMBOLIC
+    assert redact.scrub(f"failed: {encoded}") == "failed: ***"
+    assert redact.scrub(url) == "***"
+
+
+def test_the_mask_plan_shows_stays_the_mask_in_a_url() -> None:
+    values = full_values()
+    values.secrets = {"pg_password": redact.MASK}
+    assert template.render("pg://u:${secrets.pg_password}@h", values) == "pg://u:***@h"
+
+
+def test_in_url_decides_on_the_word_before_the_placeholder() -> None:
+    assert template.in_url("postgresql://u:")
+    assert template.in_url("x --url=https://h/")
+    assert not template.in_url("https://h/ ")
+    assert not template.in_url("Bearer ")
+    assert not template.in_url("")
+
+
+def test_an_env_value_named_like_a_secret_is_scrubbed_from_output() -> None:
+    key = "sk-ant-" + "q" * 24
+    values = Values(env={"ANTHROPIC_API_KEY": key, "LOG_LEVEL": "debug"})
+    assert template.render("${env.ANTHROPIC_API_KEY:-}", values) == key
+    assert template.render("${env.LOG_LEVEL}", values) == "debug"
+    assert redact.scrub(f"A={key} L=debug") == "A=*** L=debug"

@@ -1,8 +1,12 @@
 """``${...}`` placeholders in config strings.
 
 Grammar: ``$$`` is a literal ``$``; ``${a.b.c}`` is a reference made of dot-separated
-names (``[A-Za-z0-9_-]+``). Which references a key may use is decided by the caller
-(:data:`Scope`), so that, for example, a Vercel value can never name a tunnel.
+names (``[A-Za-z0-9_-]+``); ``${env.NAME:-DEFAULT}`` renders DEFAULT (literal text, maybe
+empty) when NAME is unset or empty. Which references a key may use is decided by the
+caller (:data:`Scope`), so that, for example, a Vercel value can never name a tunnel.
+
+A secret rendered inside a URL is percent-encoded there (see :func:`in_url`), so that a
+generated value with symbols cannot change the URL's structure.
 """
 
 from __future__ import annotations
@@ -11,10 +15,17 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import quote
 
 from previewctl import redact
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_DEFAULT_SEP = ":-"
+# A URL scheme and `//` (RFC 3986 scheme syntax), anywhere in the word before a placeholder.
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# ${env.NAME} values that are secrets by their name (ANTHROPIC_API_KEY, a bypass token):
+# scrubbed from output like generated ones, so `plan` shows them as ***.
+_SECRET_ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)")
 
 
 class Namespace(StrEnum):
@@ -29,16 +40,19 @@ class Namespace(StrEnum):
 
 @dataclass(frozen=True)
 class Ref:
-    """One placeholder, e.g. ``tunnels.manage_db.port``."""
+    """One placeholder, e.g. ``tunnels.manage_db.port``; ``default`` is the text after
+    ``:-`` (only ``${env.NAME:-DEFAULT}`` may have one; None = no default)."""
 
     parts: tuple[str, ...]
+    default: str | None = None
 
     @property
     def namespace(self) -> str:
         return self.parts[0]
 
     def __str__(self) -> str:
-        return "${" + ".".join(self.parts) + "}"
+        tail = "" if self.default is None else _DEFAULT_SEP + self.default
+        return "${" + ".".join(self.parts) + tail + "}"
 
 
 class TemplateError(ValueError):
@@ -69,13 +83,17 @@ def parse(text: str) -> list[str | Ref]:
         if end < 0:
             raise TemplateError(f"unterminated placeholder starting at {text[i : i + 20]!r}")
         body = text[i + 2 : end].strip()
+        default: str | None = None
+        if _DEFAULT_SEP in body:
+            body, default = body.split(_DEFAULT_SEP, 1)
+            body = body.strip()
         parts = tuple(body.split(".")) if body else ()
         if not parts or not all(_NAME.match(p) for p in parts):
-            raise TemplateError(f"malformed placeholder ${{{body}}}")
+            raise TemplateError(f"malformed placeholder ${{{text[i + 2 : end].strip()}}}")
         if buf:
             out.append("".join(buf))
             buf = []
-        out.append(Ref(parts))
+        out.append(Ref(parts, default))
         i = end + 1
     if buf:
         out.append("".join(buf))
@@ -108,6 +126,10 @@ def check_ref(ref: Ref, allowed: frozenset[Namespace], known: Known) -> None:
         ) from None
     if namespace not in allowed:
         raise TemplateError(f"placeholder {ref} is not allowed here")
+    if ref.default is not None and namespace is not Namespace.ENV:
+        raise TemplateError(
+            f"placeholder {ref}: only ${{env.NAME:-DEFAULT}} may have a default (:-)"
+        )
     shape_ok = {
         Namespace.PR: len(rest) == 0,
         Namespace.BRANCH: len(rest) == 0,
@@ -173,6 +195,30 @@ class Values:
         return None
 
 
+def in_url(before: str) -> bool:
+    """True when a placeholder preceded by ``before`` (the text rendered so far) sits in a
+    URL: the word it is part of (since the last whitespace) holds ``scheme://``.
+
+    So ``postgresql://u:${secrets.p}@h/db``, ``https://h/x?key=${secrets.k}`` and
+    ``DATABASE_URL=postgresql://u:${secrets.p}@h`` inside a ``run`` string are URL
+    contexts; ``Bearer ${secrets.k}`` and a bare ``${secrets.k}`` are not.
+    """
+    word = re.split(r"\s", before)[-1]
+    return _URL_START.search(word) is not None
+
+
+def _secret_in_url(value: str) -> str:
+    """Percent-encode every character outside RFC 3986's unreserved set (letters,
+    digits, ``-._~``): safe in userinfo, a path segment and a query value alike. The
+    mask ``plan`` shows stays the mask. The encoded form is a secret too."""
+    if value == redact.MASK:
+        return value
+    encoded = quote(value, safe="")
+    if encoded != value:
+        redact.register(encoded)
+    return encoded
+
+
 def render(text: str, values: Values, *, fallback: Callable[[Ref], str] | None = None) -> str:
     """Substitute every reference; a result that embeds a secret becomes a secret too."""
     pieces: list[str] = []
@@ -181,6 +227,10 @@ def render(text: str, values: Values, *, fallback: Callable[[Ref], str] | None =
             pieces.append(piece)
             continue
         value = values.lookup(piece)
+        if piece.default is not None and not value:
+            value = piece.default
+        elif value and piece.namespace == Namespace.ENV and _SECRET_ENV_NAME.search(piece.parts[1]):
+            redact.register(value)
         if value is None:
             if fallback is None:
                 if piece.namespace == "env":
@@ -189,6 +239,8 @@ def render(text: str, values: Values, *, fallback: Callable[[Ref], str] | None =
                     )
                 raise TemplateError(f"{piece} has no value at this point")
             value = fallback(piece)
+        elif piece.namespace == Namespace.SECRETS and in_url("".join(pieces)):
+            value = _secret_in_url(value)
         pieces.append(value)
     result = "".join(pieces)
     redact.register_if_contains_secret(result)
