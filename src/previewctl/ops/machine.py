@@ -223,7 +223,9 @@ def _create_machine(
     """Create the one machine with fresh secrets; the app's managed machines after it."""
     fly = rt.fly()
     model = rt.config.model
-    secrets = preview.complete_secrets({}, model.secrets.generate, model.secrets.length)
+    secrets = preview.complete_secrets(
+        {}, model.secrets.generate, model.secrets.length, model.secrets.format
+    )
     desired, digest = render_machine_config(rt, target, secrets)
     stamp = preview.now_iso()
     desired["metadata"] = preview.build_metadata(
@@ -280,7 +282,9 @@ def _ensure_machine(
         verdict = managed.judge(rt.config, app, org=org, machines=[machine], pr=target.pr)
         managed.require(verdict, "up")
     existing = preview.read_secrets(machine)
-    secrets = preview.complete_secrets(existing, model.secrets.generate, model.secrets.length)
+    secrets = preview.complete_secrets(
+        existing, model.secrets.generate, model.secrets.length, model.secrets.format
+    )
     desired, digest = render_machine_config(rt, target, secrets)
     info = preview.PreviewInfo.of(machine)
     stamp = preview.now_iso()

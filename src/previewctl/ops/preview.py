@@ -8,14 +8,13 @@ live in the machine's ``config.metadata``.
 from __future__ import annotations
 
 import json
-import secrets as pysecrets
-import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from previewctl import redact
+from previewctl import redact, secretgen
 from previewctl.clients.fly import IDEMPOTENCY_KEY, Machine
+from previewctl.secretgen import SecretFormat
 
 MARKER_KEY = "previewctl"
 MARKER_VALUE = "1"
@@ -27,8 +26,6 @@ KEY_LAST_UP = "previewctl_last_up"
 KEY_SECRETS = "previewctl_secrets"
 # Touch last_up at most this often, so a repeated `up` makes no mutating call.
 LAST_UP_REFRESH = 3600.0
-
-_ALPHABET = string.ascii_letters + string.digits
 
 
 def now_iso() -> str:
@@ -52,9 +49,7 @@ def carries_marker(machine: Machine) -> bool:
 
 def generate_secret(length: int = 32) -> str:
     """Letters and digits only: safe in URLs, env files and every database."""
-    value = "".join(pysecrets.choice(_ALPHABET) for _ in range(length))
-    redact.register(value)
-    return value
+    return secretgen.generate(None, length)
 
 
 def read_secrets(machine: Machine) -> dict[str, str]:
@@ -83,13 +78,15 @@ def _secrets_in(metadata: dict[str, str]) -> dict[str, str]:
     return found
 
 
-def complete_secrets(existing: dict[str, str], names: Iterable[str], length: int) -> dict[str, str]:
-    """Keep what exists (no churn in Vercel), generate only the missing ones."""
-    out = dict(existing)
-    for name in names:
-        if not out.get(name):
-            out[name] = generate_secret(length)
-    return out
+def complete_secrets(
+    existing: dict[str, str],
+    names: Iterable[str],
+    length: int,
+    formats: Mapping[str, SecretFormat] | None = None,
+) -> dict[str, str]:
+    """Keep what exists (no churn in Vercel), generate the missing ones (and any whose
+    ``[secrets.format]`` changed so that the stored value no longer fits)."""
+    return secretgen.complete(existing, list(names), default_length=length, formats=formats)
 
 
 @dataclass(frozen=True)
