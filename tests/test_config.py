@@ -83,10 +83,19 @@ def test_shipped_default_config_loads() -> None:
     assert config.app_name(12) == "pr-12-agents"
     assert config.name_pattern.match("pr-12-agents") is not None
     assert set(model.tunnels) == {"manage_db", "run_db", "spicedb"}
-    assert [s.name for s in model.steps] == ["migrate", "auth-init"]
-    assert model.steps[0].timeout == 600.0
-    assert model.steps[1].timeout == 300.0
-    assert model.seed[0].timeout == 120.0
+    assert [s.name for s in model.steps] == ["migrate", "wait-for-spicedb", "auth-init"]
+    assert [s.timeout for s in model.steps] == [600.0, 180.0, 300.0]
+    assert all(s.retries == 0 for s in [*model.steps, *model.seed])
+    assert [s.name for s in model.seed] == ["build-cli", "project-json", "project"]
+    assert model.seed[2].timeout == 120.0
+    assert model.seed[1].creates == [model.seed[2].http.body_file]  # type: ignore[union-attr]
+    admin = model.secrets.format["admin_password"]
+    assert admin.length is not None and admin.length >= 15
+    assert set(admin.require) == {"lower", "upper", "digit", "symbol"}
+    assert (model.secrets.format["anon_jwt_secret"].length or 0) >= 32
+    for name in ("manage_db", "run_db"):
+        login = model.tunnels[name].login
+        assert login is not None and login.database == "inkeep_agents"
     assert model.vercel is not None
     assert set(model.vercel.projects) == {"agents-api", "manage-ui"}
     assert model.gc.max_age == 7 * 86400
@@ -505,3 +514,93 @@ def test_reserved_metadata_key(tmp_path: Path) -> None:
 def test_other_metadata_keys_are_fine(tmp_path: Path) -> None:
     config = load(tmp_path, BASE, machine_with(metadata={"team": "core"}))
     assert config.machine_template["metadata"] == {"team": "core"}
+
+
+# ---- secret formats ---------------------------------------------------------------------
+FORMATS = BASE.replace('generate = ["pg_password"]', 'generate = ["pg_password", "admin", "nango"]')
+
+
+def test_secret_formats_load(tmp_path: Path) -> None:
+    toml = FORMATS + textwrap.dedent(
+        """
+        [secrets.format.admin]
+        length = 24
+        require = ["lower", "upper", "digit", "symbol"]
+
+        [secrets.format.nango]
+        kind = "uuid4"
+        """
+    )
+    formats = load(tmp_path, toml).model.secrets.format
+    assert formats["admin"].length == 24
+    assert formats["admin"].require == ["lower", "upper", "digit", "symbol"]
+    assert formats["nango"].kind == "uuid4"
+    assert "pg_password" not in formats
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "line", "message"),
+    [
+        ("length = 8", "secrets.format.admin.length", 12, "greater than or equal to 16"),
+        ('require = ["lower", "emoji"]', "secrets.format.admin.require[1]", 12, "'symbol'"),
+        ('kind = "uuid4"\nlength = 20', "secrets.format.admin", 11, "fixed shape"),
+        ("size = 3", "secrets.format.admin.size", 12, "unknown key 'size'"),
+    ],
+)
+def test_bad_secret_format_names_file_and_line(
+    tmp_path: Path, body: str, key: str, line: int, message: str
+) -> None:
+    toml = FORMATS + "\n[secrets.format.admin]\n" + body + "\n"
+    error = config_error(tmp_path, toml)
+    assert (error.key, error.line) == (key, line)
+    assert f"previewctl.toml:{line} [{key}]" in str(error)
+    assert message in str(error)
+
+
+def test_secret_format_for_a_secret_that_is_not_generated(tmp_path: Path) -> None:
+    error = config_error(tmp_path, FORMATS + '\n[secrets.format.admni]\nkind = "hex"\n')
+    assert (error.key, error.line) == ("secrets.format.admni", 11)
+    assert 'add "admni" to [secrets] generate' in str(error)
+
+
+# ---- optional env, creates, probe logins ------------------------------------------------
+def test_env_refs_with_a_default_are_not_required(tmp_path: Path) -> None:
+    toml = BASE + textwrap.dedent(
+        """
+        [[steps]]
+        name = "a"
+        run = "echo ${env.NEEDED} ${env.OPTIONAL:-} ${env.LEVEL:-info}"
+        """
+    )
+    assert load(tmp_path, toml).env_refs() == {"NEEDED"}
+
+
+def test_a_default_outside_env_is_a_config_error(tmp_path: Path) -> None:
+    toml = BASE + '\n[[steps]]\nname = "a"\nrun = "echo ${pr:-1}"\n'
+    error = config_error(tmp_path, toml)
+    assert error.key == "steps[0].run"
+    assert "only ${env.NAME:-DEFAULT} may have a default" in str(error)
+
+
+def test_creates_is_for_run_steps(tmp_path: Path) -> None:
+    ok = BASE + '\n[[seed]]\nname = "gen"\nrun = "gen"\ncreates = ["out/p.json"]\n'
+    assert load(tmp_path, ok).model.seed[0].creates == ["out/p.json"]
+    bad = BASE + '\n[[seed]]\nname = "s"\nhttp = { url = "https://x" }\ncreates = ["p.json"]\n'
+    error = config_error(tmp_path, bad)
+    assert "`creates` is for `run` steps" in str(error)
+    unknown = BASE + '\n[[seed]]\nname = "gen"\nrun = "gen"\ncreates = ["${secrets.pg_password}"]\n'
+    assert "not allowed here" in str(config_error(tmp_path, unknown))
+
+
+def test_tunnel_login(tmp_path: Path) -> None:
+    login = 'login = { user = "app", password = "${secrets.pg_password}", database = "db" }\n'
+    toml = BASE + 'check = "postgres"\n' + login
+    tunnel = load(tmp_path, toml).model.tunnels["db"]
+    assert tunnel.login is not None
+    assert (tunnel.login.user, tunnel.login.database) == ("app", "db")
+    error = config_error(tmp_path, BASE + 'check = "tcp"\n' + login)
+    assert '`login` is for check = "postgres"' in str(error)
+    unknown = toml.replace("secrets.pg_password", "secrets.nope")
+    error = config_error(tmp_path, unknown)
+    assert (error.key, error.line) == ("tunnels.db.login.password", 11)
+    assert "tunnels" in (error.key or "")

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING
 import pytest
 from psycopg import pq
 
+from previewctl import redact
 from previewctl.actions import GitHubActions
 from previewctl.errors import TimeoutExceededError, TunnelError
 from previewctl.probes import (
+    PgLogin,
     Ping,
     ProbeKind,
     ProbeTarget,
@@ -33,7 +35,7 @@ from previewctl.reporter import Reporter
 from previewctl.tunnels import TunnelSet, TunnelSpec
 
 if TYPE_CHECKING:
-    from tests.fakes.postgres import PostgresServer
+    from tests.fakes.postgres import PgDatabase, PostgresServer
 
 
 @pytest.fixture
@@ -211,6 +213,73 @@ def test_tcp_probe() -> None:
 
 def test_none_kind_is_always_ready() -> None:
     assert probe_once(ProbeKind.NONE, "127.0.0.1", free_port(), 1)[0] is True
+
+
+# ---- postgres probe with a login -------------------------------------------------------------
+
+
+def test_login_probe_is_ready_when_the_database_takes_the_login(pg_database: PgDatabase) -> None:
+    login = PgLogin(pg_database.user, pg_database.password, pg_database.dbname)
+    server = pg_database.server
+    ready, seen = probe_once(ProbeKind.POSTGRES, server.host, server.port, 3, login)
+    assert (ready, seen) == (True, f"database {pg_database.dbname} accepts a login")
+
+
+def test_login_probe_waits_for_a_database_a_ping_already_calls_up(
+    pg_database: PgDatabase,
+) -> None:
+    """Doltgres answers before it has created its database: a ping passes, a login must not."""
+    server = pg_database.server
+    missing = pg_database.dbname + "_later"
+    assert probe_once(ProbeKind.POSTGRES, server.host, server.port, 3)[0] is True
+    login = PgLogin(pg_database.user, pg_database.password, missing)
+    ready, seen = probe_once(ProbeKind.POSTGRES, server.host, server.port, 3, login)
+    assert not ready
+    assert f'database "{missing}" does not exist' in seen
+
+
+def test_login_probe_refuses_a_wrong_password_without_showing_it(pg_database: PgDatabase) -> None:
+    wrong = "wrong-" + pg_database.password
+    redact.register(wrong)
+    server = pg_database.server
+    login = PgLogin(pg_database.user, wrong, pg_database.dbname)
+    ready, seen = probe_once(ProbeKind.POSTGRES, server.host, server.port, 3, login)
+    assert not ready
+    assert "password authentication failed" in seen
+    assert wrong not in seen
+    assert wrong not in repr(login)
+
+
+def test_wait_until_ready_with_a_login_returns_once_the_database_exists(
+    pg_database: PgDatabase, reporter: Reporter
+) -> None:
+    server = pg_database.server
+    later = pg_database.dbname + "_late"
+    created = threading.Event()
+
+    def create_after_a_few_probes() -> None:
+        # created while the probe is already waiting (event-driven, not timed)
+        time.sleep(0.3)
+        server.create_database(later, pg_database.user)
+        created.set()
+
+    worker = threading.Thread(target=create_after_a_few_probes, daemon=True)
+    worker.start()
+    try:
+        wait_until_ready(
+            "manage_db",
+            ProbeKind.POSTGRES,
+            server.host,
+            server.port,
+            deadline=time.monotonic() + 20,
+            reporter=reporter,
+            login=PgLogin(pg_database.user, pg_database.password, later),
+        )
+        assert created.is_set()
+        assert f"database {later} accepts a login" in output(reporter)
+    finally:
+        worker.join()
+        server.drop_database(later)
 
 
 # ---- wait_until_ready -----------------------------------------------------------------------

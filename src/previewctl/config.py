@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from previewctl import template
 from previewctl.durations import parse_duration
 from previewctl.errors import ConfigError
+from previewctl.secretgen import SecretFormat
 from previewctl.template import Known, Namespace, TemplateError
 
 DEFAULT_CONFIG = "previewctl.toml"
@@ -74,6 +75,7 @@ class MachineSection(_Strict):
 class SecretsSection(_Strict):
     generate: list[str] = Field(default_factory=list)
     length: int = Field(default=32, ge=16, le=128)
+    format: dict[str, SecretFormat] = Field(default_factory=dict)
 
     @field_validator("generate")
     @classmethod
@@ -86,10 +88,27 @@ class SecretsSection(_Strict):
         return value
 
 
+class PgLoginSection(_Strict):
+    """Credentials for a ``postgres`` check that logs in (placeholders allowed)."""
+
+    user: str = Field(min_length=1)
+    password: str = ""
+    database: str = Field(min_length=1)
+
+
 class TunnelSection(_Strict):
     remote_port: int = Field(ge=1, le=65535)
     local_port: int = Field(default=0, ge=0, le=65535)
     check: Literal["postgres", "tcp", "none"] = "tcp"
+    # With a login, the postgres check proves that this database accepts it, not only
+    # that a server answers (Doltgres listens before it has created its database).
+    login: PgLoginSection | None = None
+
+    @model_validator(mode="after")
+    def _login_needs_postgres(self) -> TunnelSection:
+        if self.login is not None and self.check != "postgres":
+            raise ValueError('`login` is for check = "postgres"')
+        return self
 
 
 class HttpSpec(_Strict):
@@ -118,6 +137,9 @@ class StepSection(_Strict):
     timeout: Annotated[float, Field(gt=0)] = 600.0
     retries: int = Field(default=0, ge=0, le=10)
     env: dict[str, str] = Field(default_factory=dict)
+    # Files (relative to the config's directory) a `run` step writes for later steps,
+    # e.g. the project JSON a seed PUTs: their absence before the run is not an error.
+    creates: list[str] = Field(default_factory=list)
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -128,6 +150,10 @@ class StepSection(_Strict):
     def _one_kind(self) -> StepSection:
         if (self.run is None) == (self.http is None):
             raise ValueError("a step needs exactly one of `run` or `http`")
+        if self.creates and self.run is None:
+            raise ValueError("`creates` is for `run` steps: an `http` step writes no files")
+        if any(not path.strip() for path in self.creates):
+            raise ValueError("`creates` holds an empty path")
         if isinstance(self.run, list) and not self.run:
             raise ValueError("`run` is an empty list")
         if isinstance(self.run, str):
@@ -317,11 +343,11 @@ class Config:
         """
         names: set[str] = set()
         for key, text in _all_strings(self):
-            in_seed = key.startswith("seed[") or key.endswith(".domain")
-            if in_seed != seed and not key.endswith(".domain"):
+            both = key.endswith(".domain") or key.startswith("tunnels.")
+            if key.startswith("seed[") != seed and not both:
                 continue
             for ref in template.refs(text):
-                if ref.namespace == "env":
+                if ref.namespace == "env" and ref.default is None:
                     names.add(ref.parts[1])
         return names
 
@@ -349,6 +375,10 @@ def _templated(config: Config) -> Iterator[tuple[str, str, frozenset[Namespace]]
     yield "app.name", m.app.name, NS_NAME
     for path, text in template.strings_in(config.machine_template):
         yield f"{m.machine.config}:{path}", text, NS_MACHINE
+    for name, tunnel in m.tunnels.items():
+        if tunnel.login is not None:
+            for field, text in tunnel.login.model_dump().items():
+                yield f"tunnels.{name}.login.{field}", text, NS_MACHINE
     for section, steps, scope in (("steps", m.steps, NS_STEPS), ("seed", m.seed, NS_SEED)):
         for i, step in enumerate(steps):
             base = f"{section}[{i}]"
@@ -367,6 +397,8 @@ def _templated(config: Config) -> Iterator[tuple[str, str, frozenset[Namespace]]
                     yield f"{base}.http.body", step.http.body, scope
                 if step.http.body_file is not None:
                     yield f"{base}.http.body_file", step.http.body_file, NS_BASIC
+            for j, path in enumerate(step.creates):
+                yield f"{base}.creates[{j}]", path, NS_BASIC
     if m.vercel:
         for project, proj in m.vercel.projects.items():
             if proj.domain is not None:
@@ -485,6 +517,7 @@ def load_config(path: Path) -> Config:
         machine_path, str(path), line=_line_of(text, ["machine", "config"])
     )
     config = Config(path=path, model=model, machine_template=machine_template, text=text)
+    _check_secret_formats(config)
     _check_templates(config)
     config.app_name(99999)  # the longest plausible name must be valid too
     return config
@@ -516,6 +549,19 @@ def _load_machine_config(path: Path, config_file: str, *, line: int | None) -> d
                 f"metadata key {key!r} is reserved for previewctl", file=str(path), key="metadata"
             )
     return data
+
+
+def _check_secret_formats(config: Config) -> None:
+    secrets = config.model.secrets
+    for name in secrets.format:
+        if name not in secrets.generate:
+            raise ConfigError(
+                f"[secrets.format.{name}] is for a secret that is not generated: "
+                f'add "{name}" to [secrets] generate',
+                file=str(config.path),
+                key=f"secrets.format.{name}",
+                line=_line_of(config.text, ["secrets", "format", name]),
+            )
 
 
 def _check_templates(config: Config) -> None:

@@ -4,7 +4,8 @@ A tunnel's ready line only means flyctl is listening locally: the remote is dial
 per connection. So readiness is a real probe through the tunnel - libpq's ``PQping``
 decision for Postgres-compatible servers (Postgres, Doltgres), a TCP connection that
 the far end keeps open for anything else - repeated with a short exponential backoff
-until a deadline.
+until a deadline. A postgres probe with a ``login`` logs in to the database the steps
+use instead of pinging: a server can answer before that database exists.
 """
 
 from __future__ import annotations
@@ -55,6 +56,18 @@ class ProbeKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class PgLogin:
+    """Rendered credentials: a postgres probe with them logs in, not only pings."""
+
+    user: str
+    password: str
+    database: str
+
+    def __repr__(self) -> str:
+        return f"PgLogin(user={self.user!r}, password='***', database={self.database!r})"
+
+
+@dataclass(frozen=True)
 class ProbeTarget:
     """One thing to wait for: a tunnel's local end and how to check it."""
 
@@ -62,6 +75,7 @@ class ProbeTarget:
     kind: ProbeKind
     host: str
     port: int
+    login: PgLogin | None = None
 
 
 def _tcp_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
@@ -168,11 +182,40 @@ def _postgres_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
     return result == Ping.OK, seen
 
 
-def probe_once(kind: ProbeKind, host: str, port: int, timeout: float) -> tuple[bool, str]:
+def pg_login(host: str, port: int, login: PgLogin, timeout: float) -> tuple[bool, str]:
+    """Log in to ``login.database`` and run ``SELECT 1``: proof that the database the
+    steps use exists and takes these credentials (Doltgres answers a ping before it
+    has created its database). psycopg waits for the server with the GIL released."""
+    import psycopg  # ~60 ms: only for probes that log in
+
+    try:
+        with psycopg.connect(
+            host=host,
+            port=port,
+            user=login.user,
+            password=login.password,
+            dbname=login.database,
+            sslmode="disable",  # a tunnel: plain TCP to the machine's private network
+            connect_timeout=max(2, round(timeout)),  # libpq's minimum is 2 s
+            application_name="previewctl-probe",
+            autocommit=True,
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        return False, redact.scrub(f"login to {login.database} as {login.user} failed: {reason}")
+    return True, f"database {login.database} accepts a login"
+
+
+def probe_once(
+    kind: ProbeKind, host: str, port: int, timeout: float, login: PgLogin | None = None
+) -> tuple[bool, str]:
     """Check once. Returns (ready, what was seen)."""
     if kind is ProbeKind.NONE:
         return True, "no check configured"
     if kind is ProbeKind.POSTGRES:
+        if login is not None:
+            return pg_login(host, port, login, timeout)
         return _postgres_probe(host, port, timeout)
     return _tcp_probe(host, port, timeout)
 
@@ -199,12 +242,14 @@ def wait_until_ready(
     alive_check: Callable[[], None] | None = None,
     progress: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    login: PgLogin | None = None,
 ) -> None:
     """Probe until ready or ``deadline`` (a ``time.monotonic()`` value).
 
     ``alive_check`` runs every round (pass ``TunnelSet.check_alive``) so a dead tunnel
     fails at once. ``progress`` replaces the reporter's own wait display (``wait_all``
-    shares one); ``cancel`` set by another thread ends the wait quietly.
+    shares one); ``cancel`` set by another thread ends the wait quietly. With ``login``
+    a postgres probe logs in to that database.
     """
     if kind is ProbeKind.NONE:
         if alive_check is not None:
@@ -217,15 +262,18 @@ def wait_until_ready(
     )
     with display as update:
         _wait_loop(
-            name, kind, host, port, deadline, reporter, describe_remote, alive_check, update, cancel
+            ProbeTarget(name, kind, host, port, login),
+            deadline,
+            reporter,
+            describe_remote,
+            alive_check,
+            update,
+            cancel,
         )
 
 
 def _wait_loop(
-    name: str,
-    kind: ProbeKind,
-    host: str,
-    port: int,
+    target: ProbeTarget,
     deadline: float,
     reporter: Reporter,
     describe_remote: Callable[[], str] | None,
@@ -233,6 +281,7 @@ def _wait_loop(
     update: Callable[[str], None],
     cancel: threading.Event | None,
 ) -> None:
+    name, kind, port = target.name, target.kind, target.port
     started = time.monotonic()
     delay = _BACKOFF_START
     seen = "nothing yet"
@@ -245,9 +294,11 @@ def _wait_loop(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        ready, seen = probe_once(kind, host, port, min(remaining, _PROBE_TIMEOUT_MAX))
+        timeout = min(remaining, _PROBE_TIMEOUT_MAX)
+        ready, seen = probe_once(kind, target.host, port, timeout, target.login)
         if ready:
-            reporter.info(f"tunnel {name}: {kind} ready on localhost:{port}")
+            shown = f"{kind} ({seen})" if target.login is not None else str(kind)
+            reporter.info(f"tunnel {name}: {shown} ready on localhost:{port}")
             return
         update(seen)
         remaining = deadline - time.monotonic()
@@ -322,6 +373,7 @@ def wait_all(
                     alive_check=alive_check,
                     progress=progress_for(target.name),
                     cancel=cancel,
+                    login=target.login,
                 )
             except BaseException as exc:  # carried to the calling thread
                 with lock:
