@@ -11,7 +11,7 @@ from previewctl.errors import PreviewctlError
 from previewctl.ops import comment
 from previewctl.ops.lifecycle import find_preview
 from previewctl.ops.runtime import Runtime
-from previewctl.ops.session import open_tunnels, run_steps
+from previewctl.ops.session import check_step_files, open_tunnels, run_steps
 from previewctl.ops.up import preflight, skip_without_secrets
 from previewctl.ops.vercel_ops import domain_urls
 from previewctl.target import require_target
@@ -46,6 +46,7 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     projects, needs_tunnels = _seed_refs(rt)
     preflight(rt, target, tunnels=needs_tunnels, vercel=bool(projects), seed=True)
     config = rt.config
+    check_step_files(config.model.seed, rt.values(target), config.root, "seed")
     if not config.model.seed:
         rt.reporter.info("no [[seed]] steps configured: nothing to do")
         return {"pr": target.pr, "seeded": []}

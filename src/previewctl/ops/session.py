@@ -12,10 +12,10 @@ import httpx
 
 from previewctl import template
 from previewctl.clients.fly import FlyClient
-from previewctl.config import StepSection
-from previewctl.errors import ConfigError, PreviewctlError, TunnelError
+from previewctl.config import StepSection, TunnelSection
+from previewctl.errors import ConfigError, PreviewctlError, StepFailedError, TunnelError
 from previewctl.ops.runtime import Runtime
-from previewctl.probes import ProbeKind, ProbeTarget, wait_all
+from previewctl.probes import PgLogin, ProbeKind, ProbeTarget, wait_all
 from previewctl.steps import CommandStep, HttpStep, run_command, run_http
 from previewctl.template import TemplateError
 from previewctl.tunnels import TunnelSet, TunnelSpec, find_flyctl
@@ -73,7 +73,13 @@ def open_tunnels(
                 return f"(machine state unavailable: {exc})"
 
         targets = [
-            ProbeTarget(name, ProbeKind(rt.config.model.tunnels[name].check), t.host, t.port)
+            ProbeTarget(
+                name,
+                ProbeKind(rt.config.model.tunnels[name].check),
+                t.host,
+                t.port,
+                probe_login(rt.config.model.tunnels[name], values, f"tunnels.{name}.login"),
+            )
             for name, t in tunnels.tunnels.items()
         ]
         wait_all(
@@ -91,6 +97,54 @@ def _render(text: str, values: template.Values, where: str) -> str:
         return template.render(text, values)
     except TemplateError as exc:
         raise ConfigError(str(exc), key=where) from None
+
+
+def probe_login(tunnel: TunnelSection, values: template.Values, where: str) -> PgLogin | None:
+    """The tunnel's ``login`` with its placeholders (a secret password) rendered."""
+    if tunnel.login is None:
+        return None
+    user, password, database = (
+        _render(getattr(tunnel.login, f), values, f"{where}.{f}")
+        for f in ("user", "password", "database")
+    )
+    return PgLogin(user=user, password=password, database=database)
+
+
+def check_step_files(
+    steps: Sequence[StepSection], values: template.Values, root: Path, section: str
+) -> None:
+    """Every ``body_file`` exists, or an earlier ``run`` step declares it in ``creates``:
+    bad input is found before the first remote call, files made on the way are not."""
+    created: set[Path] = set()
+    for index, step in enumerate(steps):
+        where = f"{section}[{index}]"
+        for j, made in enumerate(step.creates):
+            created.add(_resolve(root, _render(made, values, f"{where}.creates[{j}]")))
+        if step.http is None or step.http.body_file is None:
+            continue
+        key = f"{where}.http.body_file"
+        path = _resolve(root, _render(step.http.body_file, values, key))
+        if path not in created and not path.is_file():
+            raise ConfigError(
+                f"body_file {path} of step {step.name!r} does not exist, and no earlier "
+                f"[[{section}]] step declares it in `creates`",
+                key=key,
+                hint="commit the file, or add `creates = [...]` to the step that writes it",
+            )
+
+
+def _resolve(root: Path, path: str) -> Path:
+    return (root / path).resolve()
+
+
+def _check_created(step: StepSection, values: template.Values, root: Path, where: str) -> None:
+    made = [_render(c, values, f"{where}.creates") for c in step.creates]
+    missing = [c for c in made if not _resolve(root, c).exists()]
+    if missing:
+        raise StepFailedError(
+            f"step {step.name} succeeded but did not create {', '.join(missing)} "
+            "(listed in its `creates`)"
+        )
 
 
 def build_step(
@@ -150,6 +204,7 @@ def run_steps(
                     try:
                         if isinstance(built, CommandStep):
                             run_command(built, rt.reporter)
+                            _check_created(step, values, rt.config.root, f"{section}[{index}]")
                         else:
                             if http_client is None:
                                 http_client = httpx.Client(follow_redirects=True)

@@ -11,7 +11,7 @@ from previewctl.ops.background import BackgroundPhase
 from previewctl.ops.early import EarlyFailure, early_row, start_early
 from previewctl.ops.machine import converge_started, wait_healthy
 from previewctl.ops.runtime import Runtime
-from previewctl.ops.session import open_tunnels, run_steps
+from previewctl.ops.session import check_step_files, open_tunnels, run_steps
 from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls, require_branch
 from previewctl.target import Target, require_target
 from previewctl.tunnels import find_flyctl
@@ -75,6 +75,7 @@ def run_up(
         return start_early(rt, target)
     preflight(rt, target, tunnels=True, vercel=True)
     config = rt.config
+    check_step_files(config.model.steps, rt.values(target), config.root, "steps")
     app = config.app_name(target.pr)
     fly = rt.fly()
     timeouts = config.model.timeouts
