@@ -65,16 +65,7 @@ def build_plan(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any
                 "team_id": model.vercel.team_id,
                 "redeploy": model.vercel.redeploy,
                 "projects": {
-                    name: {
-                        "domain": template.render(p.domain, values, fallback=fb)
-                        if p.domain
-                        else None,
-                        "env": {
-                            k: template.render(v, values, fallback=fb) for k, v in p.env.items()
-                        },
-                        "target": ["preview"],
-                        "git_branch": target.branch,
-                    }
+                    name: _plan_project(p, values, fb, target.branch)
                     for name, p in model.vercel.projects.items()
                 },
             }
@@ -101,6 +92,9 @@ def build_plan(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any
                 "remote": f"<machine>.vm.{app}.internal:{t.remote_port}",
                 "local_port": t.local_port or "any free port",
                 "check": t.check,
+                "login": None
+                if t.login is None
+                else {k: template.render(v, values, fallback=fb) for k, v in t.login},
             }
             for name, t in model.tunnels.items()
         },
@@ -112,12 +106,26 @@ def build_plan(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any
     }
 
 
+def _plan_project(
+    project: Any, values: template.Values, fb: Any, branch: str | None
+) -> dict[str, Any]:
+    env = {k: template.render(v, values, fallback=fb) for k, v in project.env.items()}
+    return {
+        "domain": template.render(project.domain, values, fallback=fb) if project.domain else None,
+        "env": {k: v for k, v in env.items() if v != ""},
+        "not_written": sorted(k for k, v in env.items() if v == ""),  # rendered empty
+        "target": ["preview"],
+        "git_branch": branch,
+    }
+
+
 def _plan_step(step: Any, values: template.Values, fb: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"name": step.name, "timeout": step.timeout}
     if step.run is not None:
         rendered = template.render_tree(step.run, values, fallback=fb)
         out["run"] = step.argv(rendered)
         out["env"] = {k: template.render(v, values, fallback=fb) for k, v in step.env.items()}
+        out["creates"] = [template.render(c, values, fallback=fb) for c in step.creates]
     else:
         http = step.http
         out["http"] = {
@@ -166,7 +174,10 @@ def render_plan(plan: dict[str, Any]) -> str:
         lines.append("")
         lines.append("Tunnels (flyctl proxy)")
         for name, t in plan["tunnels"].items():
-            lines.append(f"  {name}: localhost:{t['local_port']} -> {t['remote']} ({t['check']})")
+            check = t["check"]
+            if t["login"]:
+                check += f": logs in to {t['login']['database']} as {t['login']['user']}"
+            lines.append(f"  {name}: localhost:{t['local_port']} -> {t['remote']} ({check})")
     for title, key in (("Steps (up, resume)", "steps"), ("Seed (seed)", "seed")):
         if plan[key]:
             lines.append("")
@@ -176,6 +187,8 @@ def render_plan(plan: dict[str, Any]) -> str:
                     lines.append(f"  {step['name']}: {' '.join(step['run'])}")
                     for k, v in step["env"].items():
                         lines.append(f"      {k}={v}")
+                    if step["creates"]:
+                        lines.append(f"      creates: {', '.join(step['creates'])}")
                 else:
                     h = step["http"]
                     lines.append(f"  {step['name']}: {h['method']} {h['url']}")
@@ -189,6 +202,8 @@ def render_plan(plan: dict[str, Any]) -> str:
             )
             for k, v in project["env"].items():
                 lines.append(f"      {k}={v}")
+            for k in project["not_written"]:
+                lines.append(f"      {k} renders empty: not written")
     if plan["unset_env"]:
         lines.append("")
         lines.append("Not set in this environment (needed by up): " + ", ".join(plan["unset_env"]))

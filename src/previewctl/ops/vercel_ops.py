@@ -43,6 +43,20 @@ def require_branch(target: Target) -> str:
     return target.branch
 
 
+def _without_empty(project: str, desired: dict[str, str], say: Reporter) -> dict[str, str]:
+    """A var that renders empty (an optional ``${env.NAME:-}`` unset) is not written; the
+    sync then removes the one an earlier run wrote, so the deployment sees it unset."""
+    empty = sorted(k for k, v in desired.items() if v == "")
+    if empty:
+        say.notice(
+            f"{project}: {', '.join(empty)} rendered empty, so "
+            f"{'it is' if len(empty) == 1 else 'they are'} not set for this branch "
+            "(removed if an earlier run set it)",
+            title="previewctl: empty Vercel var not written",
+        )
+    return {k: v for k, v in desired.items() if v != ""}
+
+
 def apply_vercel(
     rt: Runtime, target: Target, values: template.Values, *, reporter: Reporter | None = None
 ) -> VercelOutcome:
@@ -59,6 +73,7 @@ def apply_vercel(
             domain = template.render(project.domain, values) if project.domain else None
         except TemplateError as exc:
             raise ConfigError(str(exc), key=f"vercel.projects.{name}") from None
+        desired = _without_empty(name, desired, say)
         result = sync_branch_env(client, name, branch, desired, say, env_type=project.env_type)
         if domain:
             client.add_domain(name, domain, branch)
