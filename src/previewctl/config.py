@@ -351,6 +351,10 @@ class Config:
                     names.add(ref.parts[1])
         return names
 
+    def line_of(self, key: str) -> int | None:
+        """The line of ``key`` (``seed[2].http.body_file``) in previewctl.toml, if found."""
+        return _line_of(self.text, _key_path(key))
+
     def machine_has_services(self) -> bool:
         return bool(self.machine_template.get("services"))
 

@@ -46,7 +46,7 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     projects, needs_tunnels = _seed_refs(rt)
     preflight(rt, target, tunnels=needs_tunnels, vercel=bool(projects), seed=True)
     config = rt.config
-    check_step_files(config.model.seed, rt.values(target), config.root, "seed")
+    check_step_files(config, rt.values(target), "seed")
     if not config.model.seed:
         rt.reporter.info("no [[seed]] steps configured: nothing to do")
         return {"pr": target.pr, "seeded": []}

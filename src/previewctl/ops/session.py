@@ -12,7 +12,7 @@ import httpx
 
 from previewctl import template
 from previewctl.clients.fly import FlyClient
-from previewctl.config import StepSection, TunnelSection
+from previewctl.config import Config, StepSection, TunnelSection
 from previewctl.errors import ConfigError, PreviewctlError, StepFailedError, TunnelError
 from previewctl.ops.runtime import Runtime
 from previewctl.probes import PgLogin, ProbeKind, ProbeTarget, wait_all
@@ -110,11 +110,11 @@ def probe_login(tunnel: TunnelSection, values: template.Values, where: str) -> P
     return PgLogin(user=user, password=password, database=database)
 
 
-def check_step_files(
-    steps: Sequence[StepSection], values: template.Values, root: Path, section: str
-) -> None:
+def check_step_files(config: Config, values: template.Values, section: str) -> None:
     """Every ``body_file`` exists, or an earlier ``run`` step declares it in ``creates``:
     bad input is found before the first remote call, files made on the way are not."""
+    steps = config.model.seed if section == "seed" else config.model.steps
+    root = config.root
     created: set[Path] = set()
     for index, step in enumerate(steps):
         where = f"{section}[{index}]"
@@ -128,7 +128,9 @@ def check_step_files(
             raise ConfigError(
                 f"body_file {path} of step {step.name!r} does not exist, and no earlier "
                 f"[[{section}]] step declares it in `creates`",
+                file=str(config.path),
                 key=key,
+                line=config.line_of(key),
                 hint="commit the file, or add `creates = [...]` to the step that writes it",
             )
 

@@ -75,7 +75,7 @@ def run_up(
         return start_early(rt, target)
     preflight(rt, target, tunnels=True, vercel=True)
     config = rt.config
-    check_step_files(config.model.steps, rt.values(target), config.root, "steps")
+    check_step_files(config, rt.values(target), "steps")
     app = config.app_name(target.pr)
     fly = rt.fly()
     timeouts = config.model.timeouts
