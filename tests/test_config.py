@@ -90,12 +90,14 @@ def test_shipped_default_config_loads() -> None:
     assert model.seed[2].timeout == 120.0
     assert model.seed[1].creates == [model.seed[2].http.body_file]  # type: ignore[union-attr]
     admin = model.secrets.format["admin_password"]
-    assert admin.length is not None and admin.length >= 15
+    assert admin.length is not None
+    assert admin.length >= 15
     assert set(admin.require) == {"lower", "upper", "digit", "symbol"}
     assert (model.secrets.format["anon_jwt_secret"].length or 0) >= 32
     for name in ("manage_db", "run_db"):
         login = model.tunnels[name].login
-        assert login is not None and login.database == "inkeep_agents"
+        assert login is not None
+        assert login.database == "inkeep_agents"
     assert model.vercel is not None
     assert set(model.vercel.projects) == {"agents-api", "manage-ui"}
     assert model.gc.max_age == 7 * 86400
