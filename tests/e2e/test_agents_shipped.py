@@ -191,7 +191,7 @@ def test_shipped_config_up_and_seed_as_the_workflow_runs_them(stack: AgentsStack
     assert spicedb_env["SPICEDB_GRPC_PRESHARED_KEY"] == key
 
     # ---- seed ------------------------------------------------------------------------
-    run_ok(stack, "seed", env=with_key)
+    run_ok(stack, "seed")  # the workflow gives seed no LLM key
     assert commands_run(stack) == [*STEPS, SEEDS[0], commands_run(stack)[-1]]
     assert commands_run(stack)[-1].startswith(SEEDS[1])
     generated = (stack.root / PROJECT_DIR / "project.json").read_bytes()
