@@ -126,7 +126,8 @@ def test_a_stored_value_that_no_longer_fits_its_format_is_replaced() -> None:
         ("Ab1x" + "x" * 20, SecretFormat(length=24, require=["symbol"]), False),
         ("Ab1!" + "x" * 19, SecretFormat(length=24, require=["symbol"]), False),
         ("Ab1!" + "x" * 20, SecretFormat(length=24), False),  # symbols not in its alphabet
-        (str(uuid.uuid4()), SecretFormat(kind="uuid4"), True),
+        ("0f8e3c9a-51d2-4b7e-9a3c-6d2e1f0a4b5c", SecretFormat(kind="uuid4"), True),
+        ("0f8e3c9a-51d2-1b7e-9a3c-6d2e1f0a4b5c", SecretFormat(kind="uuid4"), False),  # v1
         ("not-a-uuid", SecretFormat(kind="uuid4"), False),
         ("ab" * 32, SecretFormat(kind="hex"), True),
         ("ab" * 16, SecretFormat(kind="hex"), False),
