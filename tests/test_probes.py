@@ -436,6 +436,8 @@ def test_wait_all_waits_for_a_late_server_through_a_real_tunnel(
             )
             waited = time.monotonic() - started
         assert waited > 0.5, "the probe passed before the server had started"
+        # it accepts connections a moment before `pg_ctl start -w` returns in that thread
+        late.wait_started()
         assert late.running
         text = output(reporter)
         assert "the connection was accepted, then closed" in text
