@@ -197,7 +197,8 @@ def test_connection_error_then_200(api: respx.MockRouter, fly: FlyClient) -> Non
         (422, {"error": "app name taken", "status": "name_taken"}, ConflictError, "app name taken"),
         (401, {"error": "token invalid"}, ApiError, "token invalid"),
         (403, {"error": "not in org"}, ApiError, "not in org"),
-        (400, "not json at all", ApiError, "not json at all"),
+        # a body without Fly's message field is never shown: it may echo the config
+        (400, "not json at all", ApiError, "a 15-byte text/plain body without a message field"),
     ],
 )
 def test_client_errors_fail_at_once_with_the_api_message(

@@ -132,12 +132,18 @@ def test_connection_error_without_retry_is_transient(api: respx.MockRouter) -> N
 
 
 # ---- errors -----------------------------------------------------------------------------
-def test_non_json_error_body_gives_the_text(api: respx.MockRouter) -> None:
-    route = api.get("/x").respond(400, text="  plain failure text \n")
+def test_non_json_error_body_is_never_shown(api: respx.MockRouter) -> None:
+    """A body without a message field may echo the request (env, secrets): only its
+    size and type are said, never its text."""
+    text = "  plain failure text POSTGRES_PASSWORD hunter2 \n"
+    route = api.get("/x").respond(400, text=text)
     with pytest.raises(ApiError) as info:
         make_client(fast()).request("GET", "/x")
-    assert info.value.api_message == "plain failure text"
-    assert str(info.value) == "API GET /x -> 400: plain failure text"
+    message = info.value.api_message
+    assert message == (
+        f"Bad Request (a {len(text)}-byte text/plain body without a message field; not shown)"
+    )
+    assert "hunter2" not in str(info.value)
     assert route.call_count == 1
 
 
@@ -154,7 +160,16 @@ def test_empty_error_body_gives_the_reason_phrase(api: respx.MockRouter) -> None
         ({"error": "name taken", "status": "name_taken"}, "name taken", "name_taken"),
         ({"error": {"message": "bad value", "code": "invalid"}}, "bad value", "invalid"),
         ({"message": "nope", "code": "E1"}, "nope", "E1"),
-        (["unexpected"], "['unexpected']", None),
+        (
+            ["unexpected", "s3cret"],
+            "Bad Request (a 23-byte application/json body without a message field; not shown)",
+            None,
+        ),
+        (
+            {"error": {"code": "bad", "value": "s3cret"}},
+            "Bad Request (a 41-byte application/json body without a message field; not shown)",
+            "bad",
+        ),
     ],
 )
 def test_json_error_shapes(

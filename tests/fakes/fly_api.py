@@ -30,6 +30,7 @@ timeline (e.g. ``stopping`` now, ``stopped`` in ``stop_seconds``) and
 from __future__ import annotations
 
 import copy
+import json
 import re
 import secrets
 import time
@@ -517,6 +518,25 @@ class FlyEmulator(LoopbackApi):
     # ---- LoopbackApi hooks -----------------------------------------------------
     def error_response(self, status: int, message: str, code: str | None = None) -> Response:
         return self.json_response({"error": message, "status": code or str(status)}, status)
+
+    def echo_response(self, status: int, request: Request, body: Any) -> Response:
+        """Fly's ``{"error", "status"}`` whose message quotes the machine config: the
+        request's, else every stored machine's of the app in the path (env, metadata
+        and the generated secrets in it included), as Fly's state errors print them."""
+        if isinstance(body, dict) and isinstance(body.get("config"), dict):
+            quoted = [body["config"]]
+        else:
+            match = re.match(r"^/v1/apps/([^/]+)", request.path)
+            app = self.apps.get(match.group(1)) if match else None
+            quoted = [m.config for m in app.machines.values()] if app else []
+        configs = " ".join(f"config={json.dumps(c)}" for c in quoted) or "no machines"
+        return self.json_response(
+            {
+                "error": f"failed_precondition: machine is in an invalid state: {configs}",
+                "status": "failed_precondition",
+            },
+            status,
+        )
 
     def authorize(self, request: Request) -> Response | None:
         scheme = "FlyV1" if self.token.startswith(MACAROON_PREFIXES) else "Bearer"

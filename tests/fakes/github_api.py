@@ -205,6 +205,17 @@ class GitHubFake(LoopbackApi):
     def error_response(self, status: int, message: str, code: str | None = None) -> Response:
         return self.json_response({"message": message, "documentation_url": DOCS}, status)
 
+    def echo_response(self, status: int, request: Request, body: Any) -> Response:
+        """GitHub's "Validation Failed": the input comes back in ``errors[].value``."""
+        fields = body if isinstance(body, dict) else {"body": body}
+        errors = [
+            {"resource": "IssueComment", "code": "custom", "field": k, "value": v}
+            for k, v in fields.items()
+        ]
+        return self.json_response(
+            {"message": "Validation Failed", "errors": errors, "documentation_url": DOCS}, status
+        )
+
     def authorize(self, request: Request) -> Response | None:
         header = request.headers.get("Authorization", "")
         if not header:

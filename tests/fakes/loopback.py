@@ -52,6 +52,7 @@ class Fault:
     retry_after: str | None = None
     drop: bool = False
     body: Any = None
+    echo: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in ("*", method)) and bool(self.path_pattern.search(path))
@@ -132,11 +133,16 @@ class LoopbackApi:
         retry_after: str | None = None,
         drop: bool = False,
         body: Any = None,
+        echo: bool = False,
     ) -> None:
-        """Make the next ``times`` matching requests fail (or drop the connection)."""
+        """Make the next ``times`` matching requests fail (or drop the connection).
+
+        ``echo``: the error quotes what the request is about (its body, the stored
+        resource), as real APIs' validation and state errors do; see ``echo_response``.
+        """
         with self.lock:
             self.faults.append(
-                Fault(method, re.compile(path_regex), status, times, retry_after, drop, body)
+                Fault(method, re.compile(path_regex), status, times, retry_after, drop, body, echo)
             )
 
     def calls(
@@ -166,6 +172,10 @@ class LoopbackApi:
     def error_response(self, status: int, message: str, code: str | None = None) -> Response:
         """Subclasses override to produce their API's error body."""
         return self.json_response({"error": message, "status": code or str(status)}, status)
+
+    def echo_response(self, status: int, request: Request, body: Any) -> Response:
+        """An error that quotes the request body. Subclasses echo in their API's shape."""
+        return self.error_response(status, f"invalid request: {json.dumps(body)}")
 
     def authorize(self, request: Request) -> Response | None:
         """Subclasses override; return a response to refuse the request."""
@@ -234,7 +244,10 @@ class LoopbackApi:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
             if fault.body is not None:
                 return self.json_response(fault.body, fault.status, headers)
-            resp = self.error_response(fault.status, f"injected {fault.status}")
+            if fault.echo:
+                resp = self.echo_response(fault.status, request, record.body)
+            else:
+                resp = self.error_response(fault.status, f"injected {fault.status}")
             if headers:
                 resp.headers.update(headers)
             return resp

@@ -20,6 +20,7 @@ not documented the fake is strict, so client bugs surface in tests:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -284,6 +285,19 @@ class VercelFake(LoopbackApi):
             },
             status,
         )
+
+    def echo_response(self, status: int, request: Request, body: Any) -> Response:
+        """Vercel's ``{"error": {"code", "message", ...}}``: the message quotes the
+        request, and the error object carries the (first) env item's own fields, value
+        included, as its env errors do."""
+        item = body[0] if isinstance(body, list) and body else body
+        error: dict[str, Any] = {
+            "code": _DEFAULT_CODES.get(status, "bad_request"),
+            "message": f"Invalid request: {json.dumps(body)}",
+        }
+        if isinstance(item, dict):
+            error.update({k: item[k] for k in ("key", "value", "target", "gitBranch") if k in item})
+        return self.json_response({"error": error}, status)
 
     def authorize(self, request: Request) -> Response | None:
         header = request.headers.get("Authorization", "")

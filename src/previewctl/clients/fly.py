@@ -80,7 +80,8 @@ def token_from_env(env: Mapping[str, str]) -> str:
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # An answer that does not parse is never quoted: it may hold env, metadata, secrets.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
 
 
 class Organization(_Lenient):

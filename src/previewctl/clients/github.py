@@ -18,7 +18,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from previewctl import redact
-from previewctl.clients.http import MAX_RETRY_AFTER, ApiClient, RetryPolicy, parse_retry_after
+from previewctl.clients.http import (
+    MAX_RETRY_AFTER,
+    ApiClient,
+    RetryPolicy,
+    json_body,
+    parse_retry_after,
+    text_field,
+)
 from previewctl.errors import ApiError, InputError, NotFoundError
 
 DEFAULT_MARKER = "<!-- previewctl -->"
@@ -33,7 +40,7 @@ def _repo_path(repo: str) -> str:
 
 
 class PullRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
     number: int
     state: str
@@ -69,7 +76,7 @@ class PullRequest(BaseModel):
 
 
 class IssueComment(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
     id: int
     body: str | None = None
@@ -107,24 +114,23 @@ class GitHubClient(ApiClient):
 
     # ---- ApiClient hooks ---------------------------------------------------------------
     def error_message(self, response: httpx.Response) -> tuple[str, str | None]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and "message" in body:
+        body = json_body(response)
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
             message = str(body["message"])
             code: str | None = None
             errors = body.get("errors")
             if isinstance(errors, list) and errors:
                 details = []
                 for err in errors:
+                    # {"resource", "field", "code", "message"?}; "value" may echo the input
                     if isinstance(err, dict):
-                        details.append(
-                            str(err.get("message") or err.get("code") or err.get("field") or err)
-                        )
-                        code = code or (str(err["code"]) if err.get("code") else None)
-                    else:
-                        details.append(str(err))
+                        detail = err.get("message")
+                        if not isinstance(detail, str):
+                            detail = text_field(err.get("code")) or text_field(err.get("field"))
+                        details.append(detail or "?")
+                        code = code or text_field(err.get("code"))
+                    elif isinstance(err, str):
+                        details.append(err)
                 message += ": " + "; ".join(details)
             return message, code
         return super().error_message(response)

@@ -28,6 +28,37 @@ USER_AGENT = f"previewctl/{__version__}"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
+MAX_MESSAGE = 1000
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The parsed JSON body, or None when there is none."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def text_field(value: Any) -> str | None:
+    """A short scalar field (a code, a status) as text; anything else is not shown."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value)[:100]
+    return None
+
+
+def no_message(response: httpx.Response) -> str:
+    """What is said about a body that has no message field: its size and type, no content."""
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "untyped"
+    size = len(response.content)
+    reason = response.reason_phrase or f"HTTP {response.status_code}"
+    if not size:
+        return reason
+    return f"{reason} (a {size}-byte {kind} body without a message field; not shown)"
+
+
+def message_field(response: httpx.Response, value: Any) -> str:
+    """The API's message when it is text, else :func:`no_message`."""
+    return value if isinstance(value, str) and value.strip() else no_message(response)
 
 
 class _Retryable(Exception):
@@ -101,22 +132,20 @@ class ApiClient:
         self.on_request = on_request
         self.calls = 0
 
-    # Subclasses override to read their API's error shape.
+    # Subclasses override to read their API's error shape. Only the API's own message
+    # field is ever shown (scrubbed, see _api_error): a body can echo the request, with
+    # env values and secrets in it, so a body without that field is never printed.
     def error_message(self, response: httpx.Response) -> tuple[str, str | None]:
-        try:
-            body = response.json()
-        except ValueError:
-            text = response.text.strip()
-            return (text[:300] or response.reason_phrase or "no message", None)
+        body = json_body(response)
         if isinstance(body, dict):
             err = body.get("error")
             if isinstance(err, dict):
-                return str(err.get("message") or err), err.get("code")
-            if err is not None:
-                return str(err), body.get("status") or body.get("code")
-            if "message" in body:
-                return str(body["message"]), body.get("code")
-        return (str(body)[:300], None)
+                return message_field(response, err.get("message")), text_field(err.get("code"))
+            if isinstance(err, str):
+                return err, text_field(body.get("status")) or text_field(body.get("code"))
+            if isinstance(body.get("message"), str):
+                return str(body["message"]), text_field(body.get("code"))
+        return no_message(response), None
 
     def request_id(self, response: httpx.Response) -> str | None:  # noqa: ARG002
         return None
@@ -144,7 +173,7 @@ class ApiClient:
             kind = TransientApiError
         return kind(
             self.api_name,
-            redact.scrub(message),
+            redact.clean(message)[:MAX_MESSAGE],
             status=status,
             code=code,
             request_id=self.request_id(response),

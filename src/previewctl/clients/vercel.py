@@ -18,7 +18,13 @@ import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from previewctl import redact
-from previewctl.clients.http import ApiClient, RetryPolicy
+from previewctl.clients.http import (
+    ApiClient,
+    RetryPolicy,
+    json_body,
+    message_field,
+    text_field,
+)
 from previewctl.errors import (
     ApiError,
     ConflictError,
@@ -50,7 +56,7 @@ def _segment(value: str) -> str:
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
 
 
 class VercelProject(_Lenient):
@@ -186,14 +192,10 @@ class VercelClient(ApiClient):
         return {"teamId": self.team_id} if self.team_id else {}
 
     def error_message(self, response: httpx.Response) -> tuple[str, str | None]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_body(response)
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            err = body["error"]
-            code = err.get("code")
-            return str(err.get("message") or err), (str(code) if code is not None else None)
+            err = body["error"]  # {"code", "message"}; other fields may echo the request
+            return message_field(response, err.get("message")), text_field(err.get("code"))
         return super().error_message(response)
 
     def request_id(self, response: httpx.Response) -> str | None:
@@ -257,10 +259,13 @@ class VercelClient(ApiClient):
             err = entry.get("error", entry) if isinstance(entry, dict) else {}
             if not isinstance(err, dict):
                 err = {}
-            key = err.get("key") or (entry.get("key") if isinstance(entry, dict) else None)
-            code = str(err.get("code") or "unknown")
+            key = text_field(err.get("key")) or (
+                text_field(entry.get("key")) if isinstance(entry, dict) else None
+            )
+            code = text_field(err.get("code")) or "unknown"
             codes.append(code)
-            message = err.get("message") or "no message"
+            raw = err.get("message")
+            message = redact.clean(raw)[:300] if isinstance(raw, str) else "no message"
             parts.append(f"{key or '?'}: {code} ({message})")
         text = f"{len(failed)} of {total} env vars were not written: " + "; ".join(parts)
         return ApiError(
