@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import BASIC_TOML, Cli, Project, assert_no_leak, base_env, machine_secrets
@@ -292,3 +293,87 @@ def test_seed_fails_at_once_on_a_final_deployment_state(wired: Wired, state: str
     again = wired.cli.run("seed")
     assert again.code == 0, again.output
     assert "seeding https://" in again.stderr
+
+
+# ---- error bodies that echo secrets (issue 9 §3) -----------------------------------------
+
+
+def every_secret(wired: Wired) -> list[str]:
+    """The preview's secrets, every Vercel value built from them, and the three tokens."""
+    stored = [e["value"] for p in ("api", "web") for e in wired.vercel.envs_for(p, BRANCH)]
+    tokens = [wired.cli.env[k] for k in ("FLY_API_TOKEN", "VERCEL_TOKEN", "GITHUB_TOKEN")]
+    return wired.secrets() + [v for v in stored if v.startswith("postgresql://")] + tokens
+
+
+def assert_echo_really_carries(wired: Wired, method: str, path: str) -> None:
+    """The fake's echo holds the secrets: without redaction they would be shown."""
+    wired.fly.inject(method, f"^{path}$", 400, echo=True)
+    token = wired.cli.env["FLY_API_TOKEN"]
+    raw = httpx.request(method, wired.fly.url + path, headers={"Authorization": f"FlyV1 {token}"})
+    assert all(v in raw.text for v in wired.secrets()), raw.text
+
+
+def comment_of(wired: Wired) -> str:
+    ours = [c for c in wired.github.comments_on(PR) if MARKER in c["body"]]
+    assert len(ours) == 1
+    return str(ours[0]["body"])
+
+
+def test_rerun_of_up_whose_first_read_echoes_the_config_shows_no_secret(wired: Wired) -> None:
+    """The machine listing fails before the secrets are read back; its body quotes the
+    machine config (env, metadata with the secrets). Shown: Fly's message, scrubbed."""
+    assert wired.cli.run("up").code == 0
+    values = every_secret(wired)
+    path = f"/v1/apps/{APP}/machines"
+    assert_echo_really_carries(wired, "GET", path)
+    wired.fly.inject("GET", f"^{path}$", 400, echo=True)
+    failed = wired.cli.run("--json", "up")
+    assert failed.code == 1
+    assert "failed_precondition: machine is in an invalid state: config=" in failed.stderr
+    assert '"POSTGRES_PASSWORD": "***"' in failed.stderr
+    assert "::error title=API error::Fly GET /v1/apps/pr-8-svc/machines -> 400" in failed.stderr
+    body = comment_of(wired)
+    assert "`up` failed for PR #8" in body
+    assert "failed_precondition" in body
+    assert_no_leak(wired.everything_printed(), values)
+    again = wired.cli.run("--json", "up")
+    assert again.code == 0, again.output
+    assert len(wired.fly.apps[APP].live_machines()) == 1
+    assert "ready" in comment_of(wired)
+    assert_no_leak(wired.everything_printed(), values)
+
+
+def test_down_whose_answers_echo_the_config_shows_no_secret(wired: Wired) -> None:
+    """down never needed the secrets; it reads them first now, and the first call's
+    error (before that) is scrubbed by its structure alone."""
+    assert wired.cli.run("up").code == 0
+    values = every_secret(wired)
+    assert_echo_really_carries(wired, "GET", f"/v1/apps/{APP}")
+    wired.fly.inject("GET", f"^/v1/apps/{APP}$", 400, echo=True)  # the very first call
+    first = wired.cli.run("--json", "down")
+    assert first.code == 1
+    assert "failed_precondition" in first.stderr
+    wired.fly.inject("DELETE", f"^/v1/apps/{APP}$", 400, echo=True)  # after the read
+    second = wired.cli.run("--json", "down")
+    assert second.code == 1
+    assert "DELETE /v1/apps/pr-8-svc -> 400" in second.stderr
+    assert_no_leak(wired.everything_printed(), values)
+    third = wired.cli.run("--json", "down")
+    assert third.code == 0, third.output
+    assert APP not in wired.fly.apps
+    assert wired.vercel.envs_for("api", BRANCH) == []
+    assert_no_leak(wired.everything_printed(), values)
+
+
+def test_vercel_error_echoing_env_values_shows_only_its_scrubbed_message(wired: Wired) -> None:
+    wired.vercel.inject("POST", r"^/v10/projects/api/env$", 400, echo=True)
+    failed = wired.cli.run("--json", "up")
+    assert failed.code == 1
+    assert "Vercel POST /v10/projects/api/env -> 400: Invalid request: [" in failed.stderr
+    assert '"value": "***"' in failed.stderr
+    assert "`up` failed" in comment_of(wired)
+    again = wired.cli.run("--json", "up")
+    assert again.code == 0, again.output
+    values = every_secret(wired)
+    assert any(v.startswith("postgresql://") for v in values)
+    assert_no_leak(wired.everything_printed(), values)

@@ -167,10 +167,20 @@ def inspect(fly: FlyClient, config: Config, pr: int) -> Verdict | None:
         return None
     org = found.organization.slug if found.organization else None
     try:
-        machines = fly.list_machines(app)
+        machines = list_machines(fly, app)
     except NotFoundError:
         return None  # removed meanwhile
     return judge(config, app, org=org, machines=machines, pr=pr)
+
+
+def list_machines(fly: FlyClient, app: str) -> list[Machine]:
+    """The app's machines, unfiltered. The secrets in them are registered (redacted,
+    masked in Actions) at once, before anything else is asked: no later answer, and no
+    error that echoes the config, can show them."""
+    machines = fly.list_machines(app)
+    for machine in machines:
+        preview.register_secrets(machine)
+    return machines
 
 
 def machines_of(
@@ -184,5 +194,5 @@ def machines_of(
     allow_empty: bool = False,
 ) -> list[Machine]:
     """List the app's machines and apply the rule: the managed machines, or refuse."""
-    verdict = judge(config, app, org=org, machines=fly.list_machines(app), pr=pr)
+    verdict = judge(config, app, org=org, machines=list_machines(fly, app), pr=pr)
     return list(require(verdict, command, allow_empty=allow_empty))
