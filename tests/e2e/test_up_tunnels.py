@@ -4,6 +4,7 @@ a real PostgreSQL, and the installed previewctl."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import textwrap
@@ -209,11 +210,14 @@ def test_resume_starts_machine_reruns_steps_and_serves_a_tunnel(stack: Stack) ->
     assert machine.state == "started"
     assert stack.tables() == ["widgets"]  # re-created after the fresh boot
     assert stack.widgets() == 1
-    # the env printed on stdout points at the open tunnel and works
     code, out, err = interrupt(proc, signal.SIGINT)
     assert code == 130, err
-    url_line = next(line for line in out.splitlines() if line.startswith("export DATABASE_URL="))
-    assert "127.0.0.1:" in url_line
+    # only `env` prints secrets: resume says how to get them, and prints none
+    assert 'eval "$(previewctl env --pr 21)"' in out.splitlines()
+    assert "DATABASE_URL" in out
+    assert "export " not in out
+    assert_no_leak(out + err, list(stack.secrets(APP).values()))
+    assert re.search(r"tunnel db is on localhost:\d+ now \(local_port = 0\)", out), out
     assert wait_gone(stack.flyctl_pids()) == set()
 
 

@@ -6,9 +6,9 @@ import json
 import sys
 import time
 
-from previewctl import redact
+from previewctl import redact, template
 from previewctl.errors import PreviewctlError
-from previewctl.ops.envcmd import render_env, step_env
+from previewctl.ops.envcmd import step_env
 from previewctl.ops.lifecycle import Found, find_preview
 from previewctl.ops.machine import wait_healthy
 from previewctl.ops.runtime import Runtime
@@ -49,14 +49,26 @@ def _hold(rt: Runtime, tunnels: TunnelSet | None) -> None:
     tunnels.hold()
 
 
-def _print_env(rt: Runtime, found: Found, values: object, *, json_output: bool) -> None:
-    env = step_env(rt, values)  # type: ignore[arg-type]
+def _say_how_to_get_env(
+    rt: Runtime, found: Found, values: template.Values, *, json_output: bool
+) -> None:
+    """Only `env` prints secret values: `resume` names the command, and the keys."""
+    env = step_env(rt, values)
+    pr = found.target.pr
+    command = f'eval "$(previewctl env --pr {pr})"'
     if json_output:
-        text = json.dumps({"app": found.app, "pr": found.target.pr, "env_keys": sorted(env)})
-        sys.stdout.write(text + "\n")
+        text = json.dumps({"app": found.app, "pr": pr, "env_keys": sorted(env), "env": command})
+        sys.stdout.write(redact.scrub(text) + "\n")
     else:
-        sys.stdout.write("# use these in another shell (they point at the open tunnels):\n")
-        sys.stdout.write(render_env(env, "shell"))
+        sys.stdout.write(f"# the env for local tools ({', '.join(sorted(env)) or 'none'}),\n")
+        sys.stdout.write("# pointing at these tunnels, in another shell:\n")
+        sys.stdout.write(command + "\n")
+        for name, (_, port) in sorted(values.tunnels.items()):
+            if not rt.config.model.tunnels[name].local_port:
+                sys.stdout.write(
+                    f"# tunnel {name} is on localhost:{port} now (local_port = 0); "
+                    "`env` points at a fixed local_port only\n"
+                )
     sys.stdout.flush()
 
 
@@ -75,7 +87,7 @@ def run_resume(rt: Runtime, pr: str, *, json_output: bool = False) -> None:
             tunnels=tunnels,
         )
         rt.reporter.success(f"PR #{found.target.pr} is back: data re-created by the steps")
-        _print_env(rt, found, values, json_output=json_output)
+        _say_how_to_get_env(rt, found, values, json_output=json_output)
         _hold(rt, tunnels)
 
 
