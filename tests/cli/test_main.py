@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import signal
+import sys
+import threading
 
 import pytest
 
@@ -15,8 +18,18 @@ cli_main = importlib.import_module("previewctl.cli.main")
 
 def run_main(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
     monkeypatch.setattr("sys.argv", ["previewctl", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        cli_main.main()
+    # main() installs process-wide hooks and handlers: pytest gets its own back after
+    monkeypatch.setattr("sys.excepthook", sys.excepthook)
+    monkeypatch.setattr("threading.excepthook", threading.excepthook)
+    handlers = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main.main()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     code = exit_info.value.code
     return int(code) if isinstance(code, int) else 0
 
@@ -94,3 +107,47 @@ def test_errors_become_annotations_in_actions(
     assert run_main(monkeypatch, ["plan"]) == 1
     err = capsys.readouterr().err
     assert "::error title=API error::Fly: line one%0Aline two" in err
+
+
+def test_unexpected_error_hides_secrets_no_one_registered_and_every_local(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unexpected error that quotes an API answer: the env, metadata and URL password
+    in it are masked although no value was registered, and the frames' local variables
+    are never shown, not even with -v."""
+    unknown, local_only = "n0t-registered-" + "z" * 12, "l0cal-only-" + "w" * 12
+    answer = {
+        "id": "m1",
+        "config": {"env": {"GREETING": unknown}, "metadata": {"k": unknown}},
+        "url": f"postgresql://app:{unknown}@db/x",
+    }
+
+    def build_plan(*_args: object, **_kwargs: object) -> None:
+        held = local_only  # a local that a traceback with locals would print
+        raise RuntimeError(f"cannot use the answer {answer!r} ({len(held)})")
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setattr("previewctl.ops.plan.build_plan", build_plan)
+    for argv in (["plan"], ["-v", "plan"]):
+        assert run_main(monkeypatch, argv) == 1
+        err = capsys.readouterr().err
+        assert "unexpected error (a bug in previewctl)" in err
+        assert "::error title=unexpected error" in err
+        assert "'GREETING': '***'" in err
+        assert unknown not in err
+        assert local_only not in err
+    assert "Traceback" in err  # the -v run
+
+
+def test_an_api_answer_that_does_not_parse_is_not_quoted() -> None:
+    """pydantic quotes the input of a failed validation (cut in the middle, so a part
+    of a value would survive any redaction): the API models never do."""
+    from pydantic import ValidationError
+
+    from previewctl.clients.fly import Machine
+
+    unknown = "n0t-registered-" + "q" * 40
+    with pytest.raises(ValidationError) as info:
+        Machine.model_validate({"id": "m1", "config": {"env": {"A": unknown}}})
+    assert "state" in str(info.value)
+    assert "qqqq" not in str(info.value)

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import traceback
 from enum import StrEnum
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+
+from previewctl.cli import process_exit
 
 try:  # newer typer vendors its own click; its exceptions are not click's
     from typer._click import exceptions as click_exceptions  # type: ignore[import-not-found,unused-ignore]
@@ -49,6 +48,8 @@ class State:
 
 
 state = State()
+
+TOKEN_VARS = ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN", "VERCEL_TOKEN", "GITHUB_TOKEN")
 
 PrOption = Annotated[
     str | None,
@@ -107,6 +108,11 @@ def _runtime() -> Runtime:
 
     rt = Runtime.from_environ(state.config, verbose=state.verbose)
     redact.on_register(rt.actions.add_mask)
+    for name in TOKEN_VARS:  # no output may carry a token either (an echoed header, say)
+        token = rt.env.get(name, "").strip()
+        if token:
+            redact.register(token)
+            redact.register(token.rpartition(" ")[2])  # "FlyV1 fm2_…": the token itself
     return rt
 
 
@@ -358,8 +364,17 @@ def doctor() -> None:
 # ---- the one place errors become messages and exit codes ---------------------------------
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:  # noqa: ARG001
-    raise KeyboardInterrupt
+def _unexpected(exc: Exception) -> NoReturn:
+    from previewctl.actions import GitHubActions
+
+    short = process_exit.format_exception(exc, full=False)
+    GitHubActions(os.environ).annotate("error", short, "unexpected error (a bug in previewctl)")
+    text = process_exit.format_exception(exc, full=True) if state.verbose else short
+    sys.stderr.write("unexpected error (a bug in previewctl):\n" + text)
+    if not state.verbose:
+        sys.stderr.write("run with -v for the traceback\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
 
 
 def _fail(code: int, title: str, message: str, hint: str | None = None) -> NoReturn:
@@ -377,7 +392,14 @@ def _fail(code: int, title: str, message: str, hint: str | None = None) -> NoRet
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    process_exit.install()
+    try:
+        _main()
+    finally:
+        process_exit.ignore_interrupts_if_interrupted()
+
+
+def _main() -> None:
     try:
         result = app(standalone_mode=False)
     except click_exceptions.UsageError as exc:
@@ -398,15 +420,7 @@ def main() -> None:
 
         if isinstance(exc, PreviewctlError):
             _fail(exc.exit_code, exc.title, exc.message, exc.hint)
-        from previewctl import redact
-
-        text = "".join(traceback.format_exception(exc))
-        if not state.verbose:
-            text = "".join(traceback.format_exception_only(exc))
-        sys.stderr.write(redact.scrub("unexpected error (a bug in previewctl):\n" + text))
-        if not state.verbose:
-            sys.stderr.write("run with -v for the traceback\n")
-        raise SystemExit(1) from None
+        _unexpected(exc)
     if result == 130:  # typer turns KeyboardInterrupt (Ctrl-C, our SIGTERM) into Exit(130)
         sys.stderr.write("interrupted: everything previewctl started has been stopped\n")
         raise SystemExit(130)
