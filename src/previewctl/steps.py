@@ -27,7 +27,7 @@ from typing import IO
 import httpx
 import tenacity
 
-from previewctl import redact
+from previewctl import redact, watchdog
 from previewctl.errors import StepFailedError, TimeoutExceededError
 from previewctl.reporter import Reporter
 
@@ -78,22 +78,11 @@ def _with_tail(message: str, tail: deque[str]) -> str:
     return redact.scrub(message)
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
-    """Signal a step's process group; False when the group no longer exists."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _end_group(proc: subprocess.Popen[bytes], reader: threading.Thread) -> None:
     """SIGTERM the step's whole group, give it a grace period, then SIGKILL; reap."""
     deadline = time.monotonic() + _TERM_GRACE
     try:
-        if _signal_group(proc.pid, signal.SIGTERM):
+        if watchdog.signal_tree(proc.pid, signal.SIGTERM):
             if proc.poll() is None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(_TERM_GRACE)
@@ -103,7 +92,8 @@ def _end_group(proc: subprocess.Popen[bytes], reader: threading.Thread) -> None:
     finally:
         # pgid == the leader's PID (start_new_session), and a PID is not reused while
         # its process group has members, so this reaches only the step's processes.
-        _signal_group(proc.pid, signal.SIGKILL)
+        watchdog.signal_tree(proc.pid, signal.SIGKILL)
+        watchdog.release(proc.pid)  # before the reap: then the PID may be reused
         proc.wait()
 
 
@@ -155,6 +145,7 @@ def run_command(step: CommandStep, reporter: Reporter) -> None:
             f"step {step.name}: cannot run {step.argv[0]}: {exc.strerror or exc}"
         ) from exc
 
+    watchdog.guard(proc.pid)  # ended with previewctl, even if it is SIGKILLed
     assert proc.stdout is not None
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     reader = threading.Thread(
@@ -294,8 +285,9 @@ def run_http(
 
     status = response.status_code
     if not 200 <= status <= 299:
-        # Scrub before cutting: a cut must not leave part of a secret behind.
-        body = redact.scrub(response.text).strip()[:_BODY_SHOWN]
+        # Scrub before cutting: a cut must not leave part of a secret behind. The body may
+        # echo the request (headers, env): structure too, not only the known values.
+        body = redact.clean(response.text).strip()[:_BODY_SHOWN]
         raise StepFailedError(
             redact.scrub(f"step {step.name}: {method} {step.url} → {status}: {body}")
         )

@@ -247,10 +247,15 @@ def _drain(stream: Any) -> str:
     return "".join(out)
 
 
-def interrupt(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str, str]:
-    os.kill(proc.pid, sig)
+def finished(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of a previewctl that ends (or has ended)."""
     proc.wait(timeout=30)
     return proc.returncode, _drain(proc.stdout), _drain(proc.stderr)
+
+
+def interrupt(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str, str]:
+    os.kill(proc.pid, sig)
+    return finished(proc)
 
 
 def iter_lines(text: str) -> Iterator[str]:

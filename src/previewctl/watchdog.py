@@ -1,0 +1,188 @@
+"""Nothing previewctl starts outlives it, even when previewctl is killed with SIGKILL.
+
+A step runs in its own session and process group, so that a timeout or Ctrl-C ends the
+whole tree it starts (``pnpm`` -> ``node`` -> ...). Such a group does not die with its
+parent, and a SIGKILLed previewctl runs no ``finally``. A parent-death signal (Linux's
+PR_SET_PDEATHSIG, set in the child) would reach only the group's leader, not the
+children, and exists only on Linux; no library does better without cgroups. So
+previewctl starts one small watchdog process that holds the read end of a pipe only
+previewctl writes to. previewctl tells it which groups to guard (``+PGID``) and which
+have ended (``-PGID``). When the pipe closes - previewctl exited or died, however - the
+watchdog ends every group still guarded: SIGTERM, a grace period, SIGKILL. On Linux it
+also reaches the processes of the group's session that moved to a process group of
+their own. (Tunnels need none of this: flyctl's ``--watch-stdin`` is their guard.)
+
+The watchdog has its own session (terminal signals pass it by) and imports nothing but
+the standard library: run as a script (``python -I -S watchdog.py``) it starts in a few
+milliseconds. Imported, this module is the client side (:func:`guard`, :func:`release`).
+A process that starts a session of its own (a daemon) escapes it, as it escapes every
+process-group based supervisor.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+GRACE = 3.0
+_POLL = 0.05
+
+
+# ---- ending a group (shared by the watchdog and previewctl's own cleanup) -----------------
+
+
+def _session_strays(sid: int) -> list[int]:
+    """PIDs of the session ``sid`` outside its first process group (Linux ``/proc``)."""
+    strays: list[int] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid pgrp session ...; comm may hold spaces and parens
+            fields = stat.rsplit(")", 1)[-1].split()
+            if len(fields) > 3 and int(fields[3]) == sid and int(fields[2]) != sid:
+                strays.append(int(entry.name))
+    return strays
+
+
+def signal_tree(pgid: int, sig: int) -> bool:
+    """Signal the group ``pgid`` and its session's strays; False when none is left.
+
+    ``pgid`` is a leader started with ``start_new_session``: its PID, process group and
+    session id are one number, which the kernel does not reuse while any of them is in use.
+    """
+    alive = True
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        alive = False
+    except PermissionError:
+        pass
+    for pid in _session_strays(pgid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+            alive = True
+    return alive
+
+
+def end_trees(pgids: set[int], grace: float = GRACE) -> None:
+    """SIGTERM every tree, wait up to ``grace`` for them to go, SIGKILL what is left."""
+    left = {p for p in pgids if signal_tree(p, signal.SIGTERM)}
+    deadline = time.monotonic() + grace
+    while left and time.monotonic() < deadline:
+        time.sleep(_POLL)  # not our children: there is nothing to wait on but their absence
+        left = {p for p in left if signal_tree(p, 0)}
+    for pgid in left:
+        signal_tree(pgid, signal.SIGKILL)
+
+
+# ---- the watchdog process -----------------------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop(signum: int, frame: object) -> None:  # noqa: ARG001
+    raise _Stop
+
+
+def main() -> None:
+    """Read ``+PGID`` / ``-PGID`` lines until EOF (or SIGTERM); then end what is guarded."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop)
+    guarded: set[int] = set()
+    try:
+        for raw in sys.stdin.buffer:
+            line = raw.strip()
+            if line[:1] in (b"+", b"-") and line[1:].isdigit():
+                pgid = int(line[1:])
+                if line[:1] == b"+":
+                    guarded.add(pgid)
+                else:
+                    guarded.discard(pgid)
+    except (_Stop, OSError):
+        pass
+    end_trees(guarded)
+
+
+# ---- the client, in previewctl ------------------------------------------------------------
+
+
+class Watchdog:
+    """previewctl's end of the pipe; the watchdog process is started on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._failed = False
+
+    def _start(self) -> None:
+        if not sys.executable:
+            self._failed = True  # an embedded interpreter: the cleanup in-process remains
+            return
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(Path(__file__).resolve())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd="/",
+            )
+        except OSError:
+            self._failed = True
+            return
+        atexit.register(self.close)
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            if self._proc is None and not self._failed:
+                self._start()
+            if self._proc is None or self._proc.stdin is None:
+                return
+            try:
+                self._proc.stdin.write(line.encode())
+                self._proc.stdin.flush()
+            except (OSError, ValueError):
+                self._failed = True
+
+    def guard(self, pgid: int) -> None:
+        """From now on, ``pgid`` is ended if previewctl dies before :meth:`release`."""
+        self._send(f"+{pgid}\n")
+
+    def release(self, pgid: int) -> None:
+        """``pgid`` has been ended (call it before reaping its leader)."""
+        self._send(f"-{pgid}\n")
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def close(self) -> None:
+        """Close the pipe: the watchdog ends what is still guarded and exits."""
+        with self._lock:
+            if self._proc is not None and self._proc.stdin is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._proc.stdin.close()
+
+
+_watchdog = Watchdog()
+guard = _watchdog.guard
+release = _watchdog.release
+
+
+if __name__ == "__main__":
+    main()
