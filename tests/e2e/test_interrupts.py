@@ -6,6 +6,7 @@ grandchild in a process group of its own), the flyctl stand-in and a real Postgr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import textwrap
@@ -18,7 +19,7 @@ import pytest
 from tests.e2e.stack import MIGRATE, Stack, finished, interrupt, make_stack, read_until
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer
-from tests.processes import wait_for, wait_gone
+from tests.processes import is_gone, wait_for, wait_gone
 
 APP = "pr-21-stack"
 
@@ -52,6 +53,12 @@ def stack(
     stack = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
     yield stack
     stack.close()
+    # a failed test must not leave its hanging step behind (it never ends by itself)
+    pidfile = tmp_path / "step.pids"
+    for pid in {int(p) for p in pidfile.read_text().split()} if pidfile.exists() else ():
+        if not is_gone(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def hang_step(stack: Stack, tmp_path: Path, *, ignore_term: bool = False) -> tuple[Path, Path]:
