@@ -217,6 +217,14 @@ class IpAssignment(_Lenient):
 class FlyClient(ApiClient):
     api_name = "Fly"
 
+    def error_message(self, response: httpx.Response) -> tuple[str, str | None]:
+        message, code = super().error_message(response)
+        if code is None and LEGACY_NAME_TAKEN not in message and LEGACY_NAME_TAKEN in response.text:
+            # fly-go reads that prose wherever it is; a body without a message field is
+            # never shown, so only the phrase itself is taken from it
+            message = f"{message}: {LEGACY_NAME_TAKEN}"
+        return message, code
+
     def request_id(self, response: httpx.Response) -> str | None:
         value: str | None = response.headers.get("fly-request-id")
         return value
