@@ -271,9 +271,11 @@ def test_missing_required_key(tmp_path: Path) -> None:
     assert error.line == 1  # the [app] table it belongs in
 
 
-def test_several_problems_are_counted(tmp_path: Path) -> None:
+def test_several_problems_are_all_named(tmp_path: Path) -> None:
     error = config_error(tmp_path, BASE.replace('org = "acme"', "org = 5\nregion = 6"))
-    assert "(and 1 more problem(s))" in str(error)
+    assert str(error).startswith("2 problems")
+    assert "[app.org]: Input should be a valid string" in str(error)
+    assert "[app.region]: Input should be a valid string" in str(error)
 
 
 # ---- app name ---------------------------------------------------------------------------
@@ -606,3 +608,139 @@ def test_tunnel_login(tmp_path: Path) -> None:
     error = config_error(tmp_path, unknown)
     assert (error.key, error.line) == ("tunnels.db.login.password", 11)
     assert "tunnels" in (error.key or "")
+
+
+# ---- values Fly, Vercel and the OS would refuse (or crash on) later -------------------------
+@pytest.mark.parametrize(
+    ("old", "new", "key", "message"),
+    [
+        ('org = "acme"', 'org = ""', "app.org", "not a Fly organization slug"),
+        ('org = "acme"', 'org = "Acme Corp"', "app.org", "not a Fly organization slug"),
+        ('org = "acme"', 'org = "acme-"', "app.org", "not a Fly organization slug"),
+        ('org = "acme"', 'org = "acme"\nregion = ""', "app.region", "not a Fly region code"),
+        ('org = "acme"', 'org = "acme"\nregion = "IAD"', "app.region", "not a Fly region code"),
+        ('org = "acme"', 'org = "acme"\nregion = "i d"', "app.region", "not a Fly region code"),
+        (
+            '"pr-${pr}-svc"',
+            '"pr-${pr}-svc\\n"',
+            "app.name",
+            "'pr-99999-svc\\n' is invalid",
+        ),
+    ],
+)
+def test_app_values_fly_would_refuse(
+    tmp_path: Path, old: str, new: str, key: str, message: str
+) -> None:
+    error = config_error(tmp_path, BASE.replace(old, new))
+    assert error.key == key
+    assert message in str(error)
+
+
+@pytest.mark.parametrize(
+    ("guest", "message"),
+    [
+        ({"cpu_kind": "shared", "cpus": 1, "memory_mb": 4096}, "256-2048 MB"),
+        ({"cpu_kind": "shared", "cpus": 4, "memory_mb": 16384}, "1024-8192 MB"),
+        ({"cpu_kind": "shared", "cpus": 4, "memory_mb": 768}, "1024-8192 MB"),
+        ({"cpu_kind": "performance", "cpus": 1, "memory_mb": 1024}, "2048-8192 MB"),
+        ({"cpu_kind": "performance", "cpus": 2, "memory_mb": 32768}, "4096-16384 MB"),
+    ],
+)
+def test_memory_beyond_flys_limits(tmp_path: Path, guest: dict[str, Any], message: str) -> None:
+    error = config_error(tmp_path, BASE, machine_with(guest=guest))
+    assert error.key == "guest"
+    assert "outside Fly's limits" in str(error)
+    assert message in str(error)
+
+
+@pytest.mark.parametrize(
+    "guest",
+    [
+        {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256},
+        {"cpu_kind": "shared", "cpus": 1, "memory_mb": 2048},
+        {"cpu_kind": "shared", "cpus": 4, "memory_mb": 4096},
+        {"cpu_kind": "performance", "cpus": 2, "memory_mb": 16384},
+    ],
+)
+def test_memory_within_flys_limits(tmp_path: Path, guest: dict[str, Any]) -> None:
+    assert load(tmp_path, BASE, machine_with(guest=guest)).machine_template["guest"] == guest
+
+
+@pytest.mark.parametrize("depth", [40, 500, 5000])
+def test_machine_config_nested_far_too_deep(tmp_path: Path, depth: int) -> None:
+    nested = '{"a": ' * depth + '"x"' + "}" * depth
+    text = json.dumps(MACHINE).replace('"${app.name}"', nested)
+    with pytest.raises(ConfigError, match="nests more than 32 levels deep"):
+        load_config(write(tmp_path, BASE, machine_text=text))
+
+
+def test_machine_config_deeper_than_json_can_parse(tmp_path: Path) -> None:
+    text = '{"containers": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(ConfigError, match="nests more than 32 levels deep"):
+        load_config(write(tmp_path, BASE, machine_text=text))
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("[timeouts]\nmachine = nan", "finite"),
+        ("[timeouts]\nready = inf", "finite"),
+        ("[timeouts]\ntunnel = 0", "greater than 0"),
+        ('[timeouts]\nmachine = "' + "9" * 400 + 's"', "finite"),
+        ("[gc]\nmax_age = nan", "finite"),
+        ("[gc]\nstop_after = inf", "finite"),
+        ("[vercel]\ndeployment_timeout = inf", "finite"),
+        ('[[steps]]\nname = "x"\nrun = "true"\ntimeout = nan', "finite"),
+    ],
+)
+def test_non_finite_durations(tmp_path: Path, section: str, message: str) -> None:
+    error = config_error(tmp_path, BASE + "\n" + section + "\n")
+    assert message in str(error)
+
+
+@pytest.mark.parametrize("key", ["", "1ABC", "A-B", "A B", "A\nB"])
+def test_vercel_env_key_must_be_a_valid_name(tmp_path: Path, key: str) -> None:
+    toml = BASE + f'\n[vercel.projects.web]\nenv = {{ {json.dumps(key)} = "x" }}\n'
+    error = config_error(tmp_path, toml)
+    assert error.key == "vercel.projects.web.env"
+    assert f"Vercel env key {key!r} is invalid" in str(error)
+
+
+@pytest.mark.parametrize(("key", "value"), [("", "x"), ("A=B", "x"), ("A", "nul\u0000")])
+def test_step_env_the_os_would_refuse(tmp_path: Path, key: str, value: str) -> None:
+    toml = BASE + (
+        f'\n[[steps]]\nname = "x"\nrun = "true"\nenv = {{ {json.dumps(key)} = {json.dumps(value)} }}\n'
+    )
+    error = config_error(tmp_path, toml)
+    assert error.key == "steps[0].env"
+
+
+def test_two_tunnels_with_the_same_fixed_local_port(tmp_path: Path) -> None:
+    toml = BASE.replace("remote_port = 5432", "remote_port = 5432\nlocal_port = 15432") + (
+        "\n[tunnels.other]\nremote_port = 5433\nlocal_port = 15432\n"
+        "\n[tunnels.free1]\nremote_port = 1\n\n[tunnels.free2]\nremote_port = 2\n"
+    )
+    error = config_error(tmp_path, toml)
+    assert error.key == "tunnels"
+    assert "tunnels db and other all use local_port 15432" in str(error)
+
+
+def test_every_config_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """The TOML, the machine config and the templates: one run names them all."""
+    toml = BASE.replace('org = "acme"', 'org = ""\nregion = ""') + (
+        '\n[[steps]]\nname = "x"\nrun = "echo ${secrets.nope}"\n'
+    )
+    machine = machine_with(guest={"cpu_kind": "shared", "cpus": 1, "memory_mb": 8192})
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, toml, machine)
+    text = str(info.value)
+    assert text.startswith("3 problems")  # templates are checked once the TOML is valid
+    assert "[app.org]" in text
+    assert "[app.region]" in text
+    assert "outside Fly's limits" in text
+    fixed = toml.replace('org = ""\nregion = ""', 'org = "acme"')
+    with pytest.raises(ConfigError) as again:
+        load(tmp_path, fixed, machine)
+    assert str(again.value).startswith("2 problems")
+    assert "outside Fly's limits" in str(again.value)
+    assert "${secrets.nope}" in str(again.value)

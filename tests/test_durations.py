@@ -70,3 +70,13 @@ def test_format_duration(seconds: float, text: str) -> None:
 @pytest.mark.parametrize("seconds", [45.0, 300.0, 5400.0, 86400.0, 129600.0, 604800.0])
 def test_formatted_whole_values_parse_back(seconds: float) -> None:
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), float("-inf"), "9" * 400, "9" * 400 + "s", 10**400, "3651d"],
+)
+def test_parse_duration_rejects_non_finite_and_absurd_values(value: str | float | int) -> None:
+    """nan compares false with everything: without this it slipped through every bound."""
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(value)

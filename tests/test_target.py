@@ -197,3 +197,79 @@ def test_need_pr_false_still_resolves_a_given_pr() -> None:
 def test_no_pr_anywhere_is_input_error() -> None:
     with pytest.raises(InputError, match="pass --pr N, set PREVIEWCTL_PR"):
         resolve_target(None, None, {})
+
+
+# ---- branch names: git check-ref-format ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("branch", "reason"),
+    [
+        ("a..b", "'..'"),
+        ("a/", "ends with '/'"),
+        ("/a", "starts or ends with '/'"),
+        ("a//b", "'//'"),
+        ("x.lock", "'.lock'"),
+        ("a/b.lock/c", "'.lock'"),
+        ("a@{b", "'@{'"),
+        ("@", "'@'"),
+        ("HEAD", "HEAD"),
+        (".hidden", "starts with '.'"),
+        ("a/.b", "starts with '.'"),
+        ("a.", "ends with '.'"),
+        ("feat\n", "'\\n'"),
+        ("tab\there", "'\\t'"),
+        ("del\x7f", "'\\x7f'"),
+        ("a\\b", "'\\\\'"),
+    ],
+)
+def test_branch_names_follow_git_check_ref_format(branch: str, reason: str) -> None:
+    with pytest.raises(InputError, match="invalid branch name") as info:
+        resolve_target("1", branch, {})
+    assert reason in info.value.message
+
+
+@pytest.mark.parametrize(
+    "branch", ["feat/login", "ok.lock2", "a@b", "dependabot/npm_and_yarn/x-1.2.3", "é"]
+)
+def test_valid_branch_names_pass(branch: str) -> None:
+    assert resolve("1", branch, {}).branch == branch
+
+
+# ---- the branch belongs to the PR: the event ------------------------------------------------
+def test_branch_flag_contradicting_the_events_own_pr_is_refused(tmp_path: Path) -> None:
+    env = {"GITHUB_EVENT_PATH": event_file(tmp_path, ref="feat/42")}
+    with pytest.raises(InputError, match="not the head branch of PR #42") as info:
+        resolve_target("42", "feat/8", env)
+    assert "'feat/42'" in info.value.message
+    with pytest.raises(InputError, match="not the head branch"):
+        resolve_target(None, None, {**env, "PREVIEWCTL_BRANCH": "feat/8"})
+
+
+def test_branch_matching_the_event_is_confirmed(tmp_path: Path) -> None:
+    env = {"GITHUB_EVENT_PATH": event_file(tmp_path, ref="feat/42")}
+    assert resolve(None, None, env).branch_confirmed is True
+    assert resolve("42", "feat/42", env).branch_confirmed is True
+    # another PR: the event does not speak for it, so nothing is confirmed
+    other = resolve("7", "feat/7", env)
+    assert (other.branch_confirmed, other.event_branch) == (False, None)
+
+
+@pytest.mark.parametrize("head", ["feat", 3, ["feat"], True])
+def test_event_head_that_is_not_an_object_is_bad_input(tmp_path: Path, head: Any) -> None:
+    raw = json.dumps({"number": 42, "pull_request": {"number": 42, "head": head}})
+    env = {"GITHUB_EVENT_PATH": event_file(tmp_path, raw=raw)}
+    with pytest.raises(InputError, match=r"pull_request\.head is not an object"):
+        resolve_target(None, None, env)
+
+
+def test_event_head_ref_that_is_not_a_string_is_bad_input(tmp_path: Path) -> None:
+    raw = json.dumps({"number": 42, "pull_request": {"number": 42, "head": {"ref": {"x": 1}}}})
+    with pytest.raises(InputError, match=r"head\.ref is not a string"):
+        resolve_target(None, None, {"GITHUB_EVENT_PATH": event_file(tmp_path, raw=raw)})
+
+
+def test_every_target_problem_is_reported_at_once() -> None:
+    with pytest.raises(InputError) as info:
+        resolve_target("abc", "a..b", {})
+    assert "PR number must be a positive integer" in info.value.message
+    assert "invalid branch name 'a..b'" in info.value.message
+    assert info.value.message.startswith("2 problems")

@@ -20,13 +20,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from previewctl import template
 from previewctl.durations import parse_duration
-from previewctl.errors import ConfigError
+from previewctl.errors import ConfigError, Problems
 from previewctl.secretgen import SecretFormat
 from previewctl.template import Known, Namespace, TemplateError
 
 DEFAULT_CONFIG = "previewctl.toml"
-APP_NAME_RE = re.compile(r"^[a-z0-9-]{1,63}$")
-_SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Patterns are used with fullmatch: `$` would also accept a trailing newline.
+APP_NAME_RE = re.compile(r"[a-z0-9-]{1,63}")
+_SECRET_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_TUNNEL_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
+_ORG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_REGION_RE = re.compile(r"[a-z]{3}")
+# Vercel: letters, digits and _, not starting with a digit.
+_VERCEL_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Fly machine configs are a handful of levels deep; far deeper is a mistake (and would
+# exhaust Python's recursion while rendering it).
+MAX_MACHINE_DEPTH = 32
 _LOCAL_HOSTS = re.compile(r"(?i)(localhost|127\.0\.0\.1|\[?::1\]?(?=[:/]|$)|0\.0\.0\.0)")
 
 # Which placeholders each part of the config may use.
@@ -67,6 +76,26 @@ class AppSection(_Strict):
             raise ValueError("the app name must contain ${pr} so that each PR gets its own app")
         return value
 
+    @field_validator("org")
+    @classmethod
+    def _org_slug(cls, value: str) -> str:
+        if not _ORG_RE.fullmatch(value):
+            raise ValueError(
+                f"org {value!r} is not a Fly organization slug (a-z, 0-9 and '-', as "
+                "`flyctl orgs list` shows it)"
+            )
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_code(cls, value: str) -> str:
+        if not _REGION_RE.fullmatch(value):
+            raise ValueError(
+                f"region {value!r} is not a Fly region code (three letters such as iad, "
+                "ams, syd: `flyctl platform regions`)"
+            )
+        return value
+
 
 class MachineSection(_Strict):
     config: str = ".fly/machine-config.json"
@@ -81,7 +110,7 @@ class SecretsSection(_Strict):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _SECRET_NAME_RE.match(name):
+            if not _SECRET_NAME_RE.fullmatch(name):
                 raise ValueError(f"secret name {name!r} must be letters, digits and _")
         if len(set(value)) != len(value):
             raise ValueError("secret names must be unique")
@@ -146,6 +175,16 @@ class StepSection(_Strict):
     def _timeout(cls, value: Any) -> float:
         return _duration(value)
 
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if not key or "=" in key or "\0" in key:
+                raise ValueError(f"env name {key!r} is not a valid environment variable name")
+            if "\0" in text:
+                raise ValueError(f"env {key}: a value cannot contain a NUL character")
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> StepSection:
         if (self.run is None) == (self.http is None):
@@ -173,6 +212,17 @@ class VercelProjectSection(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     env_type: Literal["encrypted", "sensitive"] = "encrypted"
 
+    @field_validator("env")
+    @classmethod
+    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _VERCEL_KEY_RE.fullmatch(key):
+                raise ValueError(
+                    f"Vercel env key {key!r} is invalid: use letters, digits and _, "
+                    "not starting with a digit"
+                )
+        return value
+
 
 class VercelSection(_Strict):
     team_id: str | None = None
@@ -198,9 +248,9 @@ class GcSection(_Strict):
 
 
 class TimeoutsSection(_Strict):
-    machine: float = 300.0
-    ready: float = 180.0
-    tunnel: float = 90.0
+    machine: Annotated[float, Field(gt=0)] = 300.0
+    ready: Annotated[float, Field(gt=0)] = 180.0
+    tunnel: Annotated[float, Field(gt=0)] = 90.0
 
     @field_validator("machine", "ready", "tunnel", mode="before")
     @classmethod
@@ -238,12 +288,26 @@ class ConfigModel(_Strict):
     @classmethod
     def _tunnel_names(cls, value: dict[str, TunnelSection]) -> dict[str, TunnelSection]:
         for name in value:
-            if not re.match(r"^[A-Za-z0-9_-]+$", name):
+            if not _TUNNEL_NAME_RE.fullmatch(name):
                 raise ValueError(f"tunnel name {name!r} must be letters, digits, _ and -")
+        by_port: dict[int, list[str]] = {}
+        for name, tunnel in value.items():
+            if tunnel.local_port:
+                by_port.setdefault(tunnel.local_port, []).append(name)
+        for port, names in sorted(by_port.items()):
+            if len(names) > 1:
+                raise ValueError(
+                    f"tunnels {' and '.join(names)} all use local_port {port}: each needs "
+                    "its own port (0 = any free port)"
+                )
         return value
 
 
 # ---- the loaded config --------------------------------------------------------------
+
+
+# Fly's memory per CPU (MB): shared 256-2048, performance 2048-8192; multiples of 256.
+MEMORY_PER_CPU = {"shared": (256, 2048), "performance": (2048, 8192)}
 
 
 class _MachineGuest(BaseModel):
@@ -258,6 +322,17 @@ class _MachineGuest(BaseModel):
         if value % 256:
             raise ValueError("memory_mb must be a multiple of 256")
         return value
+
+    @model_validator(mode="after")
+    def _fly_limits(self) -> _MachineGuest:
+        low, high = MEMORY_PER_CPU[self.cpu_kind]
+        if not low * self.cpus <= self.memory_mb <= high * self.cpus:
+            raise ValueError(
+                f"memory_mb {self.memory_mb} is outside Fly's limits for {self.cpus} "
+                f"{self.cpu_kind} CPU(s): {low * self.cpus}-{high * self.cpus} MB "
+                f"({low}-{high} MB per CPU)"
+            )
+        return self
 
 
 class _MachineContainer(BaseModel):
@@ -326,13 +401,17 @@ class Config:
         return template.name_pattern(self.model.app.name)
 
     def app_name(self, pr: int) -> str:
-        name = template.render(self.model.app.name, template.Values(pr=pr))
-        if not APP_NAME_RE.match(name):
+        where = {"file": str(self.path), "key": "app.name"}
+        line = _line_of(self.text, ["app", "name"])
+        try:
+            name = template.render(self.model.app.name, template.Values(pr=pr))
+        except TemplateError as exc:
+            raise ConfigError(str(exc), **where, line=line) from None
+        if not APP_NAME_RE.fullmatch(name):
             raise ConfigError(
                 f"app name {name!r} is invalid: use a-z, 0-9 and '-', at most 63 characters",
-                file=str(self.path),
-                key="app.name",
-                line=_line_of(self.text, ["app", "name"]),
+                **where,
+                line=line,
             )
         return name
 
@@ -484,17 +563,18 @@ def _format_key(loc: list[str]) -> str:
     return out
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate a config file and its machine config; raise ConfigError."""
-    if not path.is_file():
-        raise ConfigError(
-            "config file not found",
-            file=str(path),
-            hint="pass --config PATH or set PREVIEWCTL_CONFIG",
-        )
-    text = path.read_text(encoding="utf-8")
+def _read(path: Path, what: str) -> str:
     try:
-        data = tomllib.loads(text)
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} is not UTF-8 text ({exc.reason})", file=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}: {exc.strerror}", file=str(path)) from None
+
+
+def _parse_toml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # `lineno` exists from Python 3.14; before, the line is only in the message
         line = getattr(exc, "lineno", None)
@@ -502,32 +582,95 @@ def load_config(path: Path) -> Config:
             found = re.search(r"at line (\d+)", str(exc))
             line = int(found.group(1)) if found else None
         raise ConfigError(f"not valid TOML: {exc}", file=str(path), line=line) from None
-    try:
-        model = ConfigModel.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
+    except RecursionError:
+        raise ConfigError("not valid TOML: nested far too deep", file=str(path)) from None
+
+
+def _validation_problems(
+    exc: ValidationError, file: str, text: str | None, problems: Problems
+) -> None:
+    """One ConfigError per pydantic error, with the key and (in previewctl.toml) the line."""
+    for err in exc.errors():
         loc = _loc_to_path(err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r}"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+        line = _line_of(text, loc) if text is not None else None
+        problems.add(ConfigError(msg, file=file, key=_format_key(loc) or None, line=line))
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file and its machine config.
+
+    Every problem found is raised together (a ConfigError, or InputProblems of them).
+    """
+    if not path.is_file():
         raise ConfigError(
-            msg + more, file=str(path), key=_format_key(loc), line=_line_of(text, loc)
-        ) from None
-    machine_path = (path.parent / model.machine.config).resolve()
-    machine_template = _load_machine_config(
-        machine_path, str(path), line=_line_of(text, ["machine", "config"])
-    )
-    config = Config(path=path, model=model, machine_template=machine_template, text=text)
-    _check_secret_formats(config)
-    _check_templates(config)
-    config.app_name(99999)  # the longest plausible name must be valid too
+            "config file not found",
+            file=str(path),
+            hint="pass --config PATH or set PREVIEWCTL_CONFIG",
+        )
+    text = _read(path, "the config file")
+    data = _parse_toml(text, path)
+    problems = Problems()
+    model: ConfigModel | None = None
+    try:
+        model = ConfigModel.model_validate(data)
+    except ValidationError as exc:
+        _validation_problems(exc, str(path), text, problems)
+    machine_ref = model.machine.config if model else _raw_machine_path(data)
+    machine_template: dict[str, Any] | None = None
+    if machine_ref is not None:
+        with problems.check():
+            machine_template = _load_machine_config(
+                (path.parent / machine_ref).resolve(),
+                str(path),
+                line=_line_of(text, ["machine", "config"]),
+                problems=problems,
+            )
+    config: Config | None = None
+    if model is not None and machine_template is not None:
+        config = Config(path=path, model=model, machine_template=machine_template, text=text)
+        with problems.check():
+            _check_secret_formats(config)
+        with problems.check():
+            _check_templates(config)
+        if not any(getattr(p, "key", None) == "app.name" for p in problems.found):
+            with problems.check():
+                config.app_name(99999)  # the longest plausible name must be valid too
+    problems.raise_if_any()
+    assert config is not None  # no problems means every part was loaded
     return config
 
 
-def _load_machine_config(path: Path, config_file: str, *, line: int | None) -> dict[str, Any]:
+def _raw_machine_path(data: dict[str, Any]) -> str | None:
+    """The machine config path of a config that did not validate, when it can be read."""
+    section = data.get("machine", {})
+    ref = section.get("config", MachineSection().config) if isinstance(section, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+def _too_deep(data: Any, limit: int) -> bool:
+    """True when ``data`` nests deeper than ``limit`` (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def _load_machine_config(
+    path: Path, config_file: str, *, line: int | None, problems: Problems
+) -> dict[str, Any]:
+    """The machine config; problems of its shape go to ``problems`` (its templates can
+    still be checked), an unreadable one raises."""
     if not path.is_file():
         raise ConfigError(
             f"machine config {path.name} not found",
@@ -536,21 +679,32 @@ def _load_machine_config(path: Path, config_file: str, *, line: int | None) -> d
             line=line,
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_read(path, "the machine config"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not valid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+    except RecursionError:
+        raise ConfigError(
+            f"the machine config nests more than {MAX_MACHINE_DEPTH} levels deep", file=str(path)
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError("the machine config must be a JSON object", file=str(path))
+    if _too_deep(data, MAX_MACHINE_DEPTH):
+        raise ConfigError(
+            f"the machine config nests more than {MAX_MACHINE_DEPTH} levels deep", file=str(path)
+        )
     try:
         _MachineConfigShape.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = _format_key(_loc_to_path(err["loc"]))
-        raise ConfigError(err["msg"], file=str(path), key=key) from None
-    for key in data.get("metadata", {}):
+        _validation_problems(exc, str(path), None, problems)
+    metadata = data.get("metadata")
+    for key in metadata if isinstance(metadata, dict) else ():
         if str(key).startswith("previewctl"):
-            raise ConfigError(
-                f"metadata key {key!r} is reserved for previewctl", file=str(path), key="metadata"
+            problems.add(
+                ConfigError(
+                    f"metadata key {key!r} is reserved for previewctl",
+                    file=str(path),
+                    key="metadata",
+                )
             )
     return data
 
@@ -570,6 +724,7 @@ def _check_secret_formats(config: Config) -> None:
 
 def _check_templates(config: Config) -> None:
     known = config.known
+    problems = Problems()
     for key, text, scope in _templated(config):
         file = str(config.path)
         in_machine = ":" in key and key.startswith(config.model.machine.config)
@@ -580,15 +735,18 @@ def _check_templates(config: Config) -> None:
         try:
             template.check(text, scope, known)
         except TemplateError as exc:
-            raise ConfigError(str(exc), file=file, key=key, line=line) from None
+            problems.add(ConfigError(str(exc), file=file, key=key, line=line))
         if key.startswith("vercel.") and _LOCAL_HOSTS.search(text):
-            raise ConfigError(
-                "a Vercel value must not point at localhost or a tunnel: Vercel reaches the "
-                "preview through its public hostname (${app.hostname})",
-                file=file,
-                key=key,
-                line=line,
+            problems.add(
+                ConfigError(
+                    "a Vercel value must not point at localhost or a tunnel: Vercel reaches "
+                    "the preview through its public hostname (${app.hostname})",
+                    file=file,
+                    key=key,
+                    line=line,
+                )
             )
+    problems.raise_if_any()  # the check below relies on every reference being known
     vercel = config.model.vercel
     for key, text, _scope in _templated(config):
         if key.startswith("seed["):
@@ -599,11 +757,14 @@ def _check_templates(config: Config) -> None:
                 and vercel is not None
                 and vercel.projects[ref.parts[1]].domain is None
             ):
-                raise ConfigError(
-                    f"{ref} outside [[seed]] needs a `domain` on "
-                    f"[vercel.projects.{ref.parts[1]}]: a deployment URL is not "
-                    "known before the deployment exists",
-                    file=str(config.path),
-                    key=key,
-                    line=_line_of(config.text, _key_path(key)),
+                problems.add(
+                    ConfigError(
+                        f"{ref} outside [[seed]] needs a `domain` on "
+                        f"[vercel.projects.{ref.parts[1]}]: a deployment URL is not "
+                        "known before the deployment exists",
+                        file=str(config.path),
+                        key=key,
+                        line=_line_of(config.text, _key_path(key)),
+                    )
                 )
+    problems.raise_if_any()

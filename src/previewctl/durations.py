@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+# Ten years: longer is a typo, and deadlines and OS waits overflow on absurd values.
+MAX_SECONDS = 3650 * 86400.0
+
+
+def _checked(seconds: float, text: object) -> float:
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise ValueError(f"{text!r} is not a duration: it must be a finite number of seconds")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{text!r} is longer than the longest duration allowed (3650d)")
+    return seconds
 
 
 def parse_duration(text: str | float | int) -> float:
     """Seconds in ``text``; raises ValueError with a readable message."""
     if isinstance(text, int | float):
-        if text < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(text)
+        try:
+            return _checked(float(text), text)
+        except OverflowError:  # an int too large for a float
+            raise ValueError(f"{text!r} is longer than the longest duration allowed") from None
     raw = text.strip().lower().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", raw):
-        return float(raw)
+        return _checked(float(raw), text)
     pos = 0
     total = 0.0
     for match in _PART.finditer(raw):
@@ -26,7 +40,7 @@ def parse_duration(text: str | float | int) -> float:
         pos = match.end()
     if pos != len(raw) or not raw:
         raise ValueError(f"{text!r} is not a duration (examples: 90s, 5m, 36h, 7d)")
-    return total
+    return _checked(total, text)
 
 
 def format_duration(seconds: float) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class PreviewctlError(Exception):
     """Base of every error previewctl raises on purpose. Exit code 1: an operation failed."""
@@ -52,6 +55,60 @@ class ConfigError(InputError):
 
 class MissingCredentialsError(InputError):
     title = "missing credentials"
+
+
+class InputProblems(InputError):
+    """Several problems of bad input, found together: reported in one message (exit 2)."""
+
+    def __init__(self, problems: list[InputError]) -> None:
+        lines = [f"{len(problems)} problems, found before anything was changed:"]
+        for problem in problems:
+            line = f"  - {problem.message}"
+            if problem.hint:
+                line += f" (hint: {problem.hint})"
+            lines.append(line)
+        super().__init__("\n".join(lines))
+        self.problems = list(problems)
+
+
+class ConfigProblems(InputProblems, ConfigError):
+    """Several problems, all in the configuration."""
+
+
+class Problems:
+    """Collects bad input so that one run reports every problem, not the first one.
+
+    ``with problems.check(): ...`` records an :class:`InputError` raised inside and
+    carries on; :meth:`raise_if_any` raises them together (one alone, unchanged).
+    """
+
+    def __init__(self) -> None:
+        self.found: list[InputError] = []
+
+    def add(self, error: InputError) -> None:
+        parts = error.problems if isinstance(error, InputProblems) else [error]
+        for part in parts:
+            if all(part.message != seen.message for seen in self.found):
+                self.found.append(part)
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        try:
+            yield
+        except InputError as exc:
+            self.add(exc)
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def raise_if_any(self) -> None:
+        if len(self.found) == 1:
+            raise self.found[0]
+        if not self.found:
+            return
+        if all(isinstance(p, ConfigError) for p in self.found):
+            raise ConfigProblems(self.found)
+        raise InputProblems(self.found)
 
 
 class ApiError(PreviewctlError):

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from previewctl.errors import InputError
+from previewctl.errors import InputError, Problems
 
-_BRANCH_RE = re.compile(r"^[^\s~^:?*\[\\]+$")
+# git check-ref-format: no control characters, space, ~ ^ : ? * [ or backslash
+_REF_FORBIDDEN = frozenset(" ~^:?*[\\\x7f") | {chr(c) for c in range(32)}
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,13 @@ class Target:
     head_repo: str | None = None
     repo: str | None = None
     from_event: bool = False
+    event_branch: str | None = field(default=None, compare=False)
+    """The PR's head branch as its own ``pull_request`` event says (None: no event for it)."""
+
+    @property
+    def branch_confirmed(self) -> bool:
+        """The branch is the one the PR's own event names: nothing more to check."""
+        return self.branch is not None and self.branch == self.event_branch
 
     @property
     def is_fork(self) -> bool:
@@ -36,9 +43,30 @@ def parse_pr(value: str | int) -> int:
     return int(text)
 
 
+def branch_name_problem(branch: str) -> str | None:
+    """Why ``branch`` is not a valid branch name (git check-ref-format --branch), or None."""
+    bad = sorted({ch for ch in branch if ch in _REF_FORBIDDEN})
+    checks = [
+        (not branch, "it is empty"),
+        (branch == "@", "it is '@'"),
+        (branch == "HEAD", "HEAD is not a branch"),
+        (branch.startswith("-"), "it starts with '-'"),
+        (bool(bad), "it contains " + ", ".join(repr(ch) for ch in bad)),
+        (".." in branch, "it contains '..'"),
+        ("@{" in branch, "it contains '@{'"),
+        (branch.startswith("/") or branch.endswith("/"), "it starts or ends with '/'"),
+        ("//" in branch, "it contains '//'"),
+        (branch.endswith("."), "it ends with '.'"),
+        (any(p.startswith(".") for p in branch.split("/")), "a part starts with '.'"),
+        (any(p.endswith(".lock") for p in branch.split("/")), "a part ends with '.lock'"),
+    ]
+    return next((reason for failed, reason in checks if failed), None)
+
+
 def _check_branch(branch: str) -> str:
-    if not branch or not _BRANCH_RE.match(branch) or branch.startswith("-"):
-        raise InputError(f"invalid branch name {branch!r}")
+    reason = branch_name_problem(branch)
+    if reason is not None:
+        raise InputError(f"invalid branch name {branch!r}: {reason} (see git check-ref-format)")
     return branch
 
 
@@ -54,12 +82,35 @@ def _read_event(env: Mapping[str, str]) -> dict[str, Any] | None:
     return pr if isinstance(pr, dict) else None
 
 
+def _event_head(event: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(head.ref, head.repo.full_name) of a pull_request event, checked for shape."""
+    head = event.get("head")
+    if head is None:
+        return None, None
+    if not isinstance(head, dict):
+        raise InputError(
+            "the GitHub event's pull_request.head is not an object "
+            f"(it is {type(head).__name__}): is GITHUB_EVENT_PATH a pull_request event?"
+        )
+    ref = head.get("ref")
+    if ref is not None and not isinstance(ref, str):
+        raise InputError("the GitHub event's pull_request.head.ref is not a string")
+    repo = head.get("repo")
+    full_name = repo.get("full_name") if isinstance(repo, dict) else None
+    return ref or None, full_name if isinstance(full_name, str) else None
+
+
 def resolve_target(
     pr: str | None, branch: str | None, env: Mapping[str, str], *, need_pr: bool = True
 ) -> Target | None:
-    """Flags win, then PREVIEWCTL_PR/PREVIEWCTL_BRANCH, then the pull_request event."""
+    """Flags win, then PREVIEWCTL_PR/PREVIEWCTL_BRANCH, then the pull_request event.
+
+    A branch given by flag or env for the event's own PR must be the event's branch.
+    Every problem found is reported at once.
+    """
     pr_text = pr if pr is not None else env.get("PREVIEWCTL_PR") or None
     branch_text = branch if branch is not None else env.get("PREVIEWCTL_BRANCH") or None
+    problems = Problems()
     try:
         event = _read_event(env)
     except InputError:
@@ -68,30 +119,49 @@ def resolve_target(
         event = None  # flags said everything; a broken event file does not matter
     from_event = False
     head_repo: str | None = None
+    event_branch: str | None = None
     if event is not None and event.get("number") is not None:
         event_pr = str(event["number"])
         # The event only speaks for its own PR: never mix its branch into another one.
         if pr_text is None or pr_text.strip() == event_pr:
             pr_text = pr_text or event_pr
             from_event = True
-            head = event.get("head") or {}
-            if branch_text is None and head.get("ref"):
-                branch_text = str(head["ref"])
-            repo = head.get("repo")
-            head_repo = repo.get("full_name") if isinstance(repo, dict) else None
+            with problems.check():
+                event_branch, head_repo = _event_head(event)
+            if branch_text is None:
+                branch_text = event_branch
+            elif event_branch is not None and branch_text != event_branch:
+                problems.add(
+                    InputError(
+                        f"branch {branch_text!r} is not the head branch of PR #{pr_text.strip()}: "
+                        f"its pull_request event says {event_branch!r}",
+                        hint="drop --branch/PREVIEWCTL_BRANCH to use the event's branch",
+                    )
+                )
     if pr_text is None:
         if need_pr:
-            raise InputError(
-                "no PR number: pass --pr N, set PREVIEWCTL_PR, or run on a pull_request event"
+            problems.add(
+                InputError(
+                    "no PR number: pass --pr N, set PREVIEWCTL_PR, or run on a pull_request event"
+                )
             )
+        problems.raise_if_any()
         return None
-    number = parse_pr(pr_text)
+    number = 0
+    with problems.check():
+        number = parse_pr(pr_text)
+    checked: str | None = None
+    if branch_text:
+        with problems.check():
+            checked = _check_branch(branch_text)
+    problems.raise_if_any()
     return Target(
         pr=number,
-        branch=_check_branch(branch_text) if branch_text else None,
+        branch=checked,
         head_repo=head_repo,
         repo=env.get("GITHUB_REPOSITORY") or None,
         from_event=from_event,
+        event_branch=event_branch,
     )
 
 

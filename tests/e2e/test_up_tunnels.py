@@ -138,11 +138,11 @@ def test_taken_local_port_is_a_clear_error(
         port = busy.getsockname()[1]
         stack = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path, local_port=port)
         result = stack.cli.run("up", "--pr", "21")
-    assert result.code == 1
-    assert str(port) in result.stderr
-    assert "already in use" in result.stderr
-    assert "db" in result.stderr
-    assert wait_gone(stack.flyctl_pids()) == set()
+    # found before the machine is made: bad input, nothing created, no tunnel started
+    assert result.code == 2, result.output
+    assert f"tunnel db: local port {port} is already in use" in result.stderr
+    assert fly.requests == []
+    assert stack.flyctl_pids() == set()
     assert stack.cli.run("up", "--pr", "21").code == 0  # the port is free again
     assert stack.tables() == ["widgets"]
 

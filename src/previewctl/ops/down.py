@@ -5,22 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from previewctl.ops import comment, managed, preview
+from previewctl.ops.preflight import down_branch, local_problems, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.up import skip_without_secrets
 from previewctl.ops.vercel_ops import remove_vercel
-from previewctl.target import Target, require_target
+from previewctl.target import Target
 
 
 def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
-    target = require_target(pr, branch, rt.env)
+    target = resolve(rt, pr, branch)
     skipped = skip_without_secrets(rt, target)
     if skipped:
         return skipped
+    local_problems(rt, target, tunnels=False, vercel=True).raise_if_any()
     config = rt.config
     app = config.app_name(target.pr)
     fly = rt.fly()
-    if rt.vercel_configured():
-        rt.vercel()
     result: dict[str, Any] = {"pr": target.pr, "app": app, "app_deleted": False, "vercel": {}}
 
     with rt.reporter.phase("find preview"):
@@ -28,10 +28,9 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
         verdict = managed.inspect(fly, config, target.pr)
         existing = verdict is not None
         machines = list(managed.require(verdict, "down")) if verdict is not None else []
-    if machines and target.branch is None:
-        info = preview.PreviewInfo.of(preview.pick_survivor(machines))
-        if info.branch:
-            target = Target(pr=target.pr, branch=info.branch, repo=target.repo)
+    recorded = preview.PreviewInfo.of(preview.pick_survivor(machines)).branch if machines else None
+    # Bad input is found before the first deletion: a branch that is not the PR's.
+    target = Target(pr=target.pr, branch=down_branch(rt, target, recorded), repo=target.repo)
 
     if rt.vercel_configured():
         if target.branch:
@@ -40,7 +39,8 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
                 result["vercel"] = remove_vercel(rt, target, values)
         else:
             rt.reporter.warn(
-                "branch unknown (no --branch, no event, no preview): Vercel vars left for gc"
+                "branch unknown (no preview records it, nothing confirms --branch): "
+                "Vercel vars left for gc"
             )
 
     with rt.reporter.phase("fly app"):

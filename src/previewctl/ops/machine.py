@@ -314,6 +314,9 @@ def _ensure_machine(
             _refresh_last_up(fly, app, machine, nonce, force=True)
     else:
         _refresh_last_up(fly, app, machine, None, force=False)
+    if target.branch and not needs_update and info.branch != target.branch:
+        # The PR's head branch was renamed: `down` removes the vars of the recorded one.
+        fly.set_metadata(app, machine.id, preview.KEY_BRANCH, target.branch, nonce=None)
     if machine.state == "failed":
         raise PreviewctlError(f"machine {machine.id} of {app} is in state 'failed'")
     return machine, secrets

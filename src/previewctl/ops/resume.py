@@ -11,20 +11,16 @@ from previewctl.errors import PreviewctlError
 from previewctl.ops.envcmd import step_env
 from previewctl.ops.lifecycle import Found, find_preview
 from previewctl.ops.machine import wait_healthy
+from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
 from previewctl.ops.vercel_ops import domain_urls
-from previewctl.target import require_target
-from previewctl.tunnels import TunnelSet, find_flyctl
+from previewctl.tunnels import TunnelSet
 
 
 def _find(rt: Runtime, pr: str) -> Found:
-    target = require_target(pr, None, rt.env)
-    rt.config.app_name(target.pr)
-    rt.check_env_refs()
-    rt.fly()
-    if rt.config.model.tunnels:
-        find_flyctl(rt.env)
+    target = resolve(rt, pr, None)
+    preflight(rt, target, tunnels=True, vercel=False)  # flyctl and free ports before a start
     return find_preview(rt, target)
 
 

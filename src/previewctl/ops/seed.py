@@ -7,14 +7,14 @@ import time
 from typing import Any
 
 from previewctl import template
-from previewctl.errors import PreviewctlError
+from previewctl.errors import InputError, PreviewctlError
 from previewctl.ops import comment
 from previewctl.ops.lifecycle import find_preview
+from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import check_step_files, open_tunnels, run_steps
-from previewctl.ops.up import preflight, skip_without_secrets
+from previewctl.ops.up import skip_without_secrets
 from previewctl.ops.vercel_ops import domain_urls
-from previewctl.target import require_target
 
 
 def _seed_refs(rt: Runtime) -> tuple[set[str], bool]:
@@ -39,11 +39,14 @@ def _seed_refs(rt: Runtime) -> tuple[set[str], bool]:
 
 
 def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
-    target = require_target(pr, branch, rt.env)
+    target = resolve(rt, pr, branch)
     skipped = skip_without_secrets(rt, target)
     if skipped:
         return skipped
-    projects, needs_tunnels = _seed_refs(rt)
+    try:
+        projects, needs_tunnels = _seed_refs(rt)
+    except InputError:  # a bad config: preflight names its problems with the others
+        projects, needs_tunnels = set(), False
     preflight(rt, target, tunnels=needs_tunnels, vercel=bool(projects), seed=True)
     config = rt.config
     check_step_files(config, rt.values(target), "seed")

@@ -10,11 +10,11 @@ from previewctl.ops import comment
 from previewctl.ops.background import BackgroundPhase
 from previewctl.ops.early import EarlyFailure, early_row, start_early
 from previewctl.ops.machine import converge_started, wait_healthy
+from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import check_step_files, open_tunnels, run_steps
-from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls, require_branch
-from previewctl.target import Target, require_target
-from previewctl.tunnels import find_flyctl
+from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls
+from previewctl.target import Target
 
 
 def skip_without_secrets(rt: Runtime, target: Target) -> dict[str, Any] | None:
@@ -44,34 +44,19 @@ def skip_without_secrets(rt: Runtime, target: Target) -> dict[str, Any] | None:
     return None
 
 
-def preflight(
-    rt: Runtime, target: Target, *, tunnels: bool, vercel: bool, seed: bool = False
-) -> None:
-    """Everything that can be bad input is found here, before any remote call."""
-    config = rt.config
-    config.app_name(target.pr)
-    rt.check_env_refs(seed=seed)
-    rt.fly()
-    if tunnels and config.model.tunnels:
-        find_flyctl(rt.env)
-    if vercel and rt.vercel_configured():
-        rt.vercel()
-        require_branch(target)
-
-
 def run_up(
     rt: Runtime, pr: str | None, branch: str | None, *, no_wait: bool = False
 ) -> dict[str, Any]:
-    target = require_target(pr, branch, rt.env)
+    target = resolve(rt, pr, branch)
     skipped = skip_without_secrets(rt, target)
     if skipped:
         return skipped
     if no_wait:
         # Only the Fly token: no flyctl, no Vercel token. Bad input that needs no other
-        # credential is still found here, before anything changes.
-        preflight(rt, target, tunnels=False, vercel=False)
-        if rt.vercel_configured():
-            require_branch(target)
+        # credential is still found here, before anything changes (the production
+        # branch too, when a Vercel token is there to ask).
+        has_vercel = bool(rt.env.get("VERCEL_TOKEN"))
+        preflight(rt, target, tunnels=False, vercel=has_vercel, branch_required=True)
         return start_early(rt, target)
     preflight(rt, target, tunnels=True, vercel=True)
     config = rt.config

@@ -1,0 +1,261 @@
+"""Everything that is bad input, found before the first change and reported together.
+
+Local checks (the target, the config, credentials, flyctl, tunnel ports) need no
+network. The branch checks read, and never write: the PR's head branch from the
+GitHub API or the preview's metadata, and each Vercel project's production branch.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass
+
+from previewctl.config import Config
+from previewctl.errors import ApiError, InputError, NotFoundError, Problems
+from previewctl.ops import managed, preview
+from previewctl.ops.runtime import Runtime
+from previewctl.ops.vercel_ops import require_branch
+from previewctl.target import Target, require_target
+from previewctl.tunnels import LOCAL_HOST, find_flyctl
+
+
+def resolve(rt: Runtime, pr: str | None, branch: str | None) -> Target:
+    """The command's target; when it is bad, the config's problems are named with it."""
+    try:
+        return require_target(pr, branch, rt.env)
+    except InputError as exc:
+        problems = Problems()
+        problems.add(exc)
+        with problems.check():
+            _ = rt.config
+        problems.raise_if_any()
+        raise  # pragma: no cover - raise_if_any raised
+
+
+def preflight(
+    rt: Runtime,
+    target: Target,
+    *,
+    tunnels: bool,
+    vercel: bool,
+    seed: bool = False,
+    branch_required: bool | None = None,
+) -> None:
+    """Every problem of bad input, before any change (read-only calls only), at once.
+
+    ``vercel``: the command uses Vercel (its token, the production branch);
+    ``branch_required`` (default: ``vercel``): the config's Vercel projects need a branch.
+    """
+    problems = local_problems(
+        rt,
+        target,
+        tunnels=tunnels,
+        vercel=vercel,
+        seed=seed,
+        branch_required=vercel if branch_required is None else branch_required,
+    )
+    config = _config_or_none(rt)
+    if config is not None and target.branch and not problems.failed_credentials:
+        with problems.check():
+            check_pr_branch(rt, target)
+        if vercel and rt.vercel_configured():
+            production_branch_problems(rt, target.branch, problems)
+    problems.raise_if_any()
+
+
+class _Found(Problems):
+    """Problems, and whether a client could not be built (its remote checks are moot)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed_credentials = False
+
+
+def local_problems(
+    rt: Runtime,
+    target: Target,
+    *,
+    tunnels: bool,
+    vercel: bool,
+    seed: bool = False,
+    branch_required: bool = False,
+) -> _Found:
+    """What can be found without the network."""
+    problems = _Found()
+    config = None
+    with problems.check():
+        config = rt.config
+    if config is not None:
+        with problems.check():
+            config.app_name(target.pr)
+        with problems.check():
+            rt.check_env_refs(seed=seed)
+    for make in (rt.fly, rt.vercel) if vercel and config and rt.vercel_configured() else (rt.fly,):
+        try:
+            make()
+        except InputError as exc:
+            problems.add(exc)
+            problems.failed_credentials = True
+    if config is not None and branch_required and rt.vercel_configured():
+        with problems.check():
+            require_branch(target)
+    if config is not None and tunnels and config.model.tunnels:
+        with problems.check():
+            find_flyctl(rt.env)
+        for problem in port_problems(config):
+            problems.add(problem)
+    return problems
+
+
+def _config_or_none(rt: Runtime) -> Config | None:
+    try:
+        return rt.config
+    except InputError:
+        return None
+
+
+def port_problems(config: Config) -> list[InputError]:
+    """Fixed local ports of the tunnels that this machine cannot listen on now.
+
+    A port that frees up later is fine; one taken after this check still fails when
+    the tunnel starts.
+    """
+    found: list[InputError] = []
+    for name, tunnel in config.model.tunnels.items():
+        if not tunnel.local_port:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # flyctl (Go) listens with SO_REUSEADDR: a port in TIME_WAIT is free to it too
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((LOCAL_HOST, tunnel.local_port))
+            except OSError as exc:
+                why = (
+                    "is already in use"
+                    if exc.errno == errno.EADDRINUSE
+                    else f"cannot be used ({exc.strerror})"
+                )
+                found.append(
+                    InputError(
+                        f"tunnel {name}: local port {tunnel.local_port} {why} on this machine",
+                        hint="free the port, or set local_port = 0 for any free port",
+                    )
+                )
+    return found
+
+
+# ---- the branch belongs to the PR --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeadBranch:
+    """The PR's head branch and who said so (None: nobody knows)."""
+
+    branch: str | None
+    source: str
+
+
+def pr_head_branch(rt: Runtime, target: Target, *, metadata: bool = True) -> HeadBranch:
+    """The event, else the GitHub API (with a token), else the preview's metadata."""
+    if target.event_branch is not None:
+        return HeadBranch(target.event_branch, "its pull_request event")
+    repo = target.repo or rt.repo
+    if repo and rt.github_available():
+        try:
+            pull = rt.github().get_pull(repo, target.pr)
+        except ApiError as exc:
+            rt.reporter.warn(f"could not ask GitHub for PR #{target.pr}'s branch: {exc}")
+        else:
+            if pull is None:
+                raise InputError(f"PR #{target.pr} is not a pull request of {repo} (GitHub: 404)")
+            return HeadBranch(pull.head_ref, "the GitHub API")
+    recorded = recorded_branch(rt, target.pr) if metadata else None
+    return HeadBranch(recorded, "its preview's metadata")
+
+
+def recorded_branch(rt: Runtime, pr: int) -> str | None:
+    """The branch recorded on the PR's managed preview (read-only; None without one)."""
+    verdict = managed.inspect(rt.fly(), rt.config, pr)
+    if verdict is None or not verdict.managed or not verdict.machines:
+        return None
+    survivor = preview.pick_survivor(list(verdict.machines))
+    preview.read_secrets(survivor)  # registered for redaction before anything prints
+    return preview.PreviewInfo.of(survivor).branch
+
+
+def check_pr_branch(rt: Runtime, target: Target) -> None:
+    """A branch that is not the PR's is bad input: it would touch another PR's vars."""
+    if target.branch is None or target.branch_confirmed:
+        return
+    head = pr_head_branch(rt, target)
+    if head.branch is not None and head.branch != target.branch:
+        raise InputError(
+            f"branch {target.branch!r} is not the head branch of PR #{target.pr}: "
+            f"{head.source} says {head.branch!r}",
+            hint="pass the PR's own branch, or leave --branch out",
+        )
+
+
+def production_branch_problems(rt: Runtime, branch: str, problems: Problems) -> None:
+    """Each configured Vercel project must exist, and ``branch`` must not be its production
+    branch (Vercel has no branch-scoped preview vars for it)."""
+    vercel = rt.config.model.vercel
+    client = rt.vercel()
+    for name in vercel.projects if vercel else {}:
+        try:
+            project = client.get_project(name)
+        except NotFoundError:
+            problems.add(InputError(f"Vercel project {name!r} was not found (check its name)"))
+            continue
+        if project.production_branch and project.production_branch == branch:
+            problems.add(
+                InputError(
+                    f"branch {branch!r} is the production branch of Vercel project {name}: "
+                    "previewctl makes previews for pull request branches only",
+                    hint="run previewctl for a pull request's head branch",
+                )
+            )
+
+
+def down_branch(rt: Runtime, target: Target, recorded: str | None) -> str | None:
+    """The branch whose Vercel vars `down` removes: the one recorded on the preview.
+
+    Without a preview that records one, a branch the event or the GitHub API confirms;
+    an unconfirmed branch gets nothing removed (gc sweeps vars of closed PRs later).
+    """
+    problems = Problems()
+    branch = recorded
+    if recorded is not None:
+        if target.branch and target.branch != recorded and not target.branch_confirmed:
+            problems.add(
+                InputError(
+                    f"branch {target.branch!r} is not the branch recorded on PR "
+                    f"#{target.pr}'s preview ({recorded!r}): down removes only that "
+                    "branch's Vercel vars",
+                    hint="leave --branch out",
+                )
+            )
+    elif target.branch and target.branch_confirmed:
+        branch = target.branch
+    elif target.branch:
+        with problems.check():
+            head = pr_head_branch(rt, target, metadata=False)
+            if head.branch is None:
+                rt.reporter.warn(
+                    f"nothing confirms that {target.branch!r} is PR #{target.pr}'s branch "
+                    "(no preview records it, no event, no GitHub token): its Vercel vars "
+                    "are left for gc"
+                )
+            elif head.branch != target.branch:
+                raise InputError(
+                    f"branch {target.branch!r} is not the head branch of PR #{target.pr}: "
+                    f"{head.source} says {head.branch!r}",
+                    hint="leave --branch out",
+                )
+            else:
+                branch = target.branch
+    if branch and rt.vercel_configured():
+        production_branch_problems(rt, branch, problems)
+    problems.raise_if_any()
+    return branch
