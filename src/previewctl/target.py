@@ -139,6 +139,9 @@ def resolve_target(
                     )
                 )
     if pr_text is None:
+        if branch_text:
+            with problems.check():
+                _check_branch(branch_text)
         if need_pr:
             problems.add(
                 InputError(

@@ -333,3 +333,85 @@ def test_against_the_github_fake_with_a_rate_limit() -> None:
         assert bodies == ["LGTM", f"{DEFAULT_MARKER}\nready"]
         assert len(fake.comment_writes()) == 2
         assert any(r.status == 403 for r in fake.requests)
+
+
+# ---- a lost answer does not make a duplicate ------------------------------------------------
+def sticky_on(fake: Any, number: int) -> list[dict[str, Any]]:
+    return [c for c in fake.comments_on(number) if c["body"].startswith(DEFAULT_MARKER)]
+
+
+def test_a_lost_answer_to_the_comment_post_makes_one_comment() -> None:
+    """GitHub made the comment, the answer never came: it is found by its marker."""
+    fakes = pytest.importorskip("tests.fakes.github_api")
+    with fakes.GitHubFake(token="ghs_token", repo=REPO) as fake:
+        fake.add_pr(1, "feat-1")
+        fake.add_comment(1, "LGTM", login="human")
+        fake.inject("POST", r"/issues/1/comments$", drop_after=True)
+        with build_http_client(fake.url, HEADERS) as http:
+            gh = GitHubClient(http, retry=RetryPolicy(max_wait=0.01, multiplier=0.001))
+            first = gh.upsert_sticky_comment(REPO, 1, "building")
+            assert [c["id"] for c in sticky_on(fake, 1)] == [first]
+            assert len(fake.calls("POST", r"/issues/1/comments$")) == 1  # never posted twice
+            assert gh.upsert_sticky_comment(REPO, 1, "ready") == first
+        assert [c["body"] for c in fake.comments_on(1)] == ["LGTM", f"{DEFAULT_MARKER}\nready"]
+
+
+def test_duplicate_sticky_comments_are_folded_into_the_oldest() -> None:
+    fakes = pytest.importorskip("tests.fakes.github_api")
+    with fakes.GitHubFake(token="ghs_token", repo=REPO) as fake:
+        fake.add_pr(1, "feat-1")
+        oldest = fake.add_comment(1, f"{DEFAULT_MARKER}\nbuilding")
+        fake.add_comment(1, f"{DEFAULT_MARKER}\nbuilding")
+        quoted = fake.add_comment(1, f"{DEFAULT_MARKER}\nmy own notes", login="human")
+        fake.add_comment(1, f"> {DEFAULT_MARKER} quoted", login="human")
+        fake.add_comment(1, f"{DEFAULT_MARKER}\nbuilding")
+        with build_http_client(fake.url, HEADERS) as http:
+            gh = GitHubClient(http, retry=RetryPolicy(max_wait=0.01, multiplier=0.001))
+            assert gh.upsert_sticky_comment(REPO, 1, "ready") == oldest["id"]
+            deletes = len(fake.calls("DELETE"))
+            assert gh.upsert_sticky_comment(REPO, 1, "ready") == oldest["id"]  # converged
+            assert len(fake.calls("DELETE")) == deletes
+        left = [(c["user"]["login"], c["body"]) for c in fake.comments_on(1)]
+        assert left == [
+            ("github-actions[bot]", f"{DEFAULT_MARKER}\nready"),
+            ("human", quoted["body"]),  # never someone else's comment
+            ("human", f"> {DEFAULT_MARKER} quoted"),
+        ]
+        assert deletes == 2
+
+
+def test_a_post_that_failed_before_it_was_made_is_tried_again(
+    api: respx.MockRouter, client: GitHubClient
+) -> None:
+    store = CommentStore(api)
+    failures = iter([httpx.ConnectError("connection refused")])
+
+    def create(request: httpx.Request) -> httpx.Response:
+        for failure in failures:
+            raise failure
+        return store._create(request)
+
+    store.create.side_effect = create
+    comment_id = client.upsert_sticky_comment(REPO, 5, "ready")
+    assert store.create.call_count == 2
+    assert store.list.call_count == 2  # looked for it before the second POST
+    assert [c["id"] for c in store.comments if DEFAULT_MARKER in c["body"]] == [comment_id]
+
+
+@pytest.mark.parametrize(("status", "lookups"), [(429, 0), (502, 1)])
+def test_only_an_answer_that_may_hide_a_write_is_looked_for(
+    api: respx.MockRouter, client: GitHubClient, status: int, lookups: int
+) -> None:
+    """A rate limit says nothing was made; a 5xx may come after the write."""
+    store = CommentStore(api)
+    failures = iter([httpx.Response(status, headers={"retry-after": "0"}, json={"message": "x"})])
+
+    def create(request: httpx.Request) -> httpx.Response:
+        for failure in failures:
+            return failure
+        return store._create(request)
+
+    store.create.side_effect = create
+    client.upsert_sticky_comment(REPO, 5, "ready")
+    assert store.create.call_count == 2
+    assert store.list.call_count == 1 + lookups

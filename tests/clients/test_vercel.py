@@ -12,6 +12,7 @@ import respx
 from previewctl.actions import GitHubActions
 from previewctl.clients.http import RetryPolicy, build_http_client
 from previewctl.clients.vercel import (
+    REDEPLOY_KEY,
     Deployment,
     EnvInput,
     VercelClient,
@@ -437,11 +438,10 @@ def test_redeploy_body_has_no_target(api: respx.MockRouter, client: VercelClient
     request = route.calls.last.request
     assert request.url.params["forceNew"] == "1"
     assert request.url.params["teamId"] == TEAM
-    assert body_of(route.calls.last) == {
-        "deploymentId": "dpl_1",
-        "name": "web",
-        "meta": {"action": "redeploy"},
-    }
+    body = body_of(route.calls.last)
+    key = body["meta"].pop(REDEPLOY_KEY)
+    assert len(key) == 32
+    assert body == {"deploymentId": "dpl_1", "name": "web", "meta": {"action": "redeploy"}}
 
 
 class FakeClock:
@@ -550,3 +550,50 @@ def test_wait_ready_times_out_at_the_deadline(api: respx.MockRouter, client: Ver
         )
     assert sum(clock.sleeps) == pytest.approx(7.0)
     assert max(clock.sleeps) <= 5.0
+
+
+# ---- a lost answer does not make a duplicate ------------------------------------------------
+def test_a_lost_answer_to_a_redeploy_makes_one_deployment() -> None:
+    fakes = pytest.importorskip("tests.fakes.vercel_api")
+    with fakes.VercelFake(token="tok") as fake:
+        project = fake.add_project("web", branches=("feat",))
+        fake.add_deployment("web", "feat")
+        fake.inject("POST", r"^/v13/deployments$", drop_after=True)
+        with build_http_client(fake.url, {"Authorization": "Bearer tok"}) as http:
+            client = VercelClient(http, retry=fast_retry())
+            source = client.list_deployments(project.id, "feat")[0]
+            new = client.redeploy(source, "web", project_id=project.id)
+        made = fake.deployments_for("web", "feat")
+        assert len(made) == 2  # the source and exactly one redeploy
+        assert new.uid == made[0]["uid"] != source.uid
+        assert made[0]["meta"]["originalDeploymentId"] == source.uid
+        assert len(fake.calls("POST", r"^/v13/deployments$")) == 1
+
+
+@pytest.mark.parametrize(
+    ("listed", "posts"),
+    [
+        # ours, found by the key in its meta even with a created time from a slow clock
+        ([dep("dpl_2", "feat", 1, meta={"githubCommitRef": "feat", REDEPLOY_KEY: "KEY"})], 1),
+        ([dep("dpl_2", "feat", 10**15)], 1),  # any deployment created since reads the env
+        ([dep("dpl_1", "feat", 10**15), dep("dpl_0", "feat", 5)], 2),  # older ones don't count
+    ],
+)
+def test_a_redeploy_is_looked_for_before_it_is_tried_again(
+    api: respx.MockRouter,
+    client: VercelClient,
+    listed: list[dict[str, Any]],
+    posts: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("uuid.uuid4", lambda: type("U", (), {"hex": "KEY"})())
+    answers: list[Any] = [
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.Response(200, json=dep("dpl_9", "feat", 10**15)),
+    ]
+    post = api.post("/v13/deployments").mock(side_effect=answers)
+    api.get("/v6/deployments").respond(json={"deployments": listed})
+    source = Deployment.model_validate(dep("dpl_1", "feat", 1))
+    new = client.redeploy(source, "web", project_id="prj_1")
+    assert post.call_count == posts
+    assert new.uid == ("dpl_9" if posts == 2 else "dpl_2")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -377,3 +378,40 @@ def test_vercel_error_echoing_env_values_shows_only_its_scrubbed_message(wired: 
     values = every_secret(wired)
     assert any(v.startswith("postgresql://") for v in values)
     assert_no_leak(wired.everything_printed(), values)
+
+
+# ---- a lost answer does not make a duplicate ------------------------------------------------
+def stickies(wired: Wired) -> list[dict[str, Any]]:
+    return [c for c in wired.github.comments_on(PR) if c["body"].startswith(MARKER)]
+
+
+def test_lost_answer_to_the_comment_post_makes_one_comment_and_a_rerun_folds(
+    wired: Wired,
+) -> None:
+    wired.github.inject("POST", rf"/issues/{PR}/comments$", drop_after=True)
+    result = wired.cli.run("up")
+    assert result.code == 0, result.output
+    assert len(stickies(wired)) == 1
+    assert "could not update the PR comment" not in result.stderr
+    first = stickies(wired)[0]["id"]
+    # duplicates from older runs (or racing ones) are folded into the oldest on a re-run
+    wired.github.add_comment(PR, stickies(wired)[0]["body"])
+    wired.github.add_comment(PR, stickies(wired)[0]["body"])
+    again = wired.cli.run("up")
+    assert again.code == 0, again.output
+    assert [c["id"] for c in stickies(wired)] == [first]
+    assert "ready" in stickies(wired)[0]["body"]
+
+
+def test_lost_answer_to_a_redeploy_makes_one_deployment(wired: Wired) -> None:
+    wired.vercel.inject("POST", r"^/v13/deployments$", drop_after=True, times=2)
+    result = wired.cli.run("up")
+    assert result.code == 0, result.output
+    for project in ("api", "web"):  # the seeded deployment and exactly one redeploy each
+        made = wired.vercel.deployments_for(project, BRANCH)
+        assert len(made) == 2, project
+        assert made[0]["meta"].get("action") == "redeploy"
+    assert len(wired.vercel.calls("POST", r"^/v13/deployments$")) == 2
+    again = wired.cli.run("up")  # nothing changed: no redeploy, nothing new
+    assert again.code == 0, again.output
+    assert [len(wired.vercel.deployments_for(p, BRANCH)) for p in ("api", "web")] == [2, 2]

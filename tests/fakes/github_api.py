@@ -1,7 +1,7 @@
 """A stateful fake of the parts of the GitHub REST API previewctl uses.
 
 Pull requests (get, list with ``state`` and ``Link`` pagination), issue comments
-(list with ``Link`` pagination, create, update) and the primary rate limit: every
+(list with ``Link`` pagination, create, update, delete) and the primary rate limit: every
 response carries ``x-ratelimit-*`` headers, and with ``rate_limit_after = N`` the
 N+1st request of a window (counted once authorized and routed; injected faults and
 401s do not count) answers 403 "API rate limit exceeded" with

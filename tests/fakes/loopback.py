@@ -2,7 +2,8 @@
 
 Each fake subclasses :class:`LoopbackApi`, declares its routes with werkzeug's
 ``Map`` and gets, for free: a request log, injectable faults (status codes with or
-without ``Retry-After``, dropped connections), injectable latency and JSON helpers.
+without ``Retry-After``, dropped connections, and writes that are applied but whose
+answer is lost), injectable latency and JSON helpers.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Fault:
     drop: bool = False
     body: Any = None
     echo: bool = False
+    drop_after: bool = False
+    """Apply the request as usual, then drop the connection: the answer is lost."""
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in ("*", method)) and bool(self.path_pattern.search(path))
@@ -134,15 +137,28 @@ class LoopbackApi:
         drop: bool = False,
         body: Any = None,
         echo: bool = False,
+        drop_after: bool = False,
     ) -> None:
         """Make the next ``times`` matching requests fail (or drop the connection).
 
         ``echo``: the error quotes what the request is about (its body, the stored
         resource), as real APIs' validation and state errors do; see ``echo_response``.
+        ``drop_after``: the request is handled (a write is applied) but its answer is
+        never sent, as when a connection dies after the server committed.
         """
         with self.lock:
             self.faults.append(
-                Fault(method, re.compile(path_regex), status, times, retry_after, drop, body, echo)
+                Fault(
+                    method,
+                    re.compile(path_regex),
+                    status,
+                    times,
+                    retry_after,
+                    drop,
+                    body,
+                    echo,
+                    drop_after,
+                )
             )
 
     def calls(
@@ -238,6 +254,9 @@ class LoopbackApi:
 
     def _dispatch(self, request: Request, record: RecordedRequest) -> Response | None:
         fault = self._take_fault(request.method, request.path)
+        if fault is not None and fault.drop_after:
+            self._handle(request, record)  # the write happens; its answer is never sent
+            return None
         if fault is not None:
             if fault.drop:
                 return None
@@ -251,6 +270,10 @@ class LoopbackApi:
             if headers:
                 resp.headers.update(headers)
             return resp
+        return self._handle(request, record)
+
+    def _handle(self, request: Request, record: RecordedRequest) -> Response | None:
+        """Authorize, route and run the handler (None: drop the connection)."""
         refused = self.authorize(request)
         if refused is not None:
             return refused

@@ -207,3 +207,24 @@ def test_injected_429_carries_retry_after(client: httpx.Client, github: GitHubFa
     assert "message" in resp.json()
     assert "x-ratelimit-remaining" in resp.headers
     assert client.get(f"{REPO}/pulls/1").status_code == 200
+
+
+def test_drop_after_applies_the_write_and_loses_the_answer(
+    github: GitHubFake, client: httpx.Client
+) -> None:
+    github.add_pr(1, "feat/x")
+    github.inject("POST", r"/issues/1/comments$", drop_after=True)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post(f"{REPO}/issues/1/comments", json={"body": "hello"})
+    assert [c["body"] for c in github.comments_on(1)] == ["hello"]  # it was made
+    assert github.calls("POST")[0].status == -1  # and no answer was sent
+    again = client.post(f"{REPO}/issues/1/comments", json={"body": "again"})
+    assert again.status_code == 201  # the fault was used up
+
+
+def test_delete_comment(github: GitHubFake, client: httpx.Client) -> None:
+    github.add_pr(1, "feat/x")
+    made = github.add_comment(1, "bye")
+    assert client.delete(f"{REPO}/issues/comments/{made['id']}").status_code == 204
+    assert github.comments_on(1) == []
+    assert client.delete(f"{REPO}/issues/comments/{made['id']}").status_code == 404

@@ -498,3 +498,17 @@ def test_injected_faults_carry_retry_after_and_vercel_body(
     assert resp.headers["Retry-After"] == "2"
     assert resp.json()["error"]["code"]
     assert client.get("/v10/projects/agents-api/env").status_code == 200
+
+
+def test_drop_after_makes_the_deployment_and_loses_the_answer(
+    client: httpx.Client, vercel: VercelFake
+) -> None:
+    source = vercel.add_deployment("agents-api", "feat/x")
+    vercel.inject("POST", r"^/v13/deployments$", drop_after=True)
+    body = {"deploymentId": source["uid"], "name": "agents-api", "meta": {"action": "redeploy"}}
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post("/v13/deployments", params={"forceNew": "1"}, json=body)
+    made = vercel.deployments_for("agents-api", "feat/x")
+    assert len(made) == 2
+    assert made[0]["meta"]["originalDeploymentId"] == source["uid"]
+    assert vercel.redeploys() == []  # no answer was sent: not counted as answered

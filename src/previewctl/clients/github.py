@@ -204,28 +204,53 @@ class GitHubClient(ApiClient):
         items = self._paged(f"{_repo_path(repo)}/issues/{int(number)}/comments", {"per_page": 100})
         return [IssueComment.model_validate(item) for item in items]
 
+    def delete_comment(self, repo: str, comment_id: int) -> bool:
+        """Delete one comment; False when it was already gone."""
+        try:
+            self.request("DELETE", f"{_repo_path(repo)}/issues/comments/{int(comment_id)}")
+        except NotFoundError:
+            return False
+        return True
+
+    def sticky_comments(self, repo: str, number: int, marker: str) -> list[IssueComment]:
+        """The comments that begin with ``marker``, oldest first."""
+        found = [c for c in self.list_comments(repo, number) if _is_sticky(c, marker)]
+        return sorted(found, key=lambda c: c.id)
+
     def upsert_sticky_comment(
         self, repo: str, number: int, body: str, marker: str = DEFAULT_MARKER
     ) -> int:
-        """Create or update the PR's one comment carrying ``marker``; return its id.
+        """Create or update the PR's one comment beginning with ``marker``; return its id.
 
         The body is scrubbed of secrets before it leaves; an unchanged body is not sent.
+        A create whose answer was lost is found by its marker before it is tried again,
+        and duplicates (of a lost answer, or of racing runs) are folded into the oldest.
         """
         if not marker:
             raise ValueError("a sticky comment needs a marker")
         text = redact.scrub(body)
-        if marker not in text:
+        if not text.lstrip().startswith(marker):
             text = f"{marker}\n{text}"
-        existing = next(
-            (c for c in self.list_comments(repo, number) if c.body and marker in c.body), None
-        )
-        if existing is None:
-            response = self.request(
-                "POST", f"{_repo_path(repo)}/issues/{int(number)}/comments", json={"body": text}
+        stickies = self.sticky_comments(repo, number, marker)
+        if not stickies:
+            created = self.create_once(
+                "POST",
+                f"{_repo_path(repo)}/issues/{int(number)}/comments",
+                json={"body": text},
+                build=lambda response: IssueComment.model_validate(response.json()),
+                find=lambda: next(iter(self.sticky_comments(repo, number, marker)), None),
             )
-            return int(response.json()["id"])
-        if _normalise(existing.body or "") != _normalise(text):
+            stickies = [created]
+        keep = stickies[0]
+        if _normalise(keep.body or "") != _normalise(text):
             self.request(
-                "PATCH", f"{_repo_path(repo)}/issues/comments/{existing.id}", json={"body": text}
+                "PATCH", f"{_repo_path(repo)}/issues/comments/{keep.id}", json={"body": text}
             )
-        return existing.id
+        for extra in stickies[1:]:
+            if extra.user_login == keep.user_login:  # never someone else's comment
+                self.delete_comment(repo, extra.id)
+        return keep.id
+
+
+def _is_sticky(comment: IssueComment, marker: str) -> bool:
+    return bool(comment.body) and (comment.body or "").lstrip().startswith(marker)

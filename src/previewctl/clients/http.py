@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from tenacity import (
@@ -61,13 +61,20 @@ def message_field(response: httpx.Response, value: Any) -> str:
     return value if isinstance(value, str) and value.strip() else no_message(response)
 
 
+T = TypeVar("T")
+
+
 class _Retryable(Exception):
     """Internal: a transient answer, carried through tenacity."""
 
-    def __init__(self, error: ApiError, retry_after: float | None) -> None:
+    def __init__(
+        self, error: ApiError, retry_after: float | None, *, maybe_done: bool = False
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        self.maybe_done = maybe_done
+        """The server may have done it: the answer was lost, or it failed (5xx) after."""
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -193,50 +200,105 @@ class ApiClient:
         retry: bool = True,
     ) -> httpx.Response:
         """Send one logical request; return the 2xx response or raise an ApiError."""
-        scope = self.scope_params()
-        if scope:
-            params = {**(params or {}), **scope}
-
-        def attempt() -> httpx.Response:
-            self.calls += 1
-            started = time.monotonic()
+        params = self._scoped(params)
+        if not retry:
             try:
-                response = self.http.request(
-                    method,
-                    path,
-                    params=params,
-                    json=json,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
-            except httpx.TransportError as exc:
-                lost: ApiError = TransientApiError(
-                    self.api_name,
-                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-                    method=method,
-                    path=path,
-                )
-                if self.on_request:
-                    self.on_request(f"{self.api_name} {method} {path} !! {type(exc).__name__}")
-                if retry:
-                    raise _Retryable(lost, None) from exc
-                raise lost from exc
-            if self.on_request:
-                took = (time.monotonic() - started) * 1000
-                self.on_request(
-                    f"{self.api_name} {method} {path} -> {response.status_code} ({took:.0f} ms)"
-                )
-            if response.is_success:
-                return response
-            error = self._api_error(response, method, path)
-            if retry and self.is_transient(response):
-                raise _Retryable(error, self.retry_after(response))
-            raise error
+                return self._attempt(method, path, params, json, headers, timeout)
+            except _Retryable as exc:
+                raise exc.error from exc.__cause__
+        try:
+            return self.retry.retrying()(
+                self._attempt, method, path, params, json, headers, timeout
+            )
+        except _Retryable as exc:
+            raise exc.error from None
+
+    def create_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        build: Callable[[httpx.Response], T],
+        find: Callable[[], T | None],
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> T:
+        """A create that must not happen twice, under the same retry policy as any request.
+
+        When an attempt fails so that the write may still have happened (its answer
+        lost, a 5xx), ``find()`` looks for what it would have made before the next try.
+        A 408 or 429 (a rate limit) says it was not done: it is simply tried again.
+        """
+        params = self._scoped(params)
+
+        def attempt() -> T:
+            try:
+                return build(self._attempt(method, path, params, json, None, None))
+            except _Retryable as exc:
+                if not exc.maybe_done:
+                    raise
+                try:
+                    found = find()
+                except ApiError:
+                    found = None  # cannot tell: trying again is the lesser harm
+                if found is not None:
+                    if self.on_request:
+                        self.on_request(f"{self.api_name} {method} {path}: found it made")
+                    return found
+                raise
 
         try:
             return self.retry.retrying()(attempt)
         except _Retryable as exc:
             raise exc.error from None
+
+    def _scoped(self, params: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        scope = self.scope_params()
+        return {**(params or {}), **scope} if scope else params
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        timeout: float | httpx.Timeout | None,
+    ) -> httpx.Response:
+        """One try: the 2xx response, an ApiError, or _Retryable for a transient failure."""
+        self.calls += 1
+        started = time.monotonic()
+        try:
+            response = self.http.request(
+                method,
+                path,
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TransportError as exc:
+            lost: ApiError = TransientApiError(
+                self.api_name,
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                method=method,
+                path=path,
+            )
+            if self.on_request:
+                self.on_request(f"{self.api_name} {method} {path} !! {type(exc).__name__}")
+            raise _Retryable(lost, None, maybe_done=True) from exc
+        if self.on_request:
+            took = (time.monotonic() - started) * 1000
+            self.on_request(
+                f"{self.api_name} {method} {path} -> {response.status_code} ({took:.0f} ms)"
+            )
+        if response.is_success:
+            return response
+        error = self._api_error(response, method, path)
+        if self.is_transient(response):
+            maybe_done = response.status_code >= 500
+            raise _Retryable(error, self.retry_after(response), maybe_done=maybe_done)
+        raise error
 
 
 def build_http_client(

@@ -9,6 +9,7 @@ Facts this follows are in ``shared/reference/vercel-github.md``: errors are
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ FINAL_STATES = {
     "DELETED": "it was deleted",
 }
 FAILED_STATES = frozenset(FINAL_STATES)
+REDEPLOY_KEY = "previewctlRedeploy"
 # A cursor loop that never ends is a server bug; stop well before it costs anything.
 _MAX_PAGES = 500
 
@@ -112,6 +114,12 @@ class Deployment(_Lenient):
     )
     branch: str | None = None
     target: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @field_validator("meta", mode="before")
+    @classmethod
+    def _meta_object(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else {}
 
     @model_validator(mode="before")
     @classmethod
@@ -185,6 +193,7 @@ class VercelClient(ApiClient):
     ) -> None:
         super().__init__(http, retry=retry, on_request=on_request)
         self.team_id = team_id
+        self._projects: dict[str, VercelProject] = {}
 
     # ---- ApiClient hooks ---------------------------------------------------------------
     def scope_params(self) -> dict[str, str]:
@@ -226,8 +235,11 @@ class VercelClient(ApiClient):
 
     # ---- projects ----------------------------------------------------------------------
     def get_project(self, id_or_name: str) -> VercelProject:
-        response = self.request("GET", f"/v9/projects/{_segment(id_or_name)}")
-        return VercelProject.model_validate(response.json())
+        """The project (asked once per run: its id and production branch do not change)."""
+        if id_or_name not in self._projects:
+            response = self.request("GET", f"/v9/projects/{_segment(id_or_name)}")
+            self._projects[id_or_name] = VercelProject.model_validate(response.json())
+        return self._projects[id_or_name]
 
     # ---- environment variables ---------------------------------------------------------
     def list_env(self, project: str, git_branch: str | None = None) -> list[EnvVar]:
@@ -369,22 +381,45 @@ class VercelClient(ApiClient):
         response = self.request("GET", f"/v13/deployments/{_segment(ref)}")
         return Deployment.model_validate(response.json())
 
-    def redeploy(self, deployment: Deployment, project_name: str) -> Deployment:
+    def redeploy(
+        self, deployment: Deployment, project_name: str, *, project_id: str | None = None
+    ) -> Deployment:
         """A new deployment of the same source; it reads the env as it is now.
 
-        No ``target``: the new deployment keeps the source's (preview).
+        No ``target``: the new deployment keeps the source's (preview). When an answer
+        is lost, a deployment of the branch created since the request is looked for
+        before trying again (it reads the same env), so a redeploy is made once.
         """
-        response = self.request(
+        since_ms = int(time.time() * 1000)
+        branch = deployment.branch
+        # Also a key in its meta: it finds our redeploy even when clocks disagree.
+        key = uuid.uuid4().hex
+
+        def made_since() -> Deployment | None:
+            if not (project_id and branch):
+                return None
+            return next(
+                (
+                    d
+                    for d in self.list_deployments(project_id, branch)
+                    if d.uid != deployment.uid
+                    and (d.meta.get(REDEPLOY_KEY) == key or (d.created_at or 0) >= since_ms)
+                ),
+                None,
+            )
+
+        return self.create_once(
             "POST",
             "/v13/deployments",
             params={"forceNew": "1"},
             json={
                 "deploymentId": deployment.uid,
                 "name": project_name,
-                "meta": {"action": "redeploy"},
+                "meta": {"action": "redeploy", REDEPLOY_KEY: key},
             },
+            build=lambda response: Deployment.model_validate(response.json()),
+            find=made_since,
         )
-        return Deployment.model_validate(response.json())
 
     def wait_ready(
         self,

@@ -8,9 +8,9 @@ import shlex
 from previewctl import template
 from previewctl.errors import ConfigError
 from previewctl.ops.lifecycle import find_preview
+from previewctl.ops.preflight import local_problems, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.vercel_ops import domain_urls
-from previewctl.target import require_target
 from previewctl.template import TemplateError
 
 
@@ -27,10 +27,8 @@ def step_env(rt: Runtime, values: template.Values) -> dict[str, str]:
 
 
 def run_env(rt: Runtime, pr: str) -> dict[str, str]:
-    target = require_target(pr, None, rt.env)
-    rt.config.app_name(target.pr)
-    rt.check_env_refs()
-    rt.fly()
+    target = resolve(rt, pr, None)
+    local_problems(rt, target, tunnels=False, vercel=False).raise_if_any()
     found = find_preview(rt, target)
     values = rt.values(found.target, secrets=found.secrets)
     values.vercel_urls = domain_urls(rt, values)

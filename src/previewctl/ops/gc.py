@@ -34,6 +34,7 @@ from previewctl.clients.fly import FlyClient, Machine
 from previewctl.clients.vercel import VercelClient
 from previewctl.durations import format_duration, parse_duration
 from previewctl.errors import ApiError, ConflictError, InputError, PreviewctlError
+from previewctl.ops.preflight import check_all
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.status import AppScan, bounded_map, plain_row, render_text, scan_previews
 from previewctl.pricing import Prices, hourly_cost, machine_hourly
@@ -410,7 +411,13 @@ def run_gc(
     pacer: Pacer | None = None,
 ) -> GcResult:
     """Sweep the org; see the module docstring. Failures are rows, not exceptions."""
-    # Everything that is bad input is found here, before the first request.
+    # Everything that is bad input is found here, before the first request, all at once.
+    check_all(
+        lambda: _max_age(rt, max_age),
+        rt.fly,
+        lambda: rt.github() if rt.repo else None,
+        lambda: rt.vercel() if rt.vercel_configured() else None,
+    )
     max_age_seconds = _max_age(rt, max_age)
     config = rt.config
     fly = rt.fly()

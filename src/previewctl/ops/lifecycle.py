@@ -9,8 +9,9 @@ from typing import Any
 from previewctl.clients.fly import Machine
 from previewctl.errors import PreviewctlError
 from previewctl.ops import comment, managed, preview
+from previewctl.ops.preflight import check_all, resolve
 from previewctl.ops.runtime import Runtime
-from previewctl.target import Target, require_target
+from previewctl.target import Target
 
 
 @dataclass
@@ -45,9 +46,8 @@ def find_preview(rt: Runtime, target: Target, *, command: str = "previewctl") ->
 
 
 def run_stop(rt: Runtime, pr: str) -> dict[str, Any]:
-    target = require_target(pr, None, rt.env)
-    rt.config.app_name(target.pr)
-    rt.fly()
+    target = resolve(rt, pr, None)
+    check_all(lambda: rt.config.app_name(target.pr), rt.fly)
     found = find_preview(rt, target, command="stop")
     fly = rt.fly()
     machine = found.machine

@@ -9,6 +9,7 @@ from typing import Any
 from previewctl import template
 from previewctl.config import Config
 from previewctl.errors import ConfigError
+from previewctl.ops.preflight import check_all
 from previewctl.ops.runtime import Runtime
 from previewctl.target import Target, resolve_target
 from previewctl.template import Ref, TemplateError
@@ -46,6 +47,7 @@ def plan_values(rt: Runtime, target: Target, config: Config) -> template.Values:
 
 
 def build_plan(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
+    check_all(lambda: rt.config, lambda: resolve_target(pr, branch, rt.env, need_pr=False))
     config = rt.config
     target = resolve_target(pr, branch, rt.env, need_pr=False)
     example = target is None

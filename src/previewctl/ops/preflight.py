@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from previewctl.config import Config
@@ -31,6 +32,15 @@ def resolve(rt: Runtime, pr: str | None, branch: str | None) -> Target:
             _ = rt.config
         problems.raise_if_any()
         raise  # pragma: no cover - raise_if_any raised
+
+
+def check_all(*checks: Callable[[], object]) -> None:
+    """Run every check; raise the bad input they found, all of it together."""
+    problems = Problems()
+    for check in checks:
+        with problems.check():
+            check()
+    problems.raise_if_any()
 
 
 def preflight(

@@ -24,6 +24,7 @@ from previewctl.durations import format_duration
 from previewctl.errors import ApiError, NotFoundError, PreviewctlError
 from previewctl.ops import managed, preview
 from previewctl.ops.managed import NOT_MANAGED, UNKNOWN, Verdict
+from previewctl.ops.preflight import check_all
 from previewctl.ops.runtime import Runtime
 from previewctl.pricing import Prices, describe_size, estimate
 from previewctl.target import parse_pr
@@ -234,6 +235,7 @@ def _prices_json(prices: Prices) -> dict[str, float]:
 
 def run_status(rt: Runtime, pr: str | None, *, now: datetime | None = None) -> dict[str, Any]:
     """Every preview in the org, or (with ``pr``) one preview in detail. No secrets."""
+    check_all(lambda: parse_pr(pr) if pr is not None else None, lambda: rt.config, rt.fly)
     number = parse_pr(pr) if pr is not None else None
     config = rt.config
     if number is not None:

@@ -94,7 +94,7 @@ def apply_vercel(
             deployments = client.list_deployments(info.id, branch, limit=1)
             if deployments:
                 newest = deployments[0]
-                new = client.redeploy(newest, info.name)
+                new = client.redeploy(newest, info.name, project_id=info.id)
                 outcome.redeployed.append(name)
                 say.info(
                     f"{name}: vars changed, redeploying {newest.uid} as {new.uid} so they apply"
