@@ -7,6 +7,7 @@ the same command converges.
 
 from __future__ import annotations
 
+import json
 import secrets as pysecrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -133,11 +134,17 @@ def test_down_refuses_an_app_the_rule_rejects_and_deletes_nothing(world: World, 
     assert_no_leak(world.cli.all_output(), [world.secret])
 
     fix()
-    done = world.cli.run("down", "--pr", str(PR), "--branch", BRANCH)
+    # As the workflow runs it, on the PR's closed event: that confirms the branch even
+    # where the fix removed the app (down removes vars only of a confirmed branch).
+    event = world.cli.project.root / "event.json"
+    head = {"ref": BRANCH, "repo": {"full_name": "acme/agents"}}
+    event.write_text(json.dumps({"number": PR, "pull_request": {"number": PR, "head": head}}))
+    on_event = {"GITHUB_EVENT_PATH": str(event)}
+    done = world.cli.run("down", "--pr", str(PR), "--branch", BRANCH, env=on_event)
     assert done.code == 0, done.output
     assert APP not in world.fly.apps
     assert world.keys() == set()
-    again = world.cli.run("down", "--pr", str(PR), "--branch", BRANCH)
+    again = world.cli.run("down", "--pr", str(PR), "--branch", BRANCH, env=on_event)
     assert again.code == 0, again.output
 
 

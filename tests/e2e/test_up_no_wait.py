@@ -139,7 +139,8 @@ def test_a_failed_early_start_is_reported_by_the_later_up_and_its_comment(
         early = cli.run("up", "--pr", "7", "--branch", "feat/x", "--no-wait", env=env)
         assert early.code == 1, early.output
         assert "invalid guest" in early.stderr
-        assert github.requests == []  # no comment from the early start
+        # no comment from the early start (only a read: is feat/x PR 7's branch?)
+        assert [r.method for r in github.requests] == ["GET"]
         assert list((runner_temp / "previewctl").iterdir())
 
         later = cli.run("up", "--pr", "7", "--branch", "feat/x", env=env)
