@@ -19,8 +19,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from previewctl import template
+from previewctl.configfile import (
+    key_path,
+    line_of,
+    read_text,
+    validation_problems,
+)
 from previewctl.durations import parse_duration
 from previewctl.errors import ConfigError, Problems
+from previewctl.machine_config import load_machine_config
 from previewctl.secretgen import SecretFormat
 from previewctl.template import Known, Namespace, TemplateError
 
@@ -33,9 +40,6 @@ _ORG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _REGION_RE = re.compile(r"[a-z]{3}")
 # Vercel: letters, digits and _, not starting with a digit.
 _VERCEL_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Fly machine configs are a handful of levels deep; far deeper is a mistake (and would
-# exhaust Python's recursion while rendering it).
-MAX_MACHINE_DEPTH = 32
 _LOCAL_HOSTS = re.compile(r"(?i)(localhost|127\.0\.0\.1|\[?::1\]?(?=[:/]|$)|0\.0\.0\.0)")
 
 # Which placeholders each part of the config may use.
@@ -306,74 +310,6 @@ class ConfigModel(_Strict):
 # ---- the loaded config --------------------------------------------------------------
 
 
-# Fly's memory per CPU (MB): shared 256-2048, performance 2048-8192; multiples of 256.
-MEMORY_PER_CPU = {"shared": (256, 2048), "performance": (2048, 8192)}
-
-
-class _MachineGuest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    cpu_kind: Literal["shared", "performance"] = "shared"
-    cpus: int = Field(default=1, ge=1, le=64)
-    memory_mb: int = Field(default=256, ge=256)
-
-    @field_validator("memory_mb")
-    @classmethod
-    def _multiple(cls, value: int) -> int:
-        if value % 256:
-            raise ValueError("memory_mb must be a multiple of 256")
-        return value
-
-    @model_validator(mode="after")
-    def _fly_limits(self) -> _MachineGuest:
-        low, high = MEMORY_PER_CPU[self.cpu_kind]
-        if not low * self.cpus <= self.memory_mb <= high * self.cpus:
-            raise ValueError(
-                f"memory_mb {self.memory_mb} is outside Fly's limits for {self.cpus} "
-                f"{self.cpu_kind} CPU(s): {low * self.cpus}-{high * self.cpus} MB "
-                f"({low}-{high} MB per CPU)"
-            )
-        return self
-
-
-class _MachineContainer(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str = Field(min_length=1)
-    image: str = Field(min_length=1)
-
-
-class _MachinePort(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    port: int | None = Field(default=None, ge=1, le=65535)
-
-
-class _MachineService(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    protocol: Literal["tcp", "udp"]
-    internal_port: int = Field(ge=1, le=65535)
-    ports: list[_MachinePort] = Field(default_factory=list)
-
-
-class _MachineConfigShape(BaseModel):
-    """Just enough of Fly's machine config to catch mistakes before the API does."""
-
-    model_config = ConfigDict(extra="allow")
-    image: str | None = None
-    guest: _MachineGuest | None = None
-    containers: list[_MachineContainer] | None = None
-    services: list[_MachineService] = Field(default_factory=list)
-    metadata: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _image_or_containers(self) -> _MachineConfigShape:
-        if not self.image and not self.containers:
-            raise ValueError("the machine config needs `containers` (or a top-level `image`)")
-        if self.containers:
-            names = [c.name for c in self.containers]
-            if len(set(names)) != len(names):
-                raise ValueError("container names must be unique")
-        return self
-
-
 @dataclass(frozen=True)
 class Config:
     """A validated previewctl.toml plus its machine config template."""
@@ -402,7 +338,7 @@ class Config:
 
     def app_name(self, pr: int) -> str:
         where = {"file": str(self.path), "key": "app.name"}
-        line = _line_of(self.text, ["app", "name"])
+        line = line_of(self.text, ["app", "name"])
         try:
             name = template.render(self.model.app.name, template.Values(pr=pr))
         except TemplateError as exc:
@@ -432,7 +368,7 @@ class Config:
 
     def line_of(self, key: str) -> int | None:
         """The line of ``key`` (``seed[2].http.body_file``) in previewctl.toml, if found."""
-        return _line_of(self.text, _key_path(key))
+        return line_of(self.text, key_path(key))
 
     def machine_has_services(self) -> bool:
         return bool(self.machine_template.get("services"))
@@ -490,88 +426,6 @@ def _templated(config: Config) -> Iterator[tuple[str, str, frozenset[Namespace]]
                 yield f"vercel.projects.{project}.env.{k}", v, NS_VERCEL
 
 
-_HEADER_RE = re.compile(r"^\s*(\[\[?)([^\[\]]+)(\]\]?)\s*(#.*)?$")
-
-
-def _header(line: str) -> tuple[tuple[str, ...], bool] | None:
-    """(dotted names, is an array of tables) when ``line`` is a table header."""
-    match = _HEADER_RE.match(line)
-    if match is None or len(match.group(1)) != len(match.group(3)):
-        return None
-    names = tuple(p.strip().strip("\"'") for p in match.group(2).split("."))
-    return names, match.group(1) == "[["
-
-
-def _key_path(key: str) -> list[str]:
-    """``steps[1].env.A`` -> ``["steps", "1", "env", "A"]`` (the form of pydantic's loc)."""
-    out: list[str] = []
-    for part in key.split("."):
-        name, *indices = part.replace("]", "").split("[")
-        out.append(name)
-        out.extend(indices)
-    return out
-
-
-def _line_of(text: str, path: list[str]) -> int | None:
-    """Best-effort line of a key: its table header (the right one of a ``[[...]]``
-    array), then the last name of the path inside that table."""
-    names: list[str] = []
-    index: list[int | None] = []
-    for part in path:
-        if part.isdigit() and names:
-            index[-1] = int(part)
-        else:
-            names.append(part)
-            index.append(None)
-    if not names:
-        return None
-    lines = text.splitlines()
-    headers = [(i, _header(line)) for i, line in enumerate(lines)]
-    start, stop, rest = 0, len(lines), names
-    for n in range(len(names), 0, -1):
-        wanted = tuple(names[:n])
-        occurrence = index[n - 1]
-        found = [
-            i
-            for i, h in headers
-            if h is not None and h[0] == wanted and h[1] == (occurrence is not None)
-        ]
-        if occurrence is not None:
-            found = found[occurrence : occurrence + 1]
-        if found:
-            start = found[0]
-            stop = next((i for i, h in headers if i > start and h is not None), len(lines))
-            rest = names[n:]
-            if not rest:
-                return start + 1
-            break
-    key = re.compile(r'(^|[\s{,])["\']?' + re.escape(rest[-1]) + r'["\']?\s*=')
-    for i in range(start, stop):
-        if headers[i][1] is None and key.search(lines[i]):
-            return i + 1
-    return start + 1 if rest is not names else None
-
-
-def _loc_to_path(loc: tuple[int | str, ...]) -> list[str]:
-    return [str(p) for p in loc]
-
-
-def _format_key(loc: list[str]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
-    return out
-
-
-def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what} is not UTF-8 text ({exc.reason})", file=str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what}: {exc.strerror}", file=str(path)) from None
-
-
 def _parse_toml(text: str, path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
@@ -586,21 +440,6 @@ def _parse_toml(text: str, path: Path) -> dict[str, Any]:
         raise ConfigError("not valid TOML: nested far too deep", file=str(path)) from None
 
 
-def _validation_problems(
-    exc: ValidationError, file: str, text: str | None, problems: Problems
-) -> None:
-    """One ConfigError per pydantic error, with the key and (in previewctl.toml) the line."""
-    for err in exc.errors():
-        loc = _loc_to_path(err["loc"])
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key {loc[-1]!r}"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        line = _line_of(text, loc) if text is not None else None
-        problems.add(ConfigError(msg, file=file, key=_format_key(loc) or None, line=line))
-
-
 def load_config(path: Path) -> Config:
     """Read and validate a config file and its machine config.
 
@@ -612,22 +451,22 @@ def load_config(path: Path) -> Config:
             file=str(path),
             hint="pass --config PATH or set PREVIEWCTL_CONFIG",
         )
-    text = _read(path, "the config file")
+    text = read_text(path, "the config file")
     data = _parse_toml(text, path)
     problems = Problems()
     model: ConfigModel | None = None
     try:
         model = ConfigModel.model_validate(data)
     except ValidationError as exc:
-        _validation_problems(exc, str(path), text, problems)
+        validation_problems(exc, str(path), text, problems)
     machine_ref = model.machine.config if model else _raw_machine_path(data)
     machine_template: dict[str, Any] | None = None
     if machine_ref is not None:
         with problems.check():
-            machine_template = _load_machine_config(
+            machine_template = load_machine_config(
                 (path.parent / machine_ref).resolve(),
                 str(path),
-                line=_line_of(text, ["machine", "config"]),
+                line=line_of(text, ["machine", "config"]),
                 problems=problems,
             )
     config: Config | None = None
@@ -652,63 +491,6 @@ def _raw_machine_path(data: dict[str, Any]) -> str | None:
     return ref if isinstance(ref, str) else None
 
 
-def _too_deep(data: Any, limit: int) -> bool:
-    """True when ``data`` nests deeper than ``limit`` (checked without recursion)."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return False
-
-
-def _load_machine_config(
-    path: Path, config_file: str, *, line: int | None, problems: Problems
-) -> dict[str, Any]:
-    """The machine config; problems of its shape go to ``problems`` (its templates can
-    still be checked), an unreadable one raises."""
-    if not path.is_file():
-        raise ConfigError(
-            f"machine config {path.name} not found",
-            file=config_file,
-            key="machine.config",
-            line=line,
-        )
-    try:
-        data = json.loads(_read(path, "the machine config"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"not valid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
-    except RecursionError:
-        raise ConfigError(
-            f"the machine config nests more than {MAX_MACHINE_DEPTH} levels deep", file=str(path)
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError("the machine config must be a JSON object", file=str(path))
-    if _too_deep(data, MAX_MACHINE_DEPTH):
-        raise ConfigError(
-            f"the machine config nests more than {MAX_MACHINE_DEPTH} levels deep", file=str(path)
-        )
-    try:
-        _MachineConfigShape.model_validate(data)
-    except ValidationError as exc:
-        _validation_problems(exc, str(path), None, problems)
-    metadata = data.get("metadata")
-    for key in metadata if isinstance(metadata, dict) else ():
-        if str(key).startswith("previewctl"):
-            problems.add(
-                ConfigError(
-                    f"metadata key {key!r} is reserved for previewctl",
-                    file=str(path),
-                    key="metadata",
-                )
-            )
-    return data
-
-
 def _check_secret_formats(config: Config) -> None:
     secrets = config.model.secrets
     for name in secrets.format:
@@ -718,7 +500,7 @@ def _check_secret_formats(config: Config) -> None:
                 f'add "{name}" to [secrets] generate',
                 file=str(config.path),
                 key=f"secrets.format.{name}",
-                line=_line_of(config.text, ["secrets", "format", name]),
+                line=line_of(config.text, ["secrets", "format", name]),
             )
 
 
@@ -731,7 +513,7 @@ def _check_templates(config: Config) -> None:
         if in_machine:
             file = str((config.root / config.model.machine.config).resolve())
         # a line found in previewctl.toml means nothing in the machine config JSON
-        line = None if in_machine else _line_of(config.text, _key_path(key))
+        line = None if in_machine else line_of(config.text, key_path(key))
         try:
             template.check(text, scope, known)
         except TemplateError as exc:
@@ -764,7 +546,7 @@ def _check_templates(config: Config) -> None:
                         "known before the deployment exists",
                         file=str(config.path),
                         key=key,
-                        line=_line_of(config.text, _key_path(key)),
+                        line=line_of(config.text, key_path(key)),
                     )
                 )
     problems.raise_if_any()

@@ -1,0 +1,141 @@
+"""The machine config template: just enough of Fly's machine config to catch mistakes
+(and values Fly would refuse) before the API does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from previewctl.configfile import read_text, validation_problems
+from previewctl.errors import ConfigError, Problems
+
+# Fly machine configs are a handful of levels deep; far deeper is a mistake (and would
+# exhaust Python's recursion while rendering it).
+MAX_MACHINE_DEPTH = 32
+
+# Fly's memory per CPU (MB): shared 256-2048, performance 2048-8192; multiples of 256.
+MEMORY_PER_CPU = {"shared": (256, 2048), "performance": (2048, 8192)}
+
+
+class _MachineGuest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    cpu_kind: Literal["shared", "performance"] = "shared"
+    cpus: int = Field(default=1, ge=1, le=64)
+    memory_mb: int = Field(default=256, ge=256)
+
+    @field_validator("memory_mb")
+    @classmethod
+    def _multiple(cls, value: int) -> int:
+        if value % 256:
+            raise ValueError("memory_mb must be a multiple of 256")
+        return value
+
+    @model_validator(mode="after")
+    def _fly_limits(self) -> _MachineGuest:
+        low, high = MEMORY_PER_CPU[self.cpu_kind]
+        if not low * self.cpus <= self.memory_mb <= high * self.cpus:
+            raise ValueError(
+                f"memory_mb {self.memory_mb} is outside Fly's limits for {self.cpus} "
+                f"{self.cpu_kind} CPU(s): {low * self.cpus}-{high * self.cpus} MB "
+                f"({low}-{high} MB per CPU)"
+            )
+        return self
+
+
+class _MachineContainer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+    image: str = Field(min_length=1)
+
+
+class _MachinePort(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class _MachineService(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    protocol: Literal["tcp", "udp"]
+    internal_port: int = Field(ge=1, le=65535)
+    ports: list[_MachinePort] = Field(default_factory=list)
+
+
+class _MachineConfigShape(BaseModel):
+    """Just enough of Fly's machine config to catch mistakes before the API does."""
+
+    model_config = ConfigDict(extra="allow")
+    image: str | None = None
+    guest: _MachineGuest | None = None
+    containers: list[_MachineContainer] | None = None
+    services: list[_MachineService] = Field(default_factory=list)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _image_or_containers(self) -> _MachineConfigShape:
+        if not self.image and not self.containers:
+            raise ValueError("the machine config needs `containers` (or a top-level `image`)")
+        if self.containers:
+            names = [c.name for c in self.containers]
+            if len(set(names)) != len(names):
+                raise ValueError("container names must be unique")
+        return self
+
+
+def _too_deep(data: Any, limit: int) -> bool:
+    """True when ``data`` nests deeper than ``limit`` (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def load_machine_config(
+    path: Path, config_file: str, *, line: int | None, problems: Problems
+) -> dict[str, Any]:
+    """The machine config; problems of its shape go to ``problems`` (its templates can
+    still be checked), an unreadable one raises."""
+    if not path.is_file():
+        raise ConfigError(
+            f"machine config {path.name} not found",
+            file=config_file,
+            key="machine.config",
+            line=line,
+        )
+    try:
+        data = json.loads(read_text(path, "the machine config"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+    except RecursionError:
+        raise ConfigError(
+            f"the machine config nests more than {MAX_MACHINE_DEPTH} levels deep", file=str(path)
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the machine config must be a JSON object", file=str(path))
+    if _too_deep(data, MAX_MACHINE_DEPTH):
+        raise ConfigError(
+            f"the machine config nests more than {MAX_MACHINE_DEPTH} levels deep", file=str(path)
+        )
+    try:
+        _MachineConfigShape.model_validate(data)
+    except ValidationError as exc:
+        validation_problems(exc, str(path), None, problems)
+    metadata = data.get("metadata")
+    for key in metadata if isinstance(metadata, dict) else ():
+        if str(key).startswith("previewctl"):
+            problems.add(
+                ConfigError(
+                    f"metadata key {key!r} is reserved for previewctl",
+                    file=str(path),
+                    key="metadata",
+                )
+            )
+    return data
