@@ -98,7 +98,7 @@ def validation_problems(
     """One ConfigError per pydantic error, with the key and (in previewctl.toml) the line."""
     for err in exc.errors():
         loc = loc_to_path(err["loc"])
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")  # pydantic's wrapper says nothing
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r}"
         elif err["type"] == "missing":

@@ -379,11 +379,12 @@ def test_several_problems_are_reported_in_one_message(
     machine = copy.deepcopy(project.machine)
     guest("shared", 1, 4096)(machine)
     project.write(toml, machine)
-    result = cli.run("up", "--pr", "3", "--branch", "a..b")
+    result = cli.run("up", "--pr", "3", "--branch", "a..b", env={"FLY_API_TOKEN": ""})
     assert result.code == 2, result.output
     assert result.stderr.count("error: ") == 1, result.stderr
-    assert "6 problems, found before anything was changed" in result.stderr
+    assert "7 problems, found before anything was changed" in result.stderr
     for needle in (
+        "FLY_API_TOKEN",
         "invalid branch name 'a..b'",
         "[app.region]",
         "[timeouts.machine]",

@@ -22,7 +22,8 @@ from previewctl.tunnels import LOCAL_HOST, find_flyctl
 
 
 def resolve(rt: Runtime, pr: str | None, branch: str | None) -> Target:
-    """The command's target; when it is bad, the config's problems are named with it."""
+    """The command's target; when it is bad, the config's and the Fly token's problems
+    are named with it."""
     try:
         return require_target(pr, branch, rt.env)
     except InputError as exc:
@@ -30,6 +31,8 @@ def resolve(rt: Runtime, pr: str | None, branch: str | None) -> Target:
         problems.add(exc)
         with problems.check():
             _ = rt.config
+        with problems.check():
+            rt.fly()
         problems.raise_if_any()
         raise  # pragma: no cover - raise_if_any raised
 
