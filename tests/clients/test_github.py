@@ -415,3 +415,9 @@ def test_only_an_answer_that_may_hide_a_write_is_looked_for(
     client.upsert_sticky_comment(REPO, 5, "ready")
     assert store.create.call_count == 2
     assert store.list.call_count == 1 + lookups
+
+
+@pytest.mark.parametrize("repo", ["acme/agents\n", "acme", "acme/../x", "a/b/c", " acme/agents"])
+def test_a_malformed_repository_is_bad_input(client: GitHubClient, repo: str) -> None:
+    with pytest.raises(InputError, match="is not of the form owner/name"):
+        client.get_pull(repo, 1)

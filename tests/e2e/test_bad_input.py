@@ -402,7 +402,8 @@ def test_problems_of_a_valid_config_are_reported_together(
     project: Project,
     remotes: tuple[VercelFake, GitHubFake, dict[str, str]],
 ) -> None:
-    """Beyond the config: the production branch, a taken port, flyctl, an unset env var."""
+    """Beyond the config: the production branch, a taken port, flyctl, an unset env var,
+    a missing body_file."""
     vercel, github, remote_env = remotes
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -412,6 +413,7 @@ def test_problems_of_a_valid_config_are_reported_together(
             BASIC_TOML
             + f"[tunnels.db]\nremote_port = 5432\nlocal_port = {port}\n"
             + '[vercel.projects.web]\nenv = { LEVEL = "${env.PREVIEW_LEVEL}" }\n'
+            + '[[steps]]\nname = "load"\nhttp = { url = "https://x.example", body_file = "nope.json" }\n'
         )
         env = {k: v for k, v in remote_env.items() if not k.startswith("GITHUB")}
         env["PREVIEWCTL_FLYCTL"] = "/nonexistent/flyctl"
@@ -419,7 +421,8 @@ def test_problems_of_a_valid_config_are_reported_together(
     assert result.code == 2, result.output
     assert result.stderr.count("error: ") == 1, result.stderr
     for needle in (
-        "4 problems",
+        "5 problems",
+        "body_file",
         "PREVIEW_LEVEL",
         "PREVIEWCTL_FLYCTL=/nonexistent/flyctl is not an executable file",
         f"tunnel db: local port {port} is already in use",

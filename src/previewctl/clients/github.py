@@ -29,12 +29,12 @@ from previewctl.clients.http import (
 from previewctl.errors import ApiError, InputError, NotFoundError
 
 DEFAULT_MARKER = "<!-- previewctl -->"
-_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_REPO_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")  # fullmatch: no trailing newline
 _MAX_PAGES = 100
 
 
 def _repo_path(repo: str) -> str:
-    if not _REPO_RE.match(repo) or ".." in repo:
+    if not _REPO_RE.fullmatch(repo) or ".." in repo:
         raise InputError(f"GitHub repository {repo!r} is not of the form owner/name")
     return f"/repos/{repo}"
 

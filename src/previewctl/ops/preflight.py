@@ -16,6 +16,7 @@ from previewctl.config import Config
 from previewctl.errors import ApiError, InputError, NotFoundError, Problems
 from previewctl.ops import managed, preview
 from previewctl.ops.runtime import Runtime
+from previewctl.ops.session import check_step_files
 from previewctl.ops.vercel_ops import require_branch
 from previewctl.target import Target, require_target
 from previewctl.tunnels import LOCAL_HOST, find_flyctl
@@ -54,11 +55,13 @@ def preflight(
     vercel: bool,
     seed: bool = False,
     branch_required: bool | None = None,
+    steps: str | None = None,
 ) -> None:
     """Every problem of bad input, before any change (read-only calls only), at once.
 
     ``vercel``: the command uses Vercel (its token, the production branch);
-    ``branch_required`` (default: ``vercel``): the config's Vercel projects need a branch.
+    ``branch_required`` (default: ``vercel``): the config's Vercel projects need a branch;
+    ``steps``: the section ("steps" or "seed") whose files must exist or be created.
     """
     problems = local_problems(
         rt,
@@ -67,6 +70,7 @@ def preflight(
         vercel=vercel,
         seed=seed,
         branch_required=vercel if branch_required is None else branch_required,
+        steps=steps,
     )
     config = _config_or_none(rt)
     if config is not None and target.branch and not problems.failed_credentials:
@@ -93,6 +97,7 @@ def local_problems(
     vercel: bool,
     seed: bool = False,
     branch_required: bool = False,
+    steps: str | None = None,
 ) -> _Found:
     """What can be found without the network."""
     problems = _Found()
@@ -104,6 +109,9 @@ def local_problems(
             config.app_name(target.pr)
         with problems.check():
             rt.check_env_refs(seed=seed)
+        if steps is not None:
+            with problems.check():
+                check_step_files(config, rt.values(target), steps)
     for make in (rt.fly, rt.vercel) if vercel and config and rt.vercel_configured() else (rt.fly,):
         try:
             make()

@@ -12,7 +12,7 @@ from previewctl.ops import comment
 from previewctl.ops.lifecycle import find_preview
 from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
-from previewctl.ops.session import check_step_files, open_tunnels, run_steps
+from previewctl.ops.session import open_tunnels, run_steps
 from previewctl.ops.up import skip_without_secrets
 from previewctl.ops.vercel_ops import domain_urls
 
@@ -47,9 +47,8 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
         projects, needs_tunnels = _seed_refs(rt)
     except InputError:  # a bad config: preflight names its problems with the others
         projects, needs_tunnels = set(), False
-    preflight(rt, target, tunnels=needs_tunnels, vercel=bool(projects), seed=True)
+    preflight(rt, target, tunnels=needs_tunnels, vercel=bool(projects), seed=True, steps="seed")
     config = rt.config
-    check_step_files(config, rt.values(target), "seed")
     if not config.model.seed:
         rt.reporter.info("no [[seed]] steps configured: nothing to do")
         return {"pr": target.pr, "seeded": []}

@@ -12,7 +12,7 @@ from previewctl.ops.early import EarlyFailure, early_row, start_early
 from previewctl.ops.machine import converge_started, wait_healthy
 from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
-from previewctl.ops.session import check_step_files, open_tunnels, run_steps
+from previewctl.ops.session import open_tunnels, run_steps
 from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls
 from previewctl.target import Target
 
@@ -58,9 +58,8 @@ def run_up(
         has_vercel = bool(rt.env.get("VERCEL_TOKEN"))
         preflight(rt, target, tunnels=False, vercel=has_vercel, branch_required=True)
         return start_early(rt, target)
-    preflight(rt, target, tunnels=True, vercel=True)
+    preflight(rt, target, tunnels=True, vercel=True, steps="steps")
     config = rt.config
-    check_step_files(config, rt.values(target), "steps")
     app = config.app_name(target.pr)
     fly = rt.fly()
     timeouts = config.model.timeouts
