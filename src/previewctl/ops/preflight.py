@@ -201,7 +201,6 @@ def recorded_branch(rt: Runtime, pr: int) -> str | None:
     if verdict is None or not verdict.managed or not verdict.machines:
         return None
     survivor = preview.pick_survivor(list(verdict.machines))
-    preview.read_secrets(survivor)  # registered for redaction before anything prints
     return preview.PreviewInfo.of(survivor).branch
 
 
