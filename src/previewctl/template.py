@@ -282,4 +282,5 @@ def name_pattern(template: str) -> re.Pattern[str]:
             out.append(r"(?P<pr>[1-9][0-9]{0,9})")
         else:
             raise TemplateError(f"{piece} cannot be used in the app name; only ${{pr}}")
-    return re.compile("^" + "".join(out) + "$")
+    # \Z, not $: "$" also matches before a trailing newline ("pr-8-agents\n")
+    return re.compile("^" + "".join(out) + r"\Z")

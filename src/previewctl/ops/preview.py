@@ -8,6 +8,7 @@ live in the machine's ``config.metadata``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,9 @@ KEY_SECRETS = "previewctl_secrets"
 # Touch last_up at most this often, so a repeated `up` makes no mutating call.
 LAST_UP_REFRESH = 3600.0
 
+# Exactly what build_metadata writes (str of a positive int). "08", "٨" or "８" name no PR:
+# previewctl never wrote them, and int() would read them as 8.
+_PR_TEXT = re.compile(r"[1-9][0-9]{0,9}")
 
 def now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -37,9 +41,10 @@ def parse_time(value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # In UTC, or not at all: year 1 at +01:00 is before datetime.min in UTC.
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def carries_marker(machine: Machine) -> bool:
@@ -104,7 +109,7 @@ class PreviewInfo:
         meta = machine.metadata
         pr_text = meta.get(KEY_PR, "")
         return cls(
-            pr=int(pr_text) if pr_text.isdigit() else None,
+            pr=int(pr_text) if _PR_TEXT.fullmatch(pr_text) else None,
             branch=meta.get(KEY_BRANCH) or None,
             config_hash=meta.get(KEY_HASH) or None,
             created_at=parse_time(meta.get(KEY_CREATED)) or parse_time(machine.created_at),
