@@ -6,12 +6,12 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from previewctl.clients.http import ApiClient, RetryPolicy, build_http_client
 from previewctl.errors import (
@@ -57,6 +57,36 @@ def is_name_taken(exc: ApiError) -> bool:
     if exc.code:
         return exc.code == NAME_TAKEN
     return LEGACY_NAME_TAKEN in exc.api_message
+
+T = TypeVar("T")
+
+
+class _Shape(ValueError):
+    """A 2xx body that is not what the API documents (raised by the parsers below)."""
+
+
+def _shape_problem(exc: ValueError | TypeError) -> str:
+    """What was wrong with a body, without quoting it: it may hold secrets not read yet."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the body"
+        return f"{where}: {first['msg']}"
+    if isinstance(exc, _Shape):
+        return str(exc)
+    return "not JSON" if isinstance(exc, ValueError) else type(exc).__name__
+
+
+def _items(data: Any, key: str | None = None) -> list[Any]:
+    """The list in a listing (``data[key]`` when ``key``); null is an empty listing."""
+    if key is not None:
+        if not isinstance(data, dict):
+            raise _Shape(f"an object with {key!r} expected, got {type(data).__name__}")
+        data = data.get(key)
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise _Shape(f"a list expected, got {type(data).__name__}")
+    return data
 
 
 def auth_header(token: str) -> str:
@@ -229,13 +259,29 @@ class FlyClient(ApiClient):
         value: str | None = response.headers.get("fly-request-id")
         return value
 
+    def answer(self, response: httpx.Response, parse: Callable[[Any], T]) -> T:
+        """``parse(body)``; a body that is not JSON or not the documented shape is an
+        ApiError like any other failed call, never a crash (and never taken for "none")."""
+        try:
+            return parse(response.json())
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            raise ApiError(
+                self.api_name,
+                f"the answer is not what the Machines API documents ({_shape_problem(exc)})",
+                status=response.status_code,
+                request_id=self.request_id(response),
+                method=response.request.method,
+                path=response.request.url.path,
+            ) from None
+
     # ---- apps -----------------------------------------------------------------------
     def get_app(self, name: str) -> App | None:
         """The app, or None when the name is free. 403: another org owns it."""
         try:
-            return App.model_validate(self.request("GET", f"/v1/apps/{name}").json())
+            response = self.request("GET", f"/v1/apps/{name}")
         except NotFoundError:
             return None
+        return self.answer(response, App.model_validate)
 
     def create_app(self, name: str, org: str) -> App:
         """fly-go's CreateApp: ``?wait=true`` and ``name`` (the 2024 spec's ``app_name`` is gone).
@@ -269,8 +315,8 @@ class FlyClient(ApiClient):
             delay = min(delay * 2, 0.5)
 
     def list_apps(self, org: str) -> list[App]:
-        data = self.request("GET", "/v1/apps", params={"org_slug": org}).json()
-        return [App.model_validate(a) for a in data.get("apps") or []]
+        response = self.request("GET", "/v1/apps", params={"org_slug": org})
+        return self.answer(response, lambda d: [App.model_validate(a) for a in _items(d, "apps")])
 
     def delete_app(self, name: str) -> bool:
         """False when the app was already gone."""
@@ -285,13 +331,12 @@ class FlyClient(ApiClient):
         self, app: str, *, metadata: Mapping[str, str] | None = None
     ) -> list[Machine]:
         params = {f"metadata.{k}": v for k, v in (metadata or {}).items()}
-        data = self.request("GET", f"/v1/apps/{app}/machines", params=params).json()
-        return [Machine.model_validate(m) for m in data or []]
+        response = self.request("GET", f"/v1/apps/{app}/machines", params=params)
+        return self.answer(response, lambda d: [Machine.model_validate(m) for m in _items(d)])
 
     def get_machine(self, app: str, machine_id: str) -> Machine:
-        return Machine.model_validate(
-            self.request("GET", f"/v1/apps/{app}/machines/{machine_id}").json()
-        )
+        response = self.request("GET", f"/v1/apps/{app}/machines/{machine_id}")
+        return self.answer(response, Machine.model_validate)
 
     def create_machine(
         self, app: str, *, config: dict[str, Any], region: str, name: str | None = None

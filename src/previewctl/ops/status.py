@@ -115,15 +115,22 @@ class AppScan:
         return max(times) if times else None
 
 
-def preview_apps(rt: Runtime) -> list[tuple[str, int]]:
-    """(app, PR) of every app in the org whose name the app-name template can make."""
+def preview_apps(rt: Runtime) -> list[tuple[str, int, str]]:
+    """(app, PR, org) of every app in the org whose name the app-name template can make.
+
+    The org is the one the listing names for the app, when it names one: a listing
+    asked for our org that shows another's app does not make it ours. An app listed
+    twice is one app.
+    """
     pattern = rt.config.name_pattern
-    found: list[tuple[str, int]] = []
-    for app in rt.fly().list_apps(rt.config.model.app.org):
+    org = rt.config.model.app.org
+    found: dict[str, tuple[str, int, str]] = {}
+    for app in rt.fly().list_apps(org):
         match = pattern.match(app.name)
-        if match:
-            found.append((app.name, int(match.group("pr"))))
-    return sorted(found, key=lambda item: (item[1], item[0]))
+        listed = app.organization.slug if app.organization else None
+        if match and app.name not in found:
+            found[app.name] = (app.name, int(match.group("pr")), listed or org)
+    return sorted(found.values(), key=lambda item: (item[1], item[0]))
 
 
 def scan_app(fly: FlyClient, config: Config, app: str, pr: int, *, org: str | None) -> AppScan:
@@ -149,11 +156,9 @@ def _scanned(
 def scan_previews(rt: Runtime) -> list[AppScan]:
     """Every app the org's listing names like a preview (so in the org), judged."""
     fly, config = rt.fly(), rt.config
-    apps = preview_apps(rt)
-    org = config.model.app.org
     return bounded_map(
-        lambda item: scan_app(fly, config, item[0], item[1], org=org),
-        apps,
+        lambda item: scan_app(fly, config, item[0], item[1], org=item[2]),
+        preview_apps(rt),
         config.model.gc.concurrency,
     )
 
