@@ -167,9 +167,18 @@ class GitHubClient(ApiClient):
         for _ in range(_MAX_PAGES):
             response = self.request("GET", url, params=query)
             body = response.json()
-            for item in body if isinstance(body, list) else []:
-                if isinstance(item, dict):
-                    yield item
+            if not isinstance(body, list) or not all(isinstance(i, dict) for i in body):
+                # Not a page of the listing: skipping it would make a partial listing
+                # look complete (gc sweeps what a listing of open PRs leaves out).
+                raise ApiError(
+                    self.api_name,
+                    "the answer is not a list of objects",
+                    status=response.status_code,
+                    request_id=self.request_id(response),
+                    method="GET",
+                    path=path,
+                )
+            yield from body
             following = response.links.get("next", {}).get("url")
             if not following:
                 return
@@ -189,11 +198,24 @@ class GitHubClient(ApiClient):
 
     # ---- pull requests -----------------------------------------------------------------
     def get_pull(self, repo: str, number: int) -> PullRequest | None:
+        """The PR, None when GitHub says there is none; ValueError for a body that is
+        not a PR, ApiError for one that is about another PR or in no state GitHub has."""
+        path = f"{_repo_path(repo)}/pulls/{int(number)}"
         try:
-            response = self.request("GET", f"{_repo_path(repo)}/pulls/{int(number)}")
+            response = self.request("GET", path)
         except NotFoundError:
             return None
-        return PullRequest.model_validate(response.json())
+        pull = PullRequest.model_validate(response.json())
+        odd = (
+            f"the answer is about PR #{pull.number}"
+            if pull.number != number
+            else f"the answer has a state GitHub never sends ({pull.state!r})"
+            if pull.state not in ("open", "closed")
+            else None
+        )
+        if odd is not None:  # gc would take it for "closed": it is no answer at all
+            raise ApiError(self.api_name, odd, status=response.status_code, method="GET", path=path)
+        return pull
 
     def list_open_pulls(self, repo: str) -> list[PullRequest]:
         items = self._paged(f"{_repo_path(repo)}/pulls", {"state": "open", "per_page": 100})
