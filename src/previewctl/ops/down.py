@@ -47,7 +47,12 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
         if not existing:
             rt.reporter.info(f"app {app} is already gone")
         else:
-            deleted = fly.delete_app(app)
+            # Judged again: a machine put into the app while Vercel was cleaned makes it
+            # someone else's, and deleting the app would take that machine with it.
+            again = managed.inspect(fly, config, target.pr)
+            if again is not None:
+                managed.require(again, "down")
+            deleted = again is not None and fly.delete_app(app)
             result["app_deleted"] = deleted
             rt.reporter.success(f"destroyed Fly app {app}" if deleted else f"{app} already gone")
 

@@ -11,9 +11,11 @@ configured, PR state is unknown by choice: then only age decides, and that is ex
 
 Calls grow linearly with the number of previews: one app listing, one machine listing
 per matching app, one paginated listing of open PRs, and per preview to destroy one
-`GET pull` (closed, merged or missing, and a last check that it was not reopened) and
-one `DELETE app`. Work runs on ``[gc] concurrency`` threads, and app deletions are
-paced below Fly's documented 100 per minute.
+`GET pull` (closed, merged or missing, and a last check that it was not reopened), one
+more machine listing right before the deletion (the rule, judged again: a machine put
+into the app since makes it someone else's) and one `DELETE app`. Work runs on
+``[gc] concurrency`` threads, and app deletions are paced below Fly's documented 100
+per minute.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from previewctl.clients.fly import FlyClient, Machine
 from previewctl.clients.vercel import VercelClient
 from previewctl.durations import format_duration, parse_duration
 from previewctl.errors import ApiError, ConflictError, InputError, PreviewctlError
+from previewctl.ops import status
 from previewctl.ops.preflight import check_all
 from previewctl.ops.runtime import Runtime
-from previewctl.ops.status import AppScan, bounded_map, plain_row, render_text, scan_previews
+from previewctl.ops.status import AppScan, bounded_map, plain_row, render_text
 from previewctl.pricing import Prices, hourly_cost, machine_hourly
 from previewctl.vercel_sync import managed_vars_by_branch, remove_branch_env
 
@@ -330,10 +333,34 @@ class _Sweep:
             row.action = f"would {DESTROY}"
             return
         self.pacer.take()
+        if not self._still_managed(scan, row):
+            return
         existed = self.fly.delete_app(scan.app)
         if not existed:
             row.reason += " (already gone)"
         self.rt.reporter.info(f"destroyed {scan.app}: {row.reason}")
+
+    def _still_managed(self, scan: AppScan, row: GcRow) -> bool:
+        """Judge the app again right before deleting it.
+
+        The verdict may be minutes old (GitHub round-trips, the deletion pacer), and a
+        machine someone put into the app since makes it theirs: deleting the app would
+        take that machine with it.
+        """
+        config = self.rt.config
+        fresh = status.scan_app(self.fly, config, scan.app, scan.pr, org=config.model.app.org)
+        if fresh.gone:
+            row.reason += " (already gone)"
+            return False
+        if fresh.managed:
+            return True
+        row.action = UNDECIDED if fresh.unknown else SKIP
+        why = "not judged again before the deletion" if fresh.error else "changed since judged"
+        row.reason = f"{why}: {fresh.not_managed_reason}; nothing done"
+        row.saved_per_day = 0.0
+        if fresh.error is not None:
+            row.ok, row.error = False, fresh.error
+        return False
 
     def _stop(self, scan: AppScan, row: GcRow) -> None:
         started = [m for m in scan.managed_machines if m.state == "started"]
@@ -434,7 +461,7 @@ def run_gc(
 
     with rt.reporter.phase("find previews"):
         open_prs, open_branches = _open_pulls(rt, result)
-        scans = [s for s in scan_previews(rt) if not s.gone]
+        scans = [s for s in status.scan_previews(rt) if not s.gone]
         rt.reporter.info(f"{len(scans)} app(s) named like previews in {config.model.app.org}")
 
     sweep = _Sweep(
@@ -483,7 +510,7 @@ def domain_pattern(
             out.append(re.escape(env[piece.parts[1]]))
         else:
             return None
-    return re.compile("^" + "".join(out) + "$", re.IGNORECASE)
+    return re.compile("^" + "".join(out) + r"\Z", re.IGNORECASE)
 
 
 def _sweep_vercel(
