@@ -497,12 +497,9 @@ def test_a_token_an_api_echoes_back_is_never_printed(
     no_leak("".join(r.output for r in runs) + summary.read_text(), values)
 
 
-# ---- in other helpers' lanes: fail today, strict so that the fix is noticed --------------------
+# ---- found here, fixed in other lanes (secrets, input) ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="secrets lane (issue 9 §3): redaction that does not need the value"
-)
 def test_a_secret_fly_echoes_before_previewctl_read_it_is_never_printed(org: Org) -> None:
     org.seed()
     org.github.add_pr(PR, branch(PR), state="closed")
@@ -513,7 +510,6 @@ def test_a_secret_fly_echoes_before_previewctl_read_it_is_never_printed(org: Org
     no_leak("".join(r.output for r in runs), [org.secret])
 
 
-@pytest.mark.xfail(strict=True, reason="secrets lane (issue 9 §6): SIGHUP is SIGTERM")
 def test_sighup_mid_sweep_exits_130(org: Org) -> None:
     for pr in range(1, 9):
         app = f"pr-{pr}-agents"
@@ -549,7 +545,6 @@ def test_sighup_mid_sweep_exits_130(org: Org) -> None:
     assert proc.returncode == 130
 
 
-@pytest.mark.xfail(strict=True, reason="input lane (issue 9 §4): durations have a maximum")
 def test_a_max_age_too_long_for_a_float_is_bad_input(org: Org) -> None:
     org.seed()
     org.github.add_pr(PR, branch(PR))

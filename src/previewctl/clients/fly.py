@@ -58,6 +58,7 @@ def is_name_taken(exc: ApiError) -> bool:
         return exc.code == NAME_TAKEN
     return LEGACY_NAME_TAKEN in exc.api_message
 
+
 T = TypeVar("T")
 
 

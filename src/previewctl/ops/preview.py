@@ -32,6 +32,7 @@ LAST_UP_REFRESH = 3600.0
 # previewctl never wrote them, and int() would read them as 8.
 _PR_TEXT = re.compile(r"[1-9][0-9]{0,9}")
 
+
 def now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
