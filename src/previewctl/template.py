@@ -23,6 +23,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _DEFAULT_SEP = ":-"
 # A URL scheme and `//` (RFC 3986 scheme syntax), anywhere in the word before a placeholder.
 _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# What ends the word a URL is part of: whitespace, and what RFC 3986 never allows
+# unencoded in a URL (quotes, angle and curly brackets, `|`, backslash, backtick).
+_WORD_END = re.compile(r"[\s\"'<>{}|\\`]")
 # ${env.NAME} values that are secrets by their name (ANTHROPIC_API_KEY, a bypass token):
 # scrubbed from output like generated ones, so `plan` shows them as ***.
 _SECRET_ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)")
@@ -87,6 +90,7 @@ def parse(text: str) -> list[str | Ref]:
         if _DEFAULT_SEP in body:
             body, default = body.split(_DEFAULT_SEP, 1)
             body = body.strip()
+            default = _literal_default(default)
         parts = tuple(body.split(".")) if body else ()
         if not parts or not all(_NAME.match(p) for p in parts):
             raise TemplateError(f"malformed placeholder ${{{text[i + 2 : end].strip()}}}")
@@ -98,6 +102,18 @@ def parse(text: str) -> list[str | Ref]:
     if buf:
         out.append("".join(buf))
     return out
+
+
+def _literal_default(text: str) -> str:
+    """A default is literal text with the same escape as elsewhere (``$$`` is ``$``); a
+    placeholder inside it is not expanded, so ``${env.A:-${secrets.b}}`` is an error, not
+    the text ``${secrets.b}``."""
+    if re.search(r"(?<!\$)(\$\$)*\$\{", text):
+        raise TemplateError(
+            "a default (after :-) is literal text and cannot hold another placeholder; "
+            "write $${ for a literal ${"
+        )
+    return re.sub(r"\$\$", "$", text)
 
 
 def refs(text: str) -> Iterator[Ref]:
@@ -197,13 +213,16 @@ class Values:
 
 def in_url(before: str) -> bool:
     """True when a placeholder preceded by ``before`` (the text rendered so far) sits in a
-    URL: the word it is part of (since the last whitespace) holds ``scheme://``.
+    URL: the word it is part of holds ``scheme://``. A word ends at whitespace and at the
+    characters a URL never holds unencoded (quotes, ``<>{}|\\`` and the backtick), so
+    that in a compact JSON body ``{"cb":"https://h","key":"${secrets.k}"}`` the key is
+    not taken for part of the URL before it.
 
     So ``postgresql://u:${secrets.p}@h/db``, ``https://h/x?key=${secrets.k}`` and
     ``DATABASE_URL=postgresql://u:${secrets.p}@h`` inside a ``run`` string are URL
     contexts; ``Bearer ${secrets.k}`` and a bare ``${secrets.k}`` are not.
     """
-    word = re.split(r"\s", before)[-1]
+    word = _WORD_END.split(before)[-1]
     return _URL_START.search(word) is not None
 
 
