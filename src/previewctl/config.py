@@ -40,6 +40,11 @@ _ORG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _REGION_RE = re.compile(r"[a-z]{3}")
 # Vercel: letters, digits and _, not starting with a digit.
 _VERCEL_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# An env var a step gets (and `previewctl env` prints as `export NAME=...`): a shell name,
+# so that neither execve nor an `eval` of that output can read it as anything else.
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# An HTTP header name (RFC 9110 token).
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _LOCAL_HOSTS = re.compile(r"(?i)(localhost|127\.0\.0\.1|\[?::1\]?(?=[:/]|$)|0\.0\.0\.0)")
 
 # Which placeholders each part of the config may use.
@@ -156,6 +161,14 @@ class HttpSpec(_Strict):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _HEADER_NAME_RE.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        return value
+
     @model_validator(mode="after")
     def _one_body(self) -> HttpSpec:
         if self.body is not None and self.body_file is not None:
@@ -183,8 +196,11 @@ class StepSection(_Strict):
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
         for key, text in value.items():
-            if not key or "=" in key or "\0" in key:
-                raise ValueError(f"env name {key!r} is not a valid environment variable name")
+            if not _ENV_NAME_RE.fullmatch(key):
+                raise ValueError(
+                    f"env name {key!r} is not a valid environment variable name: use "
+                    "letters, digits and _, not starting with a digit (a shell can export it)"
+                )
             if "\0" in text:
                 raise ValueError(f"env {key}: a value cannot contain a NUL character")
         return value
@@ -514,6 +530,14 @@ def _check_templates(config: Config) -> None:
             file = str((config.root / config.model.machine.config).resolve())
         # a line found in previewctl.toml means nothing in the machine config JSON
         line = None if in_machine else line_of(config.text, key_path(key))
+        if "\x00" in text:
+            # no argv, env value, path or header can hold one (execve, open, HTTP)
+            problems.add(
+                ConfigError(
+                    "a NUL character (\\u0000) is not allowed", file=file, key=key, line=line
+                )
+            )
+            continue
         try:
             template.check(text, scope, known)
         except TemplateError as exc:
