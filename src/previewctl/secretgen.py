@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from previewctl import redact
 
 DEFAULT_LENGTH = 32
+MIN_LENGTH, MAX_LENGTH = 16, 128
+_ALNUM = frozenset(string.ascii_letters + string.digits)
 DEFAULT_BYTES = 32
 CharClass = Literal["lower", "upper", "digit", "symbol"]
 Kind = Literal["uuid4", "hex", "base64"]
@@ -46,7 +48,7 @@ class SecretFormat(BaseModel):
     where ``bytes`` is the randomness that ``hex``/``base64`` encode."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    length: int | None = Field(default=None, ge=16, le=128)
+    length: int | None = Field(default=None, ge=MIN_LENGTH, le=MAX_LENGTH)
     require: list[CharClass] = Field(default_factory=list)
     kind: Kind | None = None
     bytes: int | None = Field(default=None, ge=16, le=128)
@@ -127,6 +129,16 @@ def complete(
     for name in names:
         fmt = formats.get(name)
         current = out.get(name)
-        if not current or (fmt is not None and not conforms(current, fmt)):
+        if not current or not _fits(current, fmt):
             out[name] = generate(fmt, default_length)
     return out
+
+
+def _fits(value: str, fmt: SecretFormat | None) -> bool:
+    """A stored value previewctl could have made: one that fits its format, or, without
+    one, letters and digits of an allowed length (any: a changed `[secrets] length`
+    makes no churn). Anything else was written by hand, and may be too short to redact
+    or break a URL, a shell line or an env file: it is replaced."""
+    if fmt is not None:
+        return conforms(value, fmt)
+    return MIN_LENGTH <= len(value) <= MAX_LENGTH and all(ch in _ALNUM for ch in value)

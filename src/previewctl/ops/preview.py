@@ -78,7 +78,12 @@ def _secrets_in(metadata: dict[str, str]) -> dict[str, str]:
         data = json.loads(raw)
     except ValueError:
         return {}
-    found = {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    # Only strings: a null or a number someone wrote there is no secret (not "None").
+    found = (
+        {str(k): v for k, v in data.items() if isinstance(v, str) and v}
+        if isinstance(data, dict)
+        else {}
+    )
     for value in found.values():
         redact.register(value)
     return found
