@@ -169,8 +169,11 @@ def build_step(
         try:
             body = path.read_bytes()
         except OSError as exc:
-            raise ConfigError(
-                f"cannot read body_file {path}: {exc.strerror}", key=f"{where}.http.body_file"
+            # Checked before the first remote call (check_step_files): what fails here was
+            # changed on the way, by an earlier step (a directory where a file was due).
+            raise StepFailedError(
+                f"step {step.name}: cannot read body_file {path}: {exc.strerror}",
+                hint="the step that `creates` it must write a file there",
             ) from None
     elif http.body is not None:
         body = _render(http.body, values, f"{where}.http.body").encode()
