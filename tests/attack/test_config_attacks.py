@@ -356,3 +356,25 @@ def test_a_step_that_dumps_its_environment_sees_no_platform_token(
     for value in (fly_token, *tokens.values()):
         assert value not in seen
     assert "fly_api_token=lower-case-is-another-name" in seen
+
+
+# ---- a Vercel domain that renders empty --------------------------------------------
+
+
+def test_domain_that_renders_empty_is_exit_2_before_any_call(stack: Stack) -> None:
+    # `${vercel.api.url}` used to become "https://" (the step got "https:///hook").
+    _write(
+        stack,
+        '[vercel.projects.api]\ndomain = "${env.API_DOMAIN:-}"\n'
+        '[[steps]]\nname = "hook"\nrun = ["true", "${vercel.api.url}/hook"]\n',
+    )
+    env = {"VERCEL_TOKEN": "vt_" + "x" * 20, "VERCEL_API_URL": "http://127.0.0.1:9"}
+    for command in (("up", "--pr", PR, "--branch", "feat"), ("plan", "--pr", PR)):
+        result = stack.cli.run(*command, env=env)
+        assert result.code == 2, result.output
+        assert "[vercel.projects.api.domain]" in result.stderr
+        assert "renders empty" in result.stderr
+    assert stack.fly.requests == []
+    ok = stack.cli.run("plan", "--pr", PR, env={**env, "API_DOMAIN": "pr-7.example.com"})
+    assert ok.code == 0, ok.output
+    assert "https://pr-7.example.com/hook" in ok.stdout

@@ -11,6 +11,7 @@ from previewctl.config import Config
 from previewctl.errors import ConfigError
 from previewctl.ops.preflight import check_all
 from previewctl.ops.runtime import Runtime
+from previewctl.ops.vercel_ops import render_domain
 from previewctl.target import Target, resolve_target
 from previewctl.template import Ref, TemplateError
 
@@ -39,7 +40,7 @@ def plan_values(rt: Runtime, target: Target, config: Config) -> template.Values:
     vercel = config.model.vercel
     if vercel:
         values.vercel_urls = {
-            p: f"https://{template.render(s.domain, values)}"
+            p: f"https://{render_domain(p, s.domain, values)}"
             for p, s in vercel.projects.items()
             if s.domain
         }

@@ -17,7 +17,7 @@ from previewctl.errors import ApiError, InputError, NotFoundError, Problems
 from previewctl.ops import managed, preview
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import check_step_files
-from previewctl.ops.vercel_ops import require_branch
+from previewctl.ops.vercel_ops import domain_urls, require_branch
 from previewctl.target import Target, require_target
 from previewctl.tunnels import LOCAL_HOST, find_flyctl
 
@@ -121,6 +121,9 @@ def local_problems(
     if config is not None and branch_required and rt.vercel_configured():
         with problems.check():
             require_branch(target)
+    if config is not None and vercel and rt.vercel_configured():
+        with problems.check():
+            domain_urls(rt, rt.values(target))  # none may render empty
     if config is not None and tunnels and config.model.tunnels:
         with problems.check():
             find_flyctl(rt.env)

@@ -23,12 +23,24 @@ class VercelOutcome:
         return {"projects": self.projects, "redeployed": self.redeployed}
 
 
+def render_domain(project: str, domain: str, values: template.Values) -> str:
+    """A project's branch domain; one that renders empty (an unset ``${env.D:-}``) would
+    make ``${vercel.PROJECT.url}`` the bare ``https://``: bad input, found up front."""
+    rendered = template.render(domain, values).strip()
+    if not rendered:
+        raise ConfigError(
+            f"the domain renders empty ({domain!r}): set what it uses, or drop `domain`",
+            key=f"vercel.projects.{project}.domain",
+        )
+    return rendered
+
+
 def domain_urls(rt: Runtime, values: template.Values) -> dict[str, str]:
     vercel = rt.config.model.vercel
     if not vercel:
         return {}
     return {
-        name: "https://" + template.render(p.domain, values)
+        name: "https://" + render_domain(name, p.domain, values)
         for name, p in vercel.projects.items()
         if p.domain
     }
