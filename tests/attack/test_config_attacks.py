@@ -28,6 +28,7 @@ from tests.conftest import Cli, Project, assert_no_leak
 from tests.e2e.stack import Stack, make_stack, stack_toml
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer
+from tests.fakes.vercel_api import VercelFake
 
 pytestmark = pytest.mark.e2e
 PR = "7"
@@ -368,13 +369,18 @@ def test_domain_that_renders_empty_is_exit_2_before_any_call(stack: Stack) -> No
         '[vercel.projects.api]\ndomain = "${env.API_DOMAIN:-}"\n'
         '[[steps]]\nname = "hook"\nrun = ["true", "${vercel.api.url}/hook"]\n',
     )
-    env = {"VERCEL_TOKEN": "vt_" + "x" * 20, "VERCEL_API_URL": "http://127.0.0.1:9"}
-    for command in (("up", "--pr", PR, "--branch", "feat"), ("plan", "--pr", PR)):
-        result = stack.cli.run(*command, env=env)
-        assert result.code == 2, result.output
-        assert "[vercel.projects.api.domain]" in result.stderr
-        assert "renders empty" in result.stderr
-    assert stack.fly.requests == []
+    token = "vt_" + "x" * 20
+    with VercelFake(token=token) as vercel:
+        vercel.add_project("api", branches=("main", "feat"))
+        env = {"VERCEL_TOKEN": token, "VERCEL_API_URL": vercel.url}
+        for command in (("up", "--pr", PR, "--branch", "feat"), ("plan", "--pr", PR)):
+            result = stack.cli.run(*command, env=env)
+            assert result.code == 2, result.output
+            assert "[vercel.projects.api.domain]" in result.stderr
+            assert "renders empty" in result.stderr
+        assert vercel.calls("POST") == []
+        assert vercel.calls("PATCH") == []
+    assert stack.fly.mutating_calls() == []
     ok = stack.cli.run("plan", "--pr", PR, env={**env, "API_DOMAIN": "pr-7.example.com"})
     assert ok.code == 0, ok.output
     assert "https://pr-7.example.com/hook" in ok.stdout
