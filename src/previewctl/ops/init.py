@@ -7,13 +7,16 @@ the composite action.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from previewctl.errors import InputError
+from previewctl.errors import InputError, PreviewctlError
 
 TEMPLATES = ("agents", "postgres")
 DEFAULT_ACTION = "OWNER/previewctl@v0"
@@ -61,30 +64,102 @@ def template_files(template: str, action: str = DEFAULT_ACTION) -> dict[str, str
     return files
 
 
+# OWNER/REPO[/PATH]@REF in the characters GitHub allows there: the value lands unquoted
+# in the workflows' `uses:`, where a YAML indicator (`*`, `&`, `!`, `{`, a trailing `:`)
+# or an expression would break or change them.
+_ACTION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.-]+)+@[A-Za-z0-9_.+/-]+")
+_TMP_SUFFIX = ".previewctl-init.tmp"
+
+
 def _check_action(action: str) -> None:
-    owner_repo, at, ref = action.partition("@")
-    parts = owner_repo.split("/")
-    if not (at and ref and len(parts) >= 2 and all(parts)) or any(c.isspace() for c in action):
-        raise InputError(f"--action must look like OWNER/REPO@REF, got {action!r}")
+    if not _ACTION_RE.fullmatch(action):
+        raise InputError(
+            f"--action must look like OWNER/REPO@REF (letters, digits and - _ . / only), "
+            f"got {action!r}; nothing was written"
+        )
+
+
+def _check_root(root: Path) -> None:
+    for path in (root, *root.parents):
+        if path.is_dir():
+            return
+        if path.exists() or path.is_symlink():
+            raise InputError(f"{path} is not a directory; nothing was written")
+
+
+def _problems(root: Path, dest: str) -> tuple[list[str], bool]:
+    """What stops ``dest`` being written into ``root``, and whether something is there."""
+    real_root = root.resolve()
+    path = root
+    for name in dest.split("/")[:-1]:
+        path = path / name
+        if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+            return [f"{path.relative_to(root)} is a symlink to outside {root}"], False
+        if (path.exists() or path.is_symlink()) and not path.is_dir():
+            return [f"{path.relative_to(root)} is not a directory"], False
+    path = root / dest
+    if path.is_dir() and not path.is_symlink():
+        return [f"{dest} is a directory"], False
+    return [], os.path.lexists(path)
+
+
+def _mkdirs(path: Path) -> list[Path]:
+    """Create ``path`` and its missing parents; the ones created, outermost first."""
+    missing: list[Path] = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    made: list[Path] = []
+    for directory in reversed(missing):
+        directory.mkdir()
+        made.append(directory)
+    return made
+
+
+def _write_all(root: Path, files: dict[str, str]) -> None:
+    """All files or none: each goes to a temporary file beside it, then all are moved in."""
+    made: list[Path] = []
+    temps: dict[Path, Path] = {}
+    dest = ""
+    try:
+        for dest, text in files.items():
+            path = root / dest
+            made += _mkdirs(path.parent)
+            temps[path] = path.with_name(f".{path.name}{_TMP_SUFFIX}")
+            temps[path].write_text(text, encoding="utf-8")
+    except OSError as exc:
+        for tmp in temps.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        reason = exc.strerror or str(exc)
+        raise PreviewctlError(f"could not write {dest}: {reason}; nothing was written") from None
+    for path, tmp in temps.items():
+        # A hard link or symlink in the way is replaced, never written through.
+        os.replace(tmp, path)
 
 
 def run_init(root: Path, template: str, *, force: bool, action: str) -> InitResult:
     _check_action(action)
     files = template_files(template, action)
-    if root.exists() and not root.is_dir():
-        raise InputError(f"{root} is not a directory")
-    existing = sorted(dest for dest in files if (root / dest).exists())
+    _check_root(root)
+    problems: list[str] = []
+    existing: list[str] = []
+    for dest in files:
+        found, there = _problems(root, dest)
+        problems += found
+        existing += [dest] if there else []
+    if problems:
+        raise InputError("; ".join(dict.fromkeys(problems)) + "; nothing was written")
     if existing and not force:
         raise InputError(
-            "these files exist already: " + ", ".join(existing) + "; nothing was written",
+            "these files exist already: " + ", ".join(sorted(existing)) + "; nothing was written",
             hint="pass --force to overwrite them",
         )
-    result = InitResult(template, root)
-    for dest, text in files.items():
-        path = root / dest
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        result.written.append(dest)
+    _write_all(root, files)
+    result = InitResult(template, root, written=list(files))
     result.next_steps = next_steps(files["previewctl.toml"], action)
     return result
 
