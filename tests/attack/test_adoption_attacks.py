@@ -7,7 +7,13 @@ tests/attack/hostile.py), and asserts the outcome the contract promises.
 
 from __future__ import annotations
 
+import json
+import os
 import resource
+import secrets
+import signal
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +22,8 @@ import yaml
 
 from previewctl.ops.init import template_files
 from tests.attack import hostile
-from tests.attack.hostile import Ran
+from tests.attack.hostile import HostileFly, HostileGitHub, HostileVercel, Ran
+from tests.fakes.flyctl_fixture import install_flyctl
 
 ROOT = Path(__file__).resolve().parents[2]
 BUG = "a bug in previewctl"
@@ -185,3 +192,262 @@ def test_plan_passes_on_what_init_wrote_into_an_odd_directory_name(
     env = hostile.base_env(tmp_path)
     planned = hostile.run(["plan", "--pr", "3", "--branch", "feature"], env, repo)
     assert planned.code == 0, planned.output
+
+
+# ---- doctor -----------------------------------------------------------------------------
+
+
+class Doctor:
+    """A repository from `init --template postgres` and hostile fakes of all three APIs."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.repo = tmp_path / "repo"
+        assert _init(tmp_path, "--template", "postgres", str(self.repo)).code == 0
+        config = self.repo / "previewctl.toml"
+        config.write_text(config.read_text().replace('"your-org"', '"acme"'))
+        self.tokens = {
+            "FLY_API_TOKEN": "fm2_" + secrets.token_urlsafe(24),
+            "VERCEL_TOKEN": "vt" + secrets.token_urlsafe(24),
+            "GITHUB_TOKEN": "ghs_" + secrets.token_urlsafe(24),
+        }
+        self.fly = HostileFly(token=self.tokens["FLY_API_TOKEN"], org="acme").start()
+        self.vercel = HostileVercel(token=self.tokens["VERCEL_TOKEN"]).start()
+        self.vercel.add_project("web")
+        self.vercel.team_domains["preview.example.com"] = True
+        self.github = HostileGitHub(token=self.tokens["GITHUB_TOKEN"]).start()
+        self.flyctl_dir = install_flyctl(tmp_path / "bin").parent
+
+    @property
+    def fakes(self) -> list[hostile.Hostile]:
+        return [self.fly, self.vercel, self.github]
+
+    def stop(self) -> None:
+        for fake in self.fakes:
+            fake.stop()
+
+    def env(self, **extra: str | None) -> dict[str, str]:
+        wired: dict[str, str | None] = {
+            "PATH": f"{self.flyctl_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "FLY_API_BASE_URL": self.fly.url,
+            "VERCEL_API_URL": self.vercel.url,
+            "GITHUB_API_URL": self.github.url,
+            "GITHUB_REPOSITORY": "acme/agents",
+            **self.tokens,
+        }
+        return hostile.base_env(self.tmp, **{**wired, **extra})
+
+    def run(self, *, timeout: float = 120, **extra: str | None) -> tuple[Ran, dict[str, Any]]:
+        """`doctor --json`: every check, and proof it changed nothing and leaked nothing."""
+        result = hostile.run(["--json", "doctor"], self.env(**extra), self.repo, timeout=timeout)
+        assert BUG not in result.output, result.output
+        for fake in self.fakes:
+            assert fake.non_get_calls() == [], f"doctor changed something at {fake.name}"
+        for name, value in self.tokens.items():
+            assert value not in result.output, f"{name} leaked: {result.output}"
+        return result, json.loads(result.stdout)
+
+    def broke_everywhere(self, answer: hostile.Answer) -> None:
+        for fake in self.fakes:
+            fake.answer_raw("*", ".", answer)
+
+
+@pytest.fixture
+def doctor(tmp_path: Path) -> Iterator[Doctor]:
+    rig = Doctor(tmp_path)
+    yield rig
+    rig.stop()
+
+
+ALL_CHECKS = [
+    "config",
+    "fly token",
+    "fly org",
+    "flyctl",
+    "vercel project web",
+    "vercel domain web",
+    "github",
+]
+
+
+def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in report["checks"]}
+
+
+def _assert_hints(report: dict[str, Any]) -> None:
+    for check in report["checks"]:
+        if check["status"] in ("fail", "warn"):
+            assert check["hint"], f"no hint for {check}"
+
+
+def test_doctor_all_good_is_exit_0(doctor: Doctor) -> None:
+    result, report = doctor.run()
+    assert result.code == 0, result.output
+    assert [c["name"] for c in report["checks"]] == ALL_CHECKS
+    assert {c["status"] for c in report["checks"]} == {"pass"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        hostile.body("{not json"),
+        hostile.body("<html><body>Welcome to the hotel wifi</body></html>", 200, "text/html"),
+        hostile.body("[1, 2, 3]"),
+        hostile.body(""),
+        hostile.body('"just a string"'),
+    ],
+    ids=["garbage-json", "html-200", "a-list", "empty-200", "a-string"],
+)
+def test_doctor_reports_every_check_when_apis_answer_garbage(
+    doctor: Doctor, answer: hostile.Answer
+) -> None:
+    doctor.broke_everywhere(answer)
+    result, report = doctor.run()
+    assert result.code == 1, result.output
+    checks = _by_name(report)
+    assert list(checks) == ALL_CHECKS
+    for name in ("fly org", "vercel project web", "vercel domain web", "github"):
+        assert checks[name]["status"] == "fail", checks[name]
+    assert checks["flyctl"]["status"] == "pass"
+    _assert_hints(report)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        hostile.body('{"error": "internal"}', 500),
+        hostile.body('{"error": "slow down"}', 429),
+        hostile.body("<html><body>502 Bad Gateway</body></html>", 502, "text/html"),
+    ],
+    ids=["500", "429", "html-502"],
+)
+def test_doctor_reports_every_check_with_a_hint_when_apis_fail(
+    doctor: Doctor, answer: hostile.Answer
+) -> None:
+    doctor.broke_everywhere(answer)
+    result, report = doctor.run()
+    assert result.code == 1, result.output
+    assert [c["name"] for c in report["checks"]] == ALL_CHECKS
+    _assert_hints(report)
+
+
+@pytest.mark.parametrize(
+    ("status", "template", "content_type"),
+    [
+        (400, '{{"error": "bad request: you sent Authorization: {auth}"}}', "application/json"),
+        (401, "<html><body>denied for {auth}</body></html>", "text/html"),
+        (403, '{{"error": {{"code": "bad", "message": "token {auth} is malformed"}}}}', "a/json"),
+        (500, "upstream said: {auth}", "text/plain"),
+    ],
+)
+def test_doctor_never_prints_a_token_an_api_echoes(
+    doctor: Doctor, status: int, template: str, content_type: str
+) -> None:
+    doctor.broke_everywhere(hostile.echo_authorization(status, template, content_type))
+    result, report = doctor.run()  # run() asserts that no token is in the output
+    assert result.code == 1, result.output
+    assert [c["name"] for c in report["checks"]] == ALL_CHECKS
+
+
+def test_doctor_reports_every_check_when_nothing_answers(doctor: Doctor) -> None:
+    closed = "http://127.0.0.1:9"  # discard port: connection refused
+    result, report = doctor.run(
+        FLY_API_BASE_URL=closed, VERCEL_API_URL=closed, GITHUB_API_URL=closed
+    )
+    assert result.code == 1, result.output
+    assert [c["name"] for c in report["checks"]] == ALL_CHECKS
+    _assert_hints(report)
+
+
+@pytest.mark.parametrize("blank", ["   ", "\t", "\n"])
+def test_doctor_a_blank_token_is_a_failed_token_check(doctor: Doctor, blank: str) -> None:
+    result, report = doctor.run(FLY_API_TOKEN=blank, VERCEL_TOKEN=blank, GITHUB_TOKEN=blank)
+    assert result.code == 1, result.output
+    checks = _by_name(report)
+    assert checks["fly token"]["status"] == "fail"
+    assert checks["fly org"]["status"] == "skip"
+    assert checks["vercel token"]["status"] == "fail"
+    assert checks["github"]["status"] == "fail"
+    assert doctor.fly.calls() == []
+    assert doctor.vercel.calls() == []
+    _assert_hints(report)
+
+
+def test_doctor_a_token_with_a_line_break_inside_is_a_failed_token_check(
+    doctor: Doctor,
+) -> None:
+    token = doctor.tokens["FLY_API_TOKEN"]
+    broken = token[:10] + "\n" + token[10:]
+    result = hostile.run(["doctor"], doctor.env(FLY_API_TOKEN=broken), doctor.repo)
+    assert result.code == 1, result.output
+    assert token[10:] not in result.output
+    assert token[:10] not in result.output
+    assert doctor.fly.calls() == []
+
+
+def test_doctor_a_fly_token_pasted_with_its_scheme_works(doctor: Doctor) -> None:
+    token = doctor.tokens["FLY_API_TOKEN"]
+    result, report = doctor.run(FLY_API_TOKEN=f"FlyV1 {token}")
+    assert result.code == 0, result.output
+    assert "macaroon" in _by_name(report)["fly token"]["detail"]
+
+
+def _fake_flyctl(tmp_path: Path, script: str) -> Path:
+    path = tmp_path / "fake-flyctl"
+    path.write_text("#!/bin/bash\n" + script)
+    path.chmod(0o755)
+    return path
+
+
+def test_doctor_flyctl_that_prints_the_tokens_never_shows_them(doctor: Doctor) -> None:
+    flyctl = _fake_flyctl(
+        doctor.tmp, 'echo "garbage $FLY_API_TOKEN $FLY_ACCESS_TOKEN $VERCEL_TOKEN $GITHUB_TOKEN"\n'
+    )
+    _, report = doctor.run(PREVIEWCTL_FLYCTL=str(flyctl))
+    check = _by_name(report)["flyctl"]
+    assert check["status"] == "warn"
+    assert check["hint"]
+
+
+def test_doctor_flyctl_that_fails_is_a_failed_check(doctor: Doctor) -> None:
+    flyctl = _fake_flyctl(doctor.tmp, 'echo "Error: cannot open config" >&2\nexit 1\n')
+    result, report = doctor.run(PREVIEWCTL_FLYCTL=str(flyctl))
+    assert result.code == 1, result.output
+    check = _by_name(report)["flyctl"]
+    assert check["status"] == "fail"
+    assert check["hint"]
+    assert "cannot open config" in check["detail"]
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _gone(pid: int) -> bool:
+    """A SIGKILL lands a moment after it was sent: wait for it (bounded), then judge."""
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def test_doctor_flyctl_that_hangs_is_ended_with_all_it_started(doctor: Doctor) -> None:
+    pidfile = doctor.tmp / "child.pid"
+    flyctl = _fake_flyctl(doctor.tmp, f'sleep 600 &\necho $! > "{pidfile}"\nwait\n')
+    try:
+        result, report = doctor.run(PREVIEWCTL_FLYCTL=str(flyctl))
+        assert result.code == 1, result.output
+        check = _by_name(report)["flyctl"]
+        assert check["status"] == "fail"
+        assert check["hint"]
+        assert [c["name"] for c in report["checks"]] == ALL_CHECKS
+        pid = int(pidfile.read_text())
+        assert _gone(pid), "flyctl's child outlived doctor"
+    finally:
+        if pidfile.exists() and _alive(int(pidfile.read_text())):
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)

@@ -22,6 +22,7 @@ from previewctl.errors import (
     TimeoutExceededError,
     TransientApiError,
 )
+from previewctl.tokens import fly_token
 
 DEFAULT_BASE_URL = "https://api.machines.dev"
 # The contract's name first, then the one fly-go and flyctl read for the Machines API.
@@ -101,10 +102,10 @@ def auth_header(token: str) -> str:
 
 
 def token_from_env(env: Mapping[str, str]) -> str:
-    token = env.get("FLY_API_TOKEN") or env.get("FLY_ACCESS_TOKEN")
+    token = fly_token(env)
     if not token:
         raise MissingCredentialsError(
-            "FLY_API_TOKEN is not set",
+            "FLY_API_TOKEN is not set (or blank)",
             hint="create an org token with `flyctl tokens create org` and export FLY_API_TOKEN",
         )
     return token

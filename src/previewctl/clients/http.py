@@ -22,7 +22,13 @@ from tenacity import (
 )
 
 from previewctl import __version__, redact
-from previewctl.errors import ApiError, ConflictError, NotFoundError, TransientApiError
+from previewctl.errors import (
+    ApiError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    TransientApiError,
+)
 
 USER_AGENT = f"previewctl/{__version__}"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -304,5 +310,20 @@ class ApiClient:
 def build_http_client(
     base_url: str, headers: Mapping[str, str], *, timeout: httpx.Timeout = DEFAULT_TIMEOUT
 ) -> httpx.Client:
+    _check_base_url(base_url)
     merged = {"User-Agent": USER_AGENT, "Accept": "application/json", **headers}
     return httpx.Client(base_url=base_url.rstrip("/"), headers=merged, timeout=timeout)
+
+
+def _check_base_url(base_url: str) -> None:
+    """A base URL that cannot work is bad input before the first request, not retries."""
+    try:
+        url = httpx.URL(base_url)
+        usable = url.scheme in ("http", "https") and bool(url.host)
+    except httpx.InvalidURL:
+        usable = False
+    if not usable:
+        raise InputError(
+            f"API base URL {redact.scrub(base_url)!r} is not an http:// or https:// URL",
+            hint="check FLY_API_BASE_URL, VERCEL_API_URL and GITHUB_API_URL (unset: the real APIs)",
+        )

@@ -5,7 +5,11 @@ Only GET requests and ``flyctl version``: nothing is created, changed or removed
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import re
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ from previewctl.errors import ApiError, InputError, PreviewctlError
 from previewctl.ops.runtime import Runtime
 from previewctl.target import Target
 from previewctl.template import TemplateError
+from previewctl.tokens import TOKEN_VARS, fly_token, read_token, register_tokens
 from previewctl.tunnels import find_flyctl, flyctl_env
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -29,6 +34,13 @@ EXAMPLE = Target(pr=1, branch="feature-branch")
 DOCTOR_RETRY = RetryPolicy(deadline=15.0, attempts=3, max_wait=2.0)
 _VERSION_RE = re.compile(r"v?(\d+\.\d+\.\d+\S*)")
 _ORG_HINT = "list your orgs with `flyctl orgs list`; create an org token: `flyctl tokens create org"
+FLYCTL_TIMEOUT = 10.0
+_NETWORK_HINTS = {
+    "Fly": "check the network and FLY_API_BASE_URL (default https://api.machines.dev)",
+    "Vercel": "check the network and VERCEL_API_URL (default https://api.vercel.com); "
+    "a 429 or 5xx is Vercel's side: run doctor again later",
+    "GitHub": "check the network and GITHUB_API_URL (default https://api.github.com)",
+}
 
 
 @dataclass(frozen=True)
@@ -68,15 +80,24 @@ def check_config(rt: Runtime) -> tuple[Config | None, list[Check]]:
 
 
 def check_fly(rt: Runtime, config: Config | None) -> list[Check]:
-    token = rt.env.get("FLY_API_TOKEN") or rt.env.get("FLY_ACCESS_TOKEN")
+    unchecked = Check("fly org", SKIP, "no usable Fly token: the org is not checked")
+    try:
+        token = fly_token(rt.env)
+    except InputError as exc:
+        return [Check("fly token", FAIL, str(exc), exc.hint), unchecked]
     if not token:
         hint = "create one with `flyctl tokens create org ORG`; in Actions, a repository secret"
-        return [Check("fly token", FAIL, "FLY_API_TOKEN is not set", hint)]
-    kind = "a macaroon (FlyV1)" if token.strip().startswith(MACAROON_PREFIXES) else "a Bearer"
-    checks = [Check("fly token", PASS, f"FLY_API_TOKEN is set: {kind} token")]
+        return [Check("fly token", FAIL, "FLY_API_TOKEN is not set (or blank)", hint), unchecked]
+    bare = token.rpartition(" ")[2]
+    kind = "a macaroon (FlyV1)" if bare.startswith(MACAROON_PREFIXES) else "a Bearer"
+    token_check = Check("fly token", PASS, f"FLY_API_TOKEN is set: {kind} token")
     if config is None:
-        return [*checks, Check("fly org", SKIP, "no valid config: the org is unknown")]
+        return [token_check, Check("fly org", SKIP, "no valid config: the org is unknown")]
     org = config.model.app.org
+    return [token_check, _guarded("fly org", "Fly", functools.partial(check_org, rt, org))]
+
+
+def check_org(rt: Runtime, org: str) -> Check:
     try:
         apps = rt.fly().list_apps(org)
     except PreviewctlError as exc:
@@ -90,11 +111,39 @@ def check_fly(rt: Runtime, config: Config | None) -> list[Check]:
                 "creates an app per PR)"
             )
         else:
-            hint = "check the network and FLY_API_BASE_URL (default https://api.machines.dev)"
-            return [*checks, Check("fly org", FAIL, f"could not ask Fly: {exc}", hint)]
-        return [*checks, Check("fly org", FAIL, detail, f"{_ORG_HINT} {org}`")]
+            hint = exc.hint or _NETWORK_HINTS["Fly"]
+            return Check("fly org", FAIL, f"could not ask Fly: {exc}", hint)
+        return Check("fly org", FAIL, detail, f"{_ORG_HINT} {org}`")
     detail = f"the token lists apps in org {org!r} ({len(apps)} now): it can create previews"
-    return [*checks, Check("fly org", PASS, detail)]
+    return Check("fly org", PASS, detail)
+
+
+def _flyctl_version(path: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """``flyctl version`` in its own process group: it and all it started end with it."""
+    proc = subprocess.Popen(
+        [path, "version"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=FLYCTL_TIMEOUT)
+    except BaseException:  # a timeout, Ctrl-C or SIGTERM: nothing of it stays behind
+        _end_group(proc)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=5)
+        proc.wait()
+        raise
+    _end_group(proc)  # what it left running in the background goes too
+    return proc.returncode, out, err
+
+
+def _end_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def check_flyctl(rt: Runtime, config: Config | None) -> list[Check]:
@@ -104,22 +153,21 @@ def check_flyctl(rt: Runtime, config: Config | None) -> list[Check]:
         path = find_flyctl(rt.env)
     except InputError as exc:
         return [Check("flyctl", FAIL, str(exc), exc.hint)]
+    # `flyctl version` needs no credentials: it gets none of previewctl's.
+    env = {k: v for k, v in flyctl_env(rt.env).items() if k not in TOKEN_VARS}
     try:
-        proc = subprocess.run(
-            [path, "version"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            env={**flyctl_env(rt.env), "FLY_NO_UPDATE_CHECK": "1"},
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        code, out, err = _flyctl_version(path, {**env, "FLY_NO_UPDATE_CHECK": "1"})
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return [Check("flyctl", FAIL, f"{path} did not run: {exc}", "reinstall flyctl")]
-    found = _VERSION_RE.search(proc.stdout)
-    if proc.returncode != 0 or found is None:
-        tail = (proc.stderr or proc.stdout).strip()[-200:]
-        return [Check("flyctl", WARN, f"{path} version gave no version: {tail}")]
+        hint = f"run `{path} version` yourself to see why; reinstall flyctl"
+        return [Check("flyctl", FAIL, f"{path} did not run: {exc}", hint)]
+    tail = (err or out).strip()[-200:]
+    if code != 0:
+        hint = f"run `{path} version` yourself to see why; reinstall flyctl"
+        return [Check("flyctl", FAIL, f"{path} version exited {code}: {tail}", hint)]
+    found = _VERSION_RE.search(out)
+    if found is None:
+        hint = "check that PREVIEWCTL_FLYCTL (or flyctl on PATH) is Fly's flyctl"
+        return [Check("flyctl", WARN, f"{path} version gave no version: {tail}", hint)]
     return [Check("flyctl", PASS, f"{path}: version {found.group(1)}")]
 
 
@@ -138,7 +186,9 @@ def _team_domain(rt: Runtime, name: str) -> dict[str, Any] | None:
             return None
         raise
     found = data.get("domain") if isinstance(data, dict) else None
-    return found if isinstance(found, dict) else {}
+    if not isinstance(found, dict):
+        raise TypeError("not a domain")
+    return found
 
 
 def check_domain(rt: Runtime, project: str, pattern: str, scope: str) -> Check:
@@ -146,12 +196,14 @@ def check_domain(rt: Runtime, project: str, pattern: str, scope: str) -> Check:
     try:
         domain = template.render(pattern, rt.values(EXAMPLE))
     except TemplateError as exc:
-        return Check(name, FAIL, str(exc))
+        hint = f"set it in the workflow's env, or change [vercel.projects.{project}] domain"
+        return Check(name, FAIL, str(exc), hint)
     for parent in _parents(domain):
         try:
             found = _team_domain(rt, parent)
         except PreviewctlError as exc:
-            return Check(name, FAIL, f"could not read {parent} on {scope}: {exc}")
+            hint = exc.hint or _NETWORK_HINTS["Vercel"]
+            return Check(name, FAIL, f"could not read {parent} on {scope}: {exc}", hint)
         if found is None:
             continue
         if found.get("verified") is False:
@@ -178,7 +230,9 @@ def check_project(rt: Runtime, name: str, scope: str) -> Check:
         if status in (401, 403):
             hint = "a token with access to the team, and [vercel] team_id set to the team's id"
             return Check(label, FAIL, f"not readable with this token: {_api_problem(exc)}", hint)
-        return Check(label, FAIL, f"could not ask Vercel: {exc}")
+        return Check(
+            label, FAIL, f"could not ask Vercel: {exc}", exc.hint or _NETWORK_HINTS["Vercel"]
+        )
     if not project.production_branch:
         hint = "connect the project to its Git repository in Vercel"
         return Check(label, FAIL, "no production branch known (no Git repository?)", hint)
@@ -191,13 +245,27 @@ def check_vercel(rt: Runtime, config: Config) -> list[Check]:
     vercel = config.model.vercel
     if not vercel or not vercel.projects:
         return []
-    if not rt.env.get("VERCEL_TOKEN"):
+    try:
+        token = read_token(rt.env, "VERCEL_TOKEN")
+    except InputError as exc:
+        return [Check("vercel token", FAIL, str(exc), exc.hint)]
+    if not token:
         hint = "create a token in Vercel's account settings; in Actions, a repository secret"
-        return [Check("vercel token", FAIL, "VERCEL_TOKEN is not set ([vercel] projects)", hint)]
+        detail = "VERCEL_TOKEN is not set or blank ([vercel] projects)"
+        return [Check("vercel token", FAIL, detail, hint)]
     scope = f"team {vercel.team_id}" if vercel.team_id else "the token's personal account"
-    checks = [check_project(rt, name, scope) for name in vercel.projects]
+    checks = [
+        _guarded(
+            f"vercel project {name}", "Vercel", functools.partial(check_project, rt, name, scope)
+        )
+        for name in vercel.projects
+    ]
     checks += [
-        check_domain(rt, name, project.domain, scope)
+        _guarded(
+            f"vercel domain {name}",
+            "Vercel",
+            functools.partial(check_domain, rt, name, project.domain, scope),
+        )
         for name, project in vercel.projects.items()
         if project.domain
     ]
@@ -205,23 +273,39 @@ def check_vercel(rt: Runtime, config: Config) -> list[Check]:
 
 
 def check_github(rt: Runtime) -> list[Check]:
-    repo, token = rt.repo, rt.env.get("GITHUB_TOKEN")
-    if not (repo and token):
+    repo, given = rt.repo, rt.env.get("GITHUB_TOKEN")
+    if not (repo and given):
         detail = "no GITHUB_TOKEN and GITHUB_REPOSITORY here: the PR comment would be skipped"
         return [Check("github", SKIP, detail)]
-    github = rt.github()
     try:
+        token = read_token(rt.env, "GITHUB_TOKEN")
+    except InputError as exc:
+        return [Check("github", FAIL, str(exc), exc.hint)]
+    if not token:
+        hint = "pass the token (`${{ github.token }}`), or leave GITHUB_TOKEN unset: no comment"
+        return [Check("github", FAIL, "GITHUB_TOKEN is set but blank", hint)]
+    return [_guarded("github", "GitHub", functools.partial(check_repo, rt, repo))]
+
+
+def check_repo(rt: Runtime, repo: str) -> Check:
+    try:
+        github = rt.github()
         response = github.request("GET", f"/repos/{repo}")
         github.request("GET", f"/repos/{repo}/pulls", params={"state": "open", "per_page": 1})
     except PreviewctlError as exc:
         status = exc.status if isinstance(exc, ApiError) else None
         hint = "the workflow grants `pull-requests: write` and `contents: read`"
+        if status is None or status == 429 or status >= 500:
+            hint = exc.hint or _NETWORK_HINTS["GitHub"]
         if status == 404:
             detail = f"{repo} is not visible to the token (or does not exist)"
         else:
             detail = f"the token cannot read {repo} and its pull requests: {_api_problem(exc)}"
-        return [Check("github", FAIL, detail, hint)]
-    return [_github_write(repo, response.json(), response.headers.get("x-oauth-scopes"))]
+        return Check("github", FAIL, detail, hint)
+    data = response.json()
+    if not isinstance(data, dict) or "full_name" not in data:
+        raise TypeError("not a repository")
+    return _github_write(repo, data, response.headers.get("x-oauth-scopes"))
 
 
 def _github_write(repo: str, data: Any, scopes: str | None) -> Check:
@@ -244,8 +328,19 @@ def _github_write(repo: str, data: Any, scopes: str | None) -> Check:
     return Check("github", FAIL, f"the token can read {repo} but not write PR comments", hint)
 
 
+def _guarded(name: str, api: str, check: Callable[[], Check]) -> Check:
+    """One check; an answer that is not what the API sends (HTML, garbage) fails it alone."""
+    try:
+        return check()
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # the answer's shape
+        detail = f"{api} answered with something that is not its API's JSON ({type(exc).__name__})"
+        hint = f"a proxy or captive portal in between? {_NETWORK_HINTS[api]}; -v shows the calls"
+        return Check(name, FAIL, detail, hint)
+
+
 def run_doctor(rt: Runtime) -> list[Check]:
     rt.retry = DOCTOR_RETRY
+    register_tokens(rt.env)
     config, checks = check_config(rt)
     steps: list[Callable[[], list[Check]]] = [
         lambda: check_fly(rt, config),

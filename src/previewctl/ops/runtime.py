@@ -20,6 +20,7 @@ from previewctl.config import Config, load_config
 from previewctl.errors import InputError, MissingCredentialsError
 from previewctl.reporter import Reporter
 from previewctl.target import Target
+from previewctl.tokens import read_token, without_scheme
 
 DEFAULT_VERCEL_URL = "https://api.vercel.com"
 DEFAULT_GITHUB_URL = "https://api.github.com"
@@ -90,14 +91,14 @@ class Runtime:
 
     def vercel(self) -> VercelClient:
         if self._vercel is None:
-            token = self.env.get("VERCEL_TOKEN")
+            token = read_token(self.env, "VERCEL_TOKEN")
             if not token:
                 raise MissingCredentialsError(
                     "VERCEL_TOKEN is not set (the config has [vercel] projects)",
                     hint="create a token in Vercel's account settings and export VERCEL_TOKEN",
                 )
             base = self.env.get("VERCEL_API_URL") or DEFAULT_VERCEL_URL
-            http = build_http_client(base, {"Authorization": f"Bearer {token}"})
+            http = build_http_client(base, {"Authorization": f"Bearer {without_scheme(token)}"})
             vercel = self.config.model.vercel
             self._vercel = VercelClient(
                 http,
@@ -108,18 +109,19 @@ class Runtime:
         return self._vercel
 
     def github_available(self) -> bool:
-        return bool(self.env.get("GITHUB_TOKEN") and self.env.get("GITHUB_REPOSITORY"))
+        token = (self.env.get("GITHUB_TOKEN") or "").strip()
+        return bool(token and self.env.get("GITHUB_REPOSITORY"))
 
     def github(self) -> GitHubClient:
         if self._github is None:
-            token = self.env.get("GITHUB_TOKEN")
+            token = read_token(self.env, "GITHUB_TOKEN")
             if not token:
-                raise MissingCredentialsError("GITHUB_TOKEN is not set")
+                raise MissingCredentialsError("GITHUB_TOKEN is not set (or blank)")
             base = self.env.get("GITHUB_API_URL") or DEFAULT_GITHUB_URL
             http = build_http_client(
                 base,
                 {
-                    "Authorization": f"Bearer {token}",
+                    "Authorization": f"Bearer {without_scheme(token)}",
                     "Accept": "application/vnd.github+json",
                     "X-GitHub-Api-Version": "2022-11-28",
                 },
