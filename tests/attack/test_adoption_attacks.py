@@ -12,6 +12,8 @@ import os
 import resource
 import secrets
 import signal
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -451,3 +453,181 @@ def test_doctor_flyctl_that_hangs_is_ended_with_all_it_started(doctor: Doctor) -
     finally:
         if pidfile.exists() and _alive(int(pidfile.read_text())):
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+# ---- up --no-wait -----------------------------------------------------------------------
+
+EARLY_TOML = """
+[app]
+name = "pr-${pr}-early"
+org = "acme"
+region = "iad"
+ips = ["v6", "v4"]
+
+[machine]
+config = ".fly/machine-config.json"
+
+[secrets]
+generate = ["pg_password"]
+
+[timeouts]
+machine = "30s"
+"""
+APP = "pr-7-early"
+NO_WAIT = ["up", "--no-wait", "--pr", "7", "--branch", "feature"]
+UP = ["up", "--pr", "7", "--branch", "feature"]
+
+
+class Early:
+    """A repository whose machine has a public service (so IPs are allocated), a hostile
+    Fly, and one job's RUNNER_TEMP shared by the early and the later `up`."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.repo = tmp_path / "repo"
+        files = template_files("postgres")
+        (self.repo / ".fly").mkdir(parents=True)
+        (self.repo / ".fly/machine-config.json").write_text(files[".fly/machine-config.json"])
+        (self.repo / "previewctl.toml").write_text(EARLY_TOML)
+        self.token = "fm2_" + secrets.token_urlsafe(24)
+        self.fly = HostileFly(token=self.token, org="acme").start()
+        (tmp_path / "runner-temp").mkdir()
+
+    def env(self, **extra: str | None) -> dict[str, str]:
+        wired: dict[str, str | None] = {
+            "FLY_API_TOKEN": self.token,
+            "FLY_API_BASE_URL": self.fly.url,
+            "RUNNER_TEMP": str(self.tmp / "runner-temp"),
+        }
+        return hostile.base_env(self.tmp, **{**wired, **extra})
+
+    def run(self, args: list[str], **extra: str | None) -> Ran:
+        result = hostile.run(args, self.env(**extra), self.repo)
+        assert self.token not in result.output
+        return result
+
+    def machines(self) -> list[str]:
+        app = self.fly.apps.get(APP)
+        return [] if app is None else [m.id for m in app.live_machines()]
+
+    def ip_kinds(self) -> list[str]:
+        app = self.fly.apps.get(APP)
+        ips = [] if app is None else [ip["ip"] for ip in app.ips]
+        return sorted("v6" if ":" in ip else "v4" for ip in ips)
+
+
+@pytest.fixture
+def early(tmp_path: Path) -> Iterator[Early]:
+    rig = Early(tmp_path)
+    yield rig
+    rig.fly.stop()
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["   ", "fm2_abcdef\nghijklmnop", "fm2_abc\tdefghijkl", "fm2_tökenvalue123"],
+    ids=["blank", "line-break", "tab", "non-ascii"],
+)
+def test_no_wait_an_unusable_token_is_bad_input_before_any_request(
+    early: Early, token: str
+) -> None:
+    result = early.run(NO_WAIT, FLY_API_TOKEN=token)
+    assert result.code == 2, result.output
+    assert BUG not in result.output
+    assert early.fly.calls() == []
+    for part in token.split():
+        assert part not in result.output
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://api.machines.dev", "http://"])
+def test_no_wait_an_unusable_base_url_is_bad_input(early: Early, url: str) -> None:
+    result = early.run(NO_WAIT, FLY_API_BASE_URL=url)
+    assert result.code == 2, result.output
+    assert "FLY_API_BASE_URL" in result.stderr
+
+
+def _lose(fly: HostileFly, path: str) -> None:
+    fly.lose_answer("POST", path)
+
+
+def _flaky(fly: HostileFly, path: str) -> None:
+    fly.inject("POST", path, 503, times=2)
+
+
+@pytest.mark.parametrize("fault", [_lose, _flaky], ids=["answer-lost", "503-twice"])
+@pytest.mark.parametrize(
+    "path",
+    [r"^/v1/apps$", r"^/v1/apps/[^/]+/machines$", r"/ip_assignments$"],
+    ids=["create-app", "create-machine", "allocate-ip"],
+)
+def test_no_wait_makes_each_thing_once_when_fly_answers_badly(
+    early: Early, fault: Any, path: str
+) -> None:
+    fault(early.fly, path)
+    first = early.run(NO_WAIT)
+    assert first.code == 0, first.output
+    assert len(early.machines()) == 1
+    assert early.ip_kinds() == ["v4", "v6"]
+    early.fly.clear_log()
+    again = early.run(NO_WAIT)
+    assert again.code == 0, again.output
+    later = early.run(UP)
+    assert later.code == 0, later.output
+    assert early.fly.mutating_calls() == [], "a later up changed what --no-wait made"
+    assert len(early.machines()) == 1
+    assert early.ip_kinds() == ["v4", "v6"]
+
+
+def test_no_wait_failure_of_any_kind_is_reported_by_the_later_up(early: Early) -> None:
+    html = hostile.body("<html><body>proxy error</body></html>", 200, "text/html")
+    early.fly.answer_raw("POST", r"^/v1/apps/[^/]+/machines$", html, times=1)
+    failed = early.run(NO_WAIT)
+    assert failed.code == 1, failed.output
+    later = early.run(UP)
+    assert later.code == 0, later.output
+    assert "the early `up --no-wait` of this job failed" in later.stderr
+    assert len(early.machines()) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a 2xx that is not JSON crashes every command; the fix belongs in the JSON "
+    "decoding of clients/http.py, which the input/cli/secrets branches are rewriting",
+)
+def test_no_wait_a_garbage_answer_is_not_called_a_bug(early: Early) -> None:
+    html = hostile.body("<html><body>proxy error</body></html>", 200, "text/html")
+    early.fly.answer_raw("GET", rf"^/v1/apps/{APP}$", html)
+    result = early.run(NO_WAIT)
+    assert result.code == 1, result.output
+    assert BUG not in result.output
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_no_wait_interrupted_mid_create_exits_130_and_removes_its_app(
+    early: Early, signum: int
+) -> None:
+    release = threading.Event()
+    late = hostile.body('{"error": "too late"}', 503)
+    early.fly.answer_raw("POST", r"/machines$", hostile.held_until(release, late), times=1)
+    proc = subprocess.Popen(
+        [hostile.previewctl(), *NO_WAIT],
+        env=early.env(),
+        cwd=early.repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not early.fly.calls("POST", r"/machines$") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert BUG not in err
+    assert APP not in early.fly.apps, "the app this run created is left without a machine"

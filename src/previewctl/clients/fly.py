@@ -6,7 +6,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -245,6 +245,13 @@ class IpAssignment(_Lenient):
     service_name: str | None = None
     shared: bool | None = None
 
+    @property
+    def kind(self) -> str:
+        """As ``POST .../ip_assignments`` names it: ``v6``, ``v4`` or ``shared_v4``."""
+        if self.shared:
+            return "shared_v4"
+        return "v6" if ":" in self.ip else "v4"
+
 
 class FlyClient(ApiClient):
     api_name = "Fly"
@@ -352,14 +359,20 @@ class FlyClient(ApiClient):
         body: dict[str, Any] = {"region": region, "config": config}
         if name:
             body["name"] = name
+        got = self._post_once(f"/v1/apps/{app}/machines", body, lambda: self._find_by_key(app, key))
+        return got if isinstance(got, Machine) else self.answer(got, Machine.model_validate)
+
+    def _post_once(self, path: str, body: Any, find: Callable[[], T | None]) -> httpx.Response | T:
+        """POST that must happen once: after a transient failure (the answer may be lost
+        while Fly did the work), ``find`` looks for the result before trying again.
+        Returns what ``find`` found, or the POST's answer."""
         deadline = time.monotonic() + self.retry.deadline
         delay = 0.2
         while True:
             try:
-                response = self.request("POST", f"/v1/apps/{app}/machines", json=body, retry=False)
-                return Machine.model_validate(response.json())
+                return self.request("POST", path, json=body, retry=False)
             except TransientApiError as exc:
-                found = self._find_by_key(app, key)
+                found = find()
                 if found is not None:
                     return found
                 if time.monotonic() + delay > deadline:
@@ -506,9 +519,22 @@ class FlyClient(ApiClient):
         data = self.request("GET", f"/v1/apps/{app}/ip_assignments").json()
         return [IpAssignment.model_validate(i) for i in data.get("ips") or []]
 
-    def allocate_ip(self, app: str, kind: str) -> IpAssignment:
-        response = self.request("POST", f"/v1/apps/{app}/ip_assignments", json={"type": kind})
-        return IpAssignment.model_validate(response.json())
+    def allocate_ip(self, app: str, kind: str, *, known: Iterable[str] = ()) -> IpAssignment:
+        """Allocate once: an address of ``kind`` not in ``known`` that shows up after a lost
+        answer is the one this call made (a second one would cost money)."""
+        seen = set(known)
+
+        def find() -> IpAssignment | None:
+            try:
+                ips = self.list_ips(app)
+            except ApiError:
+                return None
+            return next((ip for ip in ips if ip.kind == kind and ip.ip not in seen), None)
+
+        got = self._post_once(f"/v1/apps/{app}/ip_assignments", {"type": kind}, find)
+        return (
+            got if isinstance(got, IpAssignment) else self.answer(got, IpAssignment.model_validate)
+        )
 
 
 def _lease_header(nonce: str | None) -> dict[str, str] | None:

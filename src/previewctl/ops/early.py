@@ -38,12 +38,15 @@ class EarlyFailure:
         base = env.get(STATE_DIR_ENV)
         return cls(Path(base) / "previewctl" / f"{app}.no-wait.json" if base else None)
 
-    def record(self, exc: PreviewctlError) -> None:
+    def record(self, exc: Exception) -> None:
         if self.path is None:
             return
+        if isinstance(exc, PreviewctlError):
+            body = {"message": redact.scrub(str(exc)), "title": exc.title}
+        else:  # its text may quote an answer: only its kind is kept
+            body = {"message": f"unexpected error ({type(exc).__name__})", "title": "failed"}
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            body = {"message": redact.scrub(str(exc)), "title": exc.title}
             self.path.write_text(json.dumps(body), encoding="utf-8")
 
     def clear(self) -> None:
@@ -89,7 +92,7 @@ def start_early(rt: Runtime, target: Target) -> dict[str, Any]:
         with rt.reporter.phase("fly machine"):
             deadline = time.monotonic() + config.model.timeouts.machine
             result = converge_machine(rt, target, deadline=deadline)
-    except PreviewctlError as exc:
+    except Exception as exc:  # whatever it was, the later `up` of the job says so
         record.record(exc)
         raise
     record.clear()

@@ -143,17 +143,10 @@ def ensure_ips(rt: Runtime, app: str, actions: list[str], *, fresh_app: bool = F
         return
     fly = rt.fly()
     have = [] if fresh_app else fly.list_ips(app)
-    kinds = set()
-    for ip in have:
-        if ip.shared:
-            kinds.add("shared_v4")
-        elif ":" in ip.ip:
-            kinds.add("v6")
-        else:
-            kinds.add("v4")
+    kinds = {ip.kind for ip in have}
     for kind in wanted:
         if kind not in kinds:
-            ip = fly.allocate_ip(app, kind)
+            ip = fly.allocate_ip(app, kind, known=[ip.ip for ip in have])
             actions.append(f"allocated {kind} {ip.ip}")
             rt.reporter.info(f"allocated public {kind} address {ip.ip}")
 
