@@ -13,6 +13,7 @@ import resource
 import secrets
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -631,3 +632,137 @@ def test_no_wait_interrupted_mid_create_exits_130_and_removes_its_app(
     assert proc.returncode == 130, out + err
     assert BUG not in err
     assert APP not in early.fly.apps, "the app this run created is left without a machine"
+
+
+# ---- action.yml -------------------------------------------------------------------------
+
+ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
+STEPS = {step.get("id") or step["name"]: step for step in ACTION["runs"]["steps"]}
+RECORDER = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["ARGV_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1:2] == ["venv"]:  # as uv: make the venv
+    os.makedirs(sys.argv[-1], exist_ok=True)
+"""
+
+
+def _run_script(tmp_path: Path, step: str, env: dict[str, str]) -> Ran:
+    """The step's `run:` as the runner runs `shell: bash` (a file, -e -o pipefail)."""
+    script = tmp_path / f"step-{secrets.token_hex(4)}.sh"
+    script.write_text(STEPS[step]["run"])
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> dict[str, str]:
+    """A runner temp directory whose venv holds a previewctl that records its argv."""
+    venv_bin = tmp_path / "runner-temp" / "previewctl-venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "previewctl").write_text(RECORDER)
+    (venv_bin / "previewctl").chmod(0o755)
+    return {
+        "RUNNER_TEMP": str(tmp_path / "runner-temp"),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "ARGV_LOG": str(tmp_path / "argv.log"),
+    }
+
+
+def _argv(env: dict[str, str]) -> list[list[str]]:
+    log = Path(env["ARGV_LOG"])
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_action_expands_no_expression_inside_a_script() -> None:
+    for step in ACTION["runs"]["steps"]:
+        assert "${{" not in step.get("run", ""), step["name"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ("--no-wait", ["--no-wait"]),
+        ("", []),
+        ("--pr 5; touch pwned", ["--pr", "5;", "touch", "pwned"]),
+        ("$(touch pwned) `touch pwned`", ["$(touch", "pwned)", "`touch", "pwned`"]),
+        ("--branch 'a b'", ["--branch", "'a", "b'"]),
+        ('--branch "x" *', ["--branch", '"x"', "*"]),
+        ("--pr\t5   --dry-run", ["--pr", "5", "--dry-run"]),
+    ],
+)
+def test_action_passes_hostile_args_as_literal_words(
+    tmp_path: Path, installed: dict[str, str], args: str, words: list[str]
+) -> None:
+    env = {**installed, "COMMAND": "up", "ARGS": args, "CONFIG": "conf dir/$(x).toml"}
+    result = _run_script(tmp_path, "run", env)
+    assert result.code == 0, result.output
+    assert _argv(installed) == [["--config", "conf dir/$(x).toml", "up", *words]]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_action_passes_every_line_of_args(tmp_path: Path, installed: dict[str, str]) -> None:
+    """`args: |` on several lines is whitespace too: no line may be dropped silently."""
+    env = {**installed, "COMMAND": "up", "ARGS": "--no-wait\n--pr 5\n", "CONFIG": "p.toml"}
+    result = _run_script(tmp_path, "run", env)
+    assert result.code == 0, result.output
+    assert _argv(installed) == [["--config", "p.toml", "up", "--no-wait", "--pr", "5"]]
+
+
+@pytest.mark.parametrize(
+    "command", ["up;touch pwned", "x\n::warning title=pwned::injected", "x%0A::notice::y", "init"]
+)
+def test_action_refuses_an_unknown_command_without_a_workflow_command_in_it(
+    tmp_path: Path, installed: dict[str, str], command: str
+) -> None:
+    env = {**installed, "COMMAND": command, "ARGS": "", "CONFIG": "p.toml"}
+    result = _run_script(tmp_path, "run", env)
+    assert result.code == 2, result.output
+    assert _argv(installed) == []
+    assert not (tmp_path / "pwned").exists()
+    commands = [line for line in result.output.splitlines() if line.startswith("::")]
+    assert len(commands) == 1, commands
+    assert commands[0].startswith("::error title=previewctl::unknown command")
+
+
+def test_action_installs_from_its_own_path_whatever_it_holds(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "uv").write_text(RECORDER)
+    (bin_dir / "uv").chmod(0o755)
+    (bin_dir / "python").symlink_to(Path(sys.executable))
+    action_path = tmp_path / "the action's $(touch pwned) `path`"
+    action_path.mkdir()
+    (tmp_path / "runner-temp").mkdir()
+    env = {
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "RUNNER_TEMP": str(tmp_path / "runner-temp"),
+        "ACTION_PATH": str(action_path),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "ARGV_LOG": str(tmp_path / "argv.log"),
+    }
+    assert _run_script(tmp_path, "found", env).code == 0
+    assert not (tmp_path / "output").exists()  # nothing installed yet
+    installed = _run_script(tmp_path, "Install previewctl", env)
+    assert installed.code == 0, installed.output
+    venv_calls, pip_calls = _argv(env)
+    assert venv_calls[0] == "venv"
+    assert pip_calls[-1] == str(action_path), "installs from the action's own source"
+    assert f"{action_path}/constraints.txt" in pip_calls
+    assert not (tmp_path / "pwned").exists()
+    assert _run_script(tmp_path, "found", env).code == 0
+    assert (tmp_path / "output").read_text() == "installed=true\n"
+
+
+def test_action_outputs_are_the_run_steps() -> None:
+    assert "run" in STEPS
+    for name, output in ACTION["outputs"].items():
+        assert output["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
