@@ -64,6 +64,9 @@ def check_config(rt: Runtime) -> tuple[Config | None, list[Check]]:
     except InputError as exc:
         hint = exc.hint or "`previewctl init` writes a starting previewctl.toml"
         return None, [Check("config", FAIL, str(exc), hint)]
+    except (OSError, UnicodeDecodeError) as exc:  # unreadable, or not UTF-8 text
+        hint = "save previewctl.toml and the machine config as UTF-8 text"
+        return None, [Check("config", FAIL, f"cannot read the config: {exc}", hint)]
     app = config.app_name(EXAMPLE.pr)
     checks = [Check("config", PASS, f"{config.path} is valid (PR 1 would be app {app})")]
     missing = sorted(n for n in config.env_refs() | config.env_refs(seed=True) if n not in rt.env)
