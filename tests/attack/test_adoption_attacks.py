@@ -586,11 +586,6 @@ def test_doctor_reports_a_config_that_is_not_utf8_and_checks_the_rest(
     assert checks["github"]["status"] == "pass"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py reads the files without turning a decode error into a ConfigError; "
-    "config loading is being rewritten on the cli branch",
-)
 def test_plan_a_config_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     assert rigs.init_repo(tmp_path, "--template", "postgres", str(repo)).code == 0
