@@ -436,17 +436,24 @@ def test_no_wait_failure_of_any_kind_is_reported_by_the_later_up(early: rigs.Ear
     assert len(early.machines()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 2xx that is not JSON crashes every command; the fix belongs in the JSON "
-    "decoding of clients/http.py, which the input/cli/secrets branches are rewriting",
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", rf"^/v1/apps/{rigs.APP}$"),
+        ("POST", r"^/v1/apps/[^/]+/machines$"),
+        ("POST", r"/ip_assignments$"),
+    ],
+    ids=["get-app", "create-machine", "allocate-ip"],
 )
-def test_no_wait_a_garbage_answer_is_not_called_a_bug(early: rigs.Early) -> None:
+def test_no_wait_a_garbage_answer_is_not_called_a_bug(
+    early: rigs.Early, method: str, path: str
+) -> None:
     html = hostile.body("<html><body>proxy error</body></html>", 200, "text/html")
-    early.fly.answer_raw("GET", rf"^/v1/apps/{rigs.APP}$", html)
+    early.fly.answer_raw(method, path, html)
     result = early.run(rigs.NO_WAIT)
     assert result.code == 1, result.output
     assert rigs.BUG not in result.output
+    assert "not what the Machines API documents" in result.stderr
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
