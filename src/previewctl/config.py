@@ -9,26 +9,26 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from previewctl import template
+from previewctl.config_sections import StrictModel, as_duration
 from previewctl.configfile import (
     key_path,
     line_of,
     read_text,
     validation_problems,
 )
-from previewctl.durations import parse_duration
 from previewctl.errors import ConfigError, Problems
 from previewctl.machine_config import load_machine_config
 from previewctl.secretgen import SecretFormat
+from previewctl.step_kinds import StepConfig
 from previewctl.template import Known, Namespace, TemplateError
 
 DEFAULT_CONFIG = "previewctl.toml"
@@ -40,11 +40,6 @@ _ORG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _REGION_RE = re.compile(r"[a-z]{3}")
 # Vercel: letters, digits and _, not starting with a digit.
 _VERCEL_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# An env var a step gets (and `previewctl env` prints as `export NAME=...`): a shell name,
-# so that neither execve nor an `eval` of that output can read it as anything else.
-_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# An HTTP header name (RFC 9110 token).
-_HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _LOCAL_HOSTS = re.compile(r"(?i)(localhost|127\.0\.0\.1|\[?::1\]?(?=[:/]|$)|0\.0\.0\.0)")
 
 # Which placeholders each part of the config may use.
@@ -58,21 +53,7 @@ NS_STEPS = NS_VERCEL | {Namespace.TUNNELS}
 NS_SEED = NS_STEPS
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Duration = Annotated[float, Field(ge=0)]
-
-
-def _duration(value: Any) -> float:
-    # bool is an int: without this, `timeout = true` would mean one second
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return parse_duration(value)
-    raise ValueError("expected a duration such as 90s, 5m, 7d")
-
-
-class AppSection(_Strict):
+class AppSection(StrictModel):
     name: str = Field(description="App name template; must contain ${pr}")
     org: str
     region: str = "iad"
@@ -106,11 +87,11 @@ class AppSection(_Strict):
         return value
 
 
-class MachineSection(_Strict):
+class MachineSection(StrictModel):
     config: str = ".fly/machine-config.json"
 
 
-class SecretsSection(_Strict):
+class SecretsSection(StrictModel):
     generate: list[str] = Field(default_factory=list)
     length: int = Field(default=32, ge=16, le=128)
     format: dict[str, SecretFormat] = Field(default_factory=dict)
@@ -126,7 +107,7 @@ class SecretsSection(_Strict):
         return value
 
 
-class PgLoginSection(_Strict):
+class PgLoginSection(StrictModel):
     """Credentials for a ``postgres`` check that logs in (placeholders allowed)."""
 
     user: str = Field(min_length=1)
@@ -134,7 +115,7 @@ class PgLoginSection(_Strict):
     database: str = Field(min_length=1)
 
 
-class TunnelSection(_Strict):
+class TunnelSection(StrictModel):
     remote_port: int = Field(ge=1, le=65535)
     local_port: int = Field(default=0, ge=0, le=65535)
     check: Literal["postgres", "tcp", "none"] = "tcp"
@@ -149,85 +130,7 @@ class TunnelSection(_Strict):
         return self
 
 
-class HttpSpec(_Strict):
-    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    url: str
-    body_file: str | None = None
-    body: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("headers")
-    @classmethod
-    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not _HEADER_NAME_RE.fullmatch(name):
-                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-        return value
-
-    @model_validator(mode="after")
-    def _one_body(self) -> HttpSpec:
-        if self.body is not None and self.body_file is not None:
-            raise ValueError("give body or body_file, not both")
-        return self
-
-
-class StepSection(_Strict):
-    name: str = Field(min_length=1)
-    run: str | list[str] | None = None
-    http: HttpSpec | None = None
-    timeout: Annotated[float, Field(gt=0)] = 600.0
-    retries: int = Field(default=0, ge=0, le=10)
-    env: dict[str, str] = Field(default_factory=dict)
-    # Files (relative to the config's directory) a `run` step writes for later steps,
-    # e.g. the project JSON a seed PUTs: their absence before the run is not an error.
-    creates: list[str] = Field(default_factory=list)
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, value: Any) -> float:
-        return _duration(value)
-
-    @field_validator("env")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, text in value.items():
-            if not _ENV_NAME_RE.fullmatch(key):
-                raise ValueError(
-                    f"env name {key!r} is not a valid environment variable name: use "
-                    "letters, digits and _, not starting with a digit (a shell can export it)"
-                )
-            if "\0" in text:
-                raise ValueError(f"env {key}: a value cannot contain a NUL character")
-        return value
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> StepSection:
-        if (self.run is None) == (self.http is None):
-            raise ValueError("a step needs exactly one of `run` or `http`")
-        if self.creates and self.run is None:
-            raise ValueError("`creates` is for `run` steps: an `http` step writes no files")
-        if any(not path.strip() for path in self.creates):
-            raise ValueError("`creates` holds an empty path")
-        if isinstance(self.run, list) and not self.run:
-            raise ValueError("`run` is an empty list")
-        if isinstance(self.run, str):
-            try:
-                if not shlex.split(self.run):
-                    raise ValueError("`run` is empty")
-            except ValueError as exc:
-                raise ValueError(f"`run` cannot be split like a shell would: {exc}") from None
-        return self
-
-    def argv(self, rendered_run: str | list[str]) -> list[str]:
-        return shlex.split(rendered_run) if isinstance(rendered_run, str) else list(rendered_run)
-
-
-class VercelProjectSection(_Strict):
+class VercelProjectSection(StrictModel):
     domain: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     env_type: Literal["encrypted", "sensitive"] = "encrypted"
@@ -244,7 +147,7 @@ class VercelProjectSection(_Strict):
         return value
 
 
-class VercelSection(_Strict):
+class VercelSection(StrictModel):
     team_id: str | None = None
     redeploy: bool = True
     deployment_timeout: Annotated[float, Field(gt=0)] = 900.0
@@ -253,10 +156,10 @@ class VercelSection(_Strict):
     @field_validator("deployment_timeout", mode="before")
     @classmethod
     def _timeout(cls, value: Any) -> float:
-        return _duration(value)
+        return as_duration(value)
 
 
-class GcSection(_Strict):
+class GcSection(StrictModel):
     max_age: float = 7 * 86400.0
     stop_after: float | None = None
     concurrency: int = Field(default=4, ge=1, le=32)
@@ -264,10 +167,10 @@ class GcSection(_Strict):
     @field_validator("max_age", "stop_after", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> float | None:
-        return None if value is None else _duration(value)
+        return None if value is None else as_duration(value)
 
 
-class TimeoutsSection(_Strict):
+class TimeoutsSection(StrictModel):
     machine: Annotated[float, Field(gt=0)] = 300.0
     ready: Annotated[float, Field(gt=0)] = 180.0
     tunnel: Annotated[float, Field(gt=0)] = 90.0
@@ -275,14 +178,14 @@ class TimeoutsSection(_Strict):
     @field_validator("machine", "ready", "tunnel", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> float:
-        return _duration(value)
+        return as_duration(value)
 
 
-class GitHubSection(_Strict):
+class GitHubSection(StrictModel):
     comment: bool = True
 
 
-class PricingSection(_Strict):
+class PricingSection(StrictModel):
     """Overrides of the built-in price table (USD); see previewctl.pricing."""
 
     shared_cpu_hour: float | None = None
@@ -291,13 +194,13 @@ class PricingSection(_Strict):
     rootfs_gb_month: float | None = None
 
 
-class ConfigModel(_Strict):
+class ConfigModel(StrictModel):
     app: AppSection
     machine: MachineSection = Field(default_factory=MachineSection)
     secrets: SecretsSection = Field(default_factory=SecretsSection)
     tunnels: dict[str, TunnelSection] = Field(default_factory=dict)
-    steps: list[StepSection] = Field(default_factory=list)
-    seed: list[StepSection] = Field(default_factory=list)
+    steps: list[StepConfig] = Field(default_factory=list)
+    seed: list[StepConfig] = Field(default_factory=list)
     vercel: VercelSection | None = None
     gc: GcSection = Field(default_factory=GcSection)
     timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
@@ -416,24 +319,8 @@ def _templated(config: Config) -> Iterator[tuple[str, str, frozenset[Namespace]]
                 yield f"tunnels.{name}.login.{field}", text, NS_MACHINE
     for section, steps, scope in (("steps", m.steps, NS_STEPS), ("seed", m.seed, NS_SEED)):
         for i, step in enumerate(steps):
-            base = f"{section}[{i}]"
-            if isinstance(step.run, str):
-                yield f"{base}.run", step.run, scope
-            elif step.run is not None:
-                for j, arg in enumerate(step.run):
-                    yield f"{base}.run[{j}]", arg, scope
-            for k, v in step.env.items():
-                yield f"{base}.env.{k}", v, scope
-            if step.http is not None:
-                yield f"{base}.http.url", step.http.url, scope
-                for k, v in step.http.headers.items():
-                    yield f"{base}.http.headers.{k}", v, scope
-                if step.http.body is not None:
-                    yield f"{base}.http.body", step.http.body, scope
-                if step.http.body_file is not None:
-                    yield f"{base}.http.body_file", step.http.body_file, NS_BASIC
-            for j, path in enumerate(step.creates):
-                yield f"{base}.creates[{j}]", path, NS_BASIC
+            for found in step.templated():
+                yield f"{section}[{i}].{found.key}", found.text, NS_BASIC if found.path else scope
     if m.vercel:
         for project, proj in m.vercel.projects.items():
             if proj.domain is not None:
@@ -474,7 +361,7 @@ def load_config(path: Path) -> Config:
     try:
         model = ConfigModel.model_validate(data)
     except ValidationError as exc:
-        validation_problems(exc, str(path), text, problems)
+        validation_problems(exc, str(path), text, problems, ConfigModel)
     machine_ref = model.machine.config if model else _raw_machine_path(data)
     machine_template: dict[str, Any] | None = None
     if machine_ref is not None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Discriminator, Tag, ValidationError
 
 from previewctl.errors import ConfigError, Problems
 
@@ -92,12 +95,66 @@ def format_key(loc: list[str]) -> str:
     return out
 
 
+def _tagged_members(annotation: Any) -> dict[str, Any] | None:
+    """A tagged union's members by tag (``Annotated[A | B, Discriminator(...)]``)."""
+    if typing.get_origin(annotation) is not typing.Annotated:
+        return None
+    union, *extras = typing.get_args(annotation)
+    if not any(isinstance(extra, Discriminator) for extra in extras):
+        return None
+    members: dict[str, Any] = {}
+    for member in typing.get_args(union):
+        if typing.get_origin(member) is typing.Annotated:
+            inner, *marks = typing.get_args(member)
+            members.update((m.tag, inner) for m in marks if isinstance(m, Tag))
+    return members
+
+
+def _child(annotation: Any, part: str) -> Any:
+    """The annotation one step down ``loc`` (a field, a list item, a dict value)."""
+    while typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            return None
+        annotation = args[0]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(part)
+        return field.annotation if field is not None else None
+    if typing.get_origin(annotation) in (list, dict):
+        return typing.get_args(annotation)[-1]
+    return None
+
+
+def without_tags(root: type[BaseModel], loc: list[str]) -> list[str]:
+    """``loc`` without the tags pydantic puts in it for a tagged union (``steps.0.run.env``
+    -> ``steps.0.env``): a tag names the kind of a step, not a key of the file."""
+    out: list[str] = []
+    current: Any = root
+    for part in loc:
+        members = _tagged_members(current)
+        if members is not None and part in members:
+            current = members[part]
+            continue
+        out.append(part)
+        current = _child(current, part)
+    return out
+
+
 def validation_problems(
-    exc: ValidationError, file: str, text: str | None, problems: Problems
+    exc: ValidationError,
+    file: str,
+    text: str | None,
+    problems: Problems,
+    root: type[BaseModel] | None = None,
 ) -> None:
-    """One ConfigError per pydantic error, with the key and (in previewctl.toml) the line."""
+    """One ConfigError per pydantic error, with the key and (in previewctl.toml) the line.
+
+    ``root``: the validated model, whose tagged unions' tags are taken out of the keys.
+    """
     for err in exc.errors():
         loc = loc_to_path(err["loc"])
+        if root is not None:
+            loc = without_tags(root, loc)
         msg = err["msg"].removeprefix("Value error, ")  # pydantic's wrapper says nothing
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r}"

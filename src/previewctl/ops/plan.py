@@ -6,7 +6,7 @@ import copy
 import json
 from typing import Any
 
-from previewctl import template
+from previewctl import step_kinds, template
 from previewctl.config import Config
 from previewctl.errors import ConfigError
 from previewctl.ops.preflight import check_all
@@ -58,10 +58,14 @@ def build_plan(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any
     missing: set[str] = set()
     fb = _fallback(missing)
     values = plan_values(rt, target, config)
+
+    def render(text: str, _key: str) -> str:
+        return template.render(text, values, fallback=fb)
+
     try:
         machine = template.render_tree(copy.deepcopy(config.machine_template), values, fallback=fb)
-        steps = [_plan_step(s, values, fb) for s in model.steps]
-        seeds = [_plan_step(s, values, fb) for s in model.seed]
+        steps = [s.describe(render) for s in model.steps]
+        seeds = [s.describe(render) for s in model.seed]
         vercel: dict[str, Any] | None = None
         if model.vercel:
             vercel = {
@@ -122,26 +126,6 @@ def _plan_project(
     }
 
 
-def _plan_step(step: Any, values: template.Values, fb: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": step.name, "timeout": step.timeout}
-    if step.run is not None:
-        rendered = template.render_tree(step.run, values, fallback=fb)
-        out["run"] = step.argv(rendered)
-        out["env"] = {k: template.render(v, values, fallback=fb) for k, v in step.env.items()}
-        out["creates"] = [template.render(c, values, fallback=fb) for c in step.creates]
-    else:
-        http = step.http
-        out["http"] = {
-            "method": http.method,
-            "url": template.render(http.url, values, fallback=fb),
-            "headers": {
-                k: template.render(v, values, fallback=fb) for k, v in http.headers.items()
-            },
-            "body_file": http.body_file,
-        }
-    return out
-
-
 def render_plan(plan: dict[str, Any]) -> str:
     lines: list[str] = []
     app = plan["app"]
@@ -186,15 +170,7 @@ def render_plan(plan: dict[str, Any]) -> str:
             lines.append("")
             lines.append(title)
             for step in plan[key]:
-                if "run" in step:
-                    lines.append(f"  {step['name']}: {' '.join(step['run'])}")
-                    for k, v in step["env"].items():
-                        lines.append(f"      {k}={v}")
-                    if step["creates"]:
-                        lines.append(f"      creates: {', '.join(step['creates'])}")
-                else:
-                    h = step["http"]
-                    lines.append(f"  {step['name']}: {h['method']} {h['url']}")
+                lines += step_kinds.plan_lines(step)
     if plan["vercel"]:
         lines.append("")
         redeploy = "redeploy when vars change" if plan["vercel"]["redeploy"] else "no redeploy"

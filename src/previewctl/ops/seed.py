@@ -22,15 +22,8 @@ def _seed_refs(rt: Runtime) -> tuple[set[str], bool]:
     projects: set[str] = set()
     tunnels = False
     for step in rt.config.model.seed:
-        texts: list[str] = list(step.env.values())
-        if isinstance(step.run, str):
-            texts.append(step.run)
-        elif step.run:
-            texts.extend(step.run)
-        if step.http:
-            texts += [step.http.url, *step.http.headers.values(), step.http.body or ""]
-        for text in texts:
-            for ref in template.refs(text):
+        for found in step.templated():
+            for ref in template.refs(found.text):
                 if ref.namespace == "vercel":
                     projects.add(ref.parts[1])
                 elif ref.namespace == "tunnels":

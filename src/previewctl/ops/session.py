@@ -8,15 +8,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from previewctl import template
 from previewctl.clients.fly import FlyClient
-from previewctl.config import Config, StepSection, TunnelSection
-from previewctl.errors import ConfigError, PreviewctlError, StepFailedError, TunnelError
+from previewctl.config import Config, TunnelSection
+from previewctl.errors import ConfigError, PreviewctlError, TunnelError
 from previewctl.ops.runtime import Runtime
 from previewctl.probes import PgLogin, ProbeKind, ProbeTarget, wait_all
-from previewctl.steps import CommandStep, HttpStep, run_command, run_http
+from previewctl.step_kinds import Render, StepConfig, StepRunner
 from previewctl.template import TemplateError
 from previewctl.tunnels import TunnelSet, TunnelSpec, find_flyctl
 
@@ -110,23 +108,32 @@ def probe_login(tunnel: TunnelSection, values: template.Values, where: str) -> P
     return PgLogin(user=user, password=password, database=database)
 
 
+def step_renderer(values: template.Values, where: str) -> Render:
+    """Render a step's strings; an error names the key (``steps[1].env.X``)."""
+
+    def render(text: str, key: str) -> str:
+        return _render(text, values, f"{where}.{key}")
+
+    return render
+
+
 def check_step_files(config: Config, values: template.Values, section: str) -> None:
-    """Every ``body_file`` exists, or an earlier ``run`` step declares it in ``creates``:
+    """Every file a step reads exists, or an earlier step declares it in ``creates``:
     bad input is found before the first remote call, files made on the way are not."""
     steps = config.model.seed if section == "seed" else config.model.steps
     root = config.root
     created: set[Path] = set()
     for index, step in enumerate(steps):
         where = f"{section}[{index}]"
-        for j, made in enumerate(step.creates):
-            created.add(_resolve(root, _render(made, values, f"{where}.creates[{j}]")))
-        if step.http is None or step.http.body_file is None:
-            continue
-        key = f"{where}.http.body_file"
-        path = _resolve(root, _render(step.http.body_file, values, key))
-        if path not in created and not path.is_file():
+        render = step_renderer(values, where)
+        created.update(_resolve(root, made) for made in step.files_created(render))
+        for needed in step.files_needed(render):
+            path = _resolve(root, needed.path)
+            if path in created or path.is_file():
+                continue
+            key = f"{where}.{needed.key}"
             raise ConfigError(
-                f"body_file {path} of step {step.name!r} does not exist, and no earlier "
+                f"{needed.what} {path} of step {step.name!r} does not exist, and no earlier "
                 f"[[{section}]] step declares it in `creates`",
                 file=str(config.path),
                 key=key,
@@ -139,57 +146,9 @@ def _resolve(root: Path, path: str) -> Path:
     return (root / path).resolve()
 
 
-def _check_created(step: StepSection, values: template.Values, root: Path, where: str) -> None:
-    made = [_render(c, values, f"{where}.creates") for c in step.creates]
-    missing = [c for c in made if not _resolve(root, c).exists()]
-    if missing:
-        raise StepFailedError(
-            f"step {step.name} succeeded but did not create {', '.join(missing)} "
-            "(listed in its `creates`)"
-        )
-
-
-def build_step(
-    step: StepSection, values: template.Values, root: Path, where: str
-) -> CommandStep | HttpStep:
-    env = {k: _render(v, values, f"{where}.env.{k}") for k, v in step.env.items()}
-    if step.run is not None:
-        if isinstance(step.run, str):
-            run: str | list[str] = _render(step.run, values, f"{where}.run")
-        else:
-            run = [_render(a, values, f"{where}.run") for a in step.run]
-        return CommandStep(
-            name=step.name, argv=step.argv(run), env=env, cwd=root, timeout=step.timeout
-        )
-    http = step.http
-    assert http is not None
-    body: bytes | None = None
-    if http.body_file is not None:
-        path = root / _render(http.body_file, values, f"{where}.http.body_file")
-        try:
-            body = path.read_bytes()
-        except OSError as exc:
-            # Checked before the first remote call (check_step_files): what fails here was
-            # changed on the way, by an earlier step (a directory where a file was due).
-            raise StepFailedError(
-                f"step {step.name}: cannot read body_file {path}: {exc.strerror}",
-                hint="the step that `creates` it must write a file there",
-            ) from None
-    elif http.body is not None:
-        body = _render(http.body, values, f"{where}.http.body").encode()
-    return HttpStep(
-        name=step.name,
-        method=http.method,
-        url=_render(http.url, values, f"{where}.http.url"),
-        headers={k: _render(v, values, f"{where}.http.headers") for k, v in http.headers.items()},
-        body=body,
-        timeout=step.timeout,
-    )
-
-
 def run_steps(
     rt: Runtime,
-    steps: Sequence[StepSection],
+    steps: Sequence[StepConfig],
     values: template.Values,
     *,
     section: str,
@@ -198,22 +157,15 @@ def run_steps(
     """Run steps in order; a failure stops the run (after saying which tunnel died, if one did)."""
     if not steps:
         return
-    http_client: httpx.Client | None = None
-    try:
+    with StepRunner(rt.reporter, rt.config.root) as runner:
         for index, step in enumerate(steps):
-            built = build_step(step, values, rt.config.root, f"{section}[{index}]")
+            prepared = step.build(step_renderer(values, f"{section}[{index}]"), runner.root)
             with rt.reporter.phase(
                 f"{section[:-1] if section == 'steps' else section}: {step.name}"
             ):
                 for attempt in range(step.retries + 1):
                     try:
-                        if isinstance(built, CommandStep):
-                            run_command(built, rt.reporter)
-                            _check_created(step, values, rt.config.root, f"{section}[{index}]")
-                        else:
-                            if http_client is None:
-                                http_client = httpx.Client(follow_redirects=True)
-                            run_http(built, http_client, rt.reporter)
+                        prepared.execute(runner)
                         break
                     except PreviewctlError as exc:
                         if tunnels is not None:
@@ -229,6 +181,3 @@ def run_steps(
                             f"retrying in {backoff:.0f}s: {exc}"
                         )
                         time.sleep(backoff)
-    finally:
-        if http_client is not None:
-            http_client.close()
