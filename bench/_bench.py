@@ -30,14 +30,14 @@ logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 def previewctl_executable() -> str:
     """The console script installed next to this interpreter (what a workflow runs)."""
-    from tests.conftest import previewctl_executable as installed
+    from tests.support.cli import previewctl_executable as installed
 
     return installed()
 
 
 def clean_env(home: Path) -> dict[str, str]:
-    """The harness's minimal environment (tests.conftest.base_env): no credentials."""
-    from tests.conftest import base_env
+    """The harness's minimal environment (tests.support.cli.base_env): no credentials."""
+    from tests.support.cli import base_env
 
     return base_env(home)
 

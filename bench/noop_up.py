@@ -19,12 +19,13 @@ from collections import Counter
 from pathlib import Path
 
 from _bench import clean_env, load_note, table, verdict
-from tests.conftest import BASIC_TOML, Cli, Project
-from tests.e2e.test_vercel_github import APP, BRANCH, PR, VERCEL_TOML, workflow_env
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.loopback import LoopbackApi, RecordedRequest
 from tests.fakes.vercel_api import VercelFake
+from tests.support.cli import Cli
+from tests.support.project import BASIC_TOML, Project
+from tests.support.workflow import APP, BRANCH, PR, VERCEL_TOML, workflow_env
 
 
 def endpoint(api: LoopbackApi, request: RecordedRequest) -> str:

@@ -57,15 +57,14 @@ from _bench import (
     verdict,
     with_cache,
 )
-from psycopg import pq
-from tests.e2e.stack import Stack, make_stack
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.flyctl_fixture import install_flyctl
 from tests.fakes.postgres import PostgresServer, free_port
 from tests.fakes.vercel_api import VercelFake
-from tests.processes import wait_gone
+from tests.support.processes import wait_gone
+from tests.support.stack import Stack, make_stack
 
-from previewctl.probes import pg_ping
+from previewctl.probes import Ping, pg_ping
 from previewctl.tunnels import flyctl_env
 
 GOAL_OVERHEAD = 0.10
@@ -184,7 +183,7 @@ def restart_and_time(server: PostgresServer) -> float:
     def poll() -> None:
         while not stop.is_set():
             result, _ = pg_ping(server.host, server.port, 0.5)
-            if result == pq.Ping.OK:
+            if result == Ping.OK:
                 seen.append(time.monotonic())
                 return
             time.sleep(0.005)

@@ -42,11 +42,11 @@ from pathlib import Path
 
 import httpx
 from _bench import PYTHON, bytecode_cache, load_note, previewctl_executable, table, verdict
-from tests.e2e.stack import Stack, make_stack
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.flyctl_fixture import install_flyctl
 from tests.fakes.postgres import PostgresServer, free_port
 from tests.fakes.vercel_api import VercelFake
+from tests.support.stack import Stack, make_stack
 
 GOAL_OVERLAP = 0.75  # overlapped / sequential, with set-up and boot of equal length
 STEP = """\

@@ -83,7 +83,7 @@ def test_flyctl_is_pinned_and_only_installed_for_commands_with_tunnels() -> None
 
 
 def _constraints() -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         line = line.split("#")[0].strip()
         if line:

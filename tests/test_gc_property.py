@@ -20,7 +20,6 @@ dropped connection) on the follow-up lookups or on the listing itself:
 from __future__ import annotations
 
 import io
-import json
 import secrets as pysecrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,14 +36,14 @@ from previewctl.clients.http import RetryPolicy
 from previewctl.ops.gc import Pacer, domain_pattern, run_gc
 from previewctl.ops.runtime import Runtime
 from previewctl.reporter import Reporter
-from tests.conftest import Project
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
+from tests.support.previews import seed_preview, seed_unmarked
+from tests.support.project import Project
 
 ORG = "acme"
 REPO = "acme/agents"
 MAX_AGE = 7 * 86400
-GUEST = {"cpu_kind": "shared", "cpus": 4, "memory_mb": 4096}
 
 TOML = """
 [app]
@@ -62,70 +61,6 @@ generate = ["pg_password", "api_key"]
 max_age = "7d"
 concurrency = 4
 """
-
-
-def iso(when: datetime) -> str:
-    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def preview_metadata(
-    pr: int,
-    *,
-    branch: str,
-    created_at: datetime,
-    last_up: datetime | None,
-    secrets: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """The marker and bookkeeping `up` writes (keys from previewctl.ops.preview)."""
-    meta = {
-        "previewctl": "1",
-        "previewctl_pr": str(pr),
-        "previewctl_branch": branch,
-        "previewctl_config_hash": "0123456789abcdef",
-        "previewctl_created_at": iso(created_at),
-        "previewctl_secrets": json.dumps(secrets or {"pg_password": pysecrets.token_hex(16)}),
-    }
-    if last_up is not None:
-        meta["previewctl_last_up"] = iso(last_up)
-    return meta
-
-
-def seed_preview(
-    fly: FlyEmulator,
-    app: str,
-    pr: int,
-    *,
-    branch: str,
-    last_up: datetime | None,
-    created_at: datetime | None = None,
-    state: str = "started",
-    guest: dict[str, Any] | None = None,
-    secrets: dict[str, str] | None = None,
-    org: str | None = None,
-) -> str:
-    """A Fly app with one machine as `up` leaves it; returns the machine id."""
-    if app not in fly.apps:
-        fly.add_app(app, org)
-    created = created_at or last_up or datetime.now(UTC)
-    pg = (secrets or {}).get("pg_password", "unused-password")
-    config = {
-        "guest": dict(guest or GUEST),
-        "containers": [
-            {"name": "db", "image": "postgres:18", "env": {"POSTGRES_PASSWORD": pg}},
-        ],
-        "metadata": preview_metadata(
-            pr, branch=branch, created_at=created, last_up=last_up, secrets=secrets
-        ),
-    }
-    return fly.add_machine(app, config, state=state).id
-
-
-def seed_unmarked(fly: FlyEmulator, app: str, *, state: str = "started") -> str:
-    """An app made by hand: a machine without previewctl's marker."""
-    if app not in fly.apps:
-        fly.add_app(app)
-    config = {"guest": dict(GUEST), "image": "nginx:1", "metadata": {"owner": "someone"}}
-    return fly.add_machine(app, config, state=state).id
 
 
 # ---- the generated org ---------------------------------------------------------------------

@@ -185,7 +185,7 @@ def test_scrub_structure_leaves_ordinary_messages_alone(text: str) -> None:
 
 _NAMES = st.from_regex(r"[A-Z][A-Z0-9_]{0,12}", fullmatch=True)
 _VALUES = st.text(
-    alphabet=st.characters(codec="ascii", exclude_categories=("Cc",)), min_size=8, max_size=30
+    alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), min_size=8, max_size=30
 )
 
 

@@ -21,7 +21,7 @@ from previewctl.actions import GitHubActions
 from previewctl.errors import StepFailedError, TimeoutExceededError
 from previewctl.reporter import Reporter
 from previewctl.steps import CommandStep, HttpStep, run_command, run_http
-from tests.processes import is_gone, wait_for
+from tests.support.processes import is_gone, wait_for
 
 
 @pytest.fixture

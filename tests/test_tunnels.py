@@ -22,7 +22,7 @@ from previewctl.actions import GitHubActions
 from previewctl.errors import InputError, TunnelError
 from previewctl.reporter import Reporter
 from previewctl.tunnels import Tunnel, TunnelSet, TunnelSpec, find_flyctl, flyctl_env
-from tests.processes import is_gone, wait_for
+from tests.support.processes import is_gone, wait_for
 
 if TYPE_CHECKING:
     from tests.fakes.postgres import PgDatabase

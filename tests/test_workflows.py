@@ -20,7 +20,7 @@ import yaml
 from typer.main import get_command
 
 from previewctl.cli.main import app
-from tests.conftest import previewctl_executable
+from tests.support.cli import previewctl_executable
 
 try:  # typer >= 0.2x vendors its own click as typer._click; older typer uses click itself
     from typer._click.exceptions import UsageError
@@ -52,7 +52,8 @@ def load(name: str) -> dict[str, Any]:
 
 def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
     """The `on:` mapping (YAML 1.1 reads the bare key `on` as True)."""
-    on = workflow.get("on", workflow.get(True))
+    keys: dict[Any, Any] = workflow
+    on = keys.get("on", keys.get(True))
     if isinstance(on, str):
         return {on: None}
     if isinstance(on, list):
@@ -186,7 +187,7 @@ def parse_cli(argv: list[str]) -> tuple[str, Any]:
     ctx = group.make_context("previewctl", list(argv), resilient_parsing=False)
     head = getattr(ctx, "_protected_args", None)
     if head is None:  # click < 8.2
-        head = ctx.protected_args
+        head = getattr(ctx, "protected_args", [])
     rest = [*head, *ctx.args]
     if not rest:
         raise UsageError("Missing command.", ctx=ctx)

@@ -1,7 +1,7 @@
 """The SHIPPED previewctl.toml and .fly/machine-config.json, run as the workflow runs them.
 
 `plan`, `up`, `seed`, and `up` again without ANTHROPIC_API_KEY, by the installed
-console script, in a checkout of the agents repository (see tests/e2e/agents_stack.py),
+console script, in a checkout of the agents repository (see tests/support/agents_stack.py),
 with a `pnpm` stand-in that enforces what the real scripts enforce. This is the test
 that catches a default config that cannot pass auth-init, has no project to seed,
 leaves the run API open or hands the platform tokens to PR code.
@@ -19,8 +19,10 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import assert_no_leak
-from tests.e2e.agents_stack import (
+from tests.fakes.agents_api import make_certificates
+from tests.fakes.pnpm_standin import policy_violations
+from tests.fakes.postgres import PostgresServer
+from tests.support.agents_stack import (
     BRANCH,
     DB,
     PROJECT_DIR,
@@ -30,9 +32,7 @@ from tests.e2e.agents_stack import (
     start_databases,
     stop_agents_stack,
 )
-from tests.fakes.agents_api import make_certificates
-from tests.fakes.pnpm_standin import policy_violations
-from tests.fakes.postgres import PostgresServer
+from tests.support.checks import assert_no_leak
 
 pytestmark = pytest.mark.e2e
 SEED_PATH = "/manage/tenants/default/project-full/activities-planner"

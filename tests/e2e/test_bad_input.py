@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BASIC_TOML, Cli, Project
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.vercel_api import VercelFake
+from tests.support.cli import Cli
+from tests.support.project import BASIC_TOML, Project
 
 
 def assert_refused(result, fly: FlyEmulator, *needles: str) -> None:  # type: ignore[no-untyped-def]
@@ -98,9 +99,9 @@ env = { API_URL = "http://localhost:3002" }
 
 
 def test_plan_needs_no_credentials_and_never_shows_secrets(
-    project: Project, tmp_path, fly: FlyEmulator
-) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import base_env
+    project: Project, tmp_path: Path, fly: FlyEmulator
+) -> None:
+    from tests.support.cli import base_env
 
     cli = Cli(project, base_env(tmp_path))
     result = cli.run("--json", "plan", "--pr", "12", "--branch", "feat")
@@ -115,7 +116,7 @@ def test_plan_needs_no_credentials_and_never_shows_secrets(
 
 
 def test_help_of_every_command_is_there(project: Project, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import base_env
+    from tests.support.cli import base_env
 
     cli = Cli(project, base_env(tmp_path))
     top = cli.run("--help")

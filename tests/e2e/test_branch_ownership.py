@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASIC_TOML, Cli, Project
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.vercel_api import VercelFake
+from tests.support.cli import Cli
+from tests.support.project import BASIC_TOML, Project
 
 VERCEL = """
 [vercel]

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BASIC_TOML, Cli, CliResult, Project
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.loopback import LoopbackApi
 from tests.fakes.vercel_api import VercelFake
+from tests.support.cli import Cli, CliResult
+from tests.support.project import BASIC_TOML, Project
 
 TEAM = "team_doctor"
 SETUP_TOML = f"""

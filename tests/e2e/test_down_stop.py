@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import Cli
 from tests.fakes.fly_api import FlyEmulator
+from tests.support.cli import Cli
 
 
 def test_down_twice_exits_zero(cli: Cli, fly: FlyEmulator) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Cli, Project
-from tests.fakes.fly_api import FlyEmulator
+from tests.fakes.fly_api import FlyEmulator, MachineState
+from tests.support.cli import Cli
+from tests.support.project import Project
 
 APP = "pr-4-svc"
 
 
-def live(fly: FlyEmulator) -> list:
+def live(fly: FlyEmulator) -> list[MachineState]:
     return [m for m in fly.apps[APP].machines.values() if m.state != "destroyed"]
 
 
@@ -80,8 +81,8 @@ def test_401_fails_at_once(cli: Cli, fly: FlyEmulator) -> None:
 
 
 def test_machine_that_never_turns_healthy_times_out_naming_the_check(
-    cli: Cli, fly: FlyEmulator, project
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, fly: FlyEmulator, project: Project
+) -> None:
     project.config.write_text(
         project.config.read_text().replace('machine = "30s"', 'machine = "3s"')
     )
@@ -174,7 +175,7 @@ def test_sigterm_during_down_then_down_again_converges(cli: Cli, fly: FlyEmulato
     import signal
     import subprocess
 
-    from tests.conftest import previewctl_executable
+    from tests.support.cli import previewctl_executable
 
     assert cli.run("up", "--pr", "4").code == 0
     fly.latency = 0.5  # every call is slow: the signal lands mid-way

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, Project
-from tests.e2e.stack import Stack, make_stack
 from tests.fakes.fly_api import COMPAT_CHECK, FlyEmulator, MachineState
 from tests.fakes.postgres import PostgresServer
+from tests.support.cli import Cli
+from tests.support.project import Project
+from tests.support.stack import Stack, make_stack
 
 APP = "pr-4-svc"
 

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 
 from previewctl.vercel_sync import managed_comment
-from tests.conftest import Cli, Project, assert_no_leak
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
+from tests.fakes.loopback import RecordedRequest
 from tests.fakes.vercel_api import VercelFake
-from tests.test_gc_property import seed_preview, seed_unmarked
+from tests.support.checks import assert_no_leak
+from tests.support.cli import Cli
+from tests.support.previews import GC_TOML, seed_preview, seed_unmarked
+from tests.support.project import Project
 
 pytestmark = pytest.mark.e2e
 
@@ -33,29 +36,6 @@ OPEN = (10, 11, 12, 13)
 DOOMED = (*CLOSED, *MERGED, *MISSING, *STALE)
 PREVIEWS = (*DOOMED, *OPEN)
 UNMANAGED = ("production-api", "pr-9-agents", "pr-3-other")
-
-GC_TOML = """
-[app]
-name = "pr-${pr}-agents"
-org = "acme"
-region = "iad"
-
-[machine]
-config = ".fly/machine-config.json"
-
-[secrets]
-generate = ["pg_password", "api_key"]
-
-[vercel]
-redeploy = false
-
-[vercel.projects.web]
-domain = "pr-${pr}-web.example.com"
-env = { DATABASE_URL = "postgresql://app:${secrets.pg_password}@${app.hostname}:5432/db" }
-
-[gc]
-max_age = "7d"
-"""
 
 
 def branch(pr: int) -> str:
@@ -83,7 +63,7 @@ class World:
     def domains(self) -> set[str]:
         return {d["name"] for d in self.vercel.domains_for("web")}
 
-    def vercel_writes(self) -> list:
+    def vercel_writes(self) -> list[RecordedRequest]:
         return [r for r in self.vercel.calls() if r.method in ("POST", "PATCH", "DELETE")]
 
     def clear_logs(self) -> None:

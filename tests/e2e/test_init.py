@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from previewctl.ops.init import template_files, template_text
-from tests.conftest import base_env, previewctl_executable
+from tests.support.cli import base_env, previewctl_executable
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITTEN = [

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import MIGRATE, Stack, finished, interrupt, make_stack, read_until
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer
-from tests.processes import is_gone, wait_for, wait_gone
+from tests.support.processes import is_gone, wait_for, wait_gone
+from tests.support.stack import MIGRATE, Stack, finished, interrupt, make_stack, read_until
 
 APP = "pr-21-stack"
 

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from previewctl.vercel_sync import managed_comment
-from tests.conftest import Cli, Project, assert_no_leak
-from tests.e2e.test_gc import GC_TOML
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.vercel_api import VercelFake
-from tests.test_gc_property import seed_preview, seed_unmarked
+from tests.support.checks import assert_no_leak
+from tests.support.cli import Cli
+from tests.support.previews import GC_TOML, seed_preview, seed_unmarked
+from tests.support.project import Project
 
 pytestmark = pytest.mark.e2e
 

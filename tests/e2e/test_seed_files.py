@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import assert_no_leak
-from tests.e2e.stack import Stack, make_stack
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer
+from tests.support.checks import assert_no_leak
+from tests.support.stack import Stack, make_stack
 
 pytestmark = pytest.mark.e2e
 APP = "pr-21-stack"

@@ -6,13 +6,15 @@ import json
 import threading
 from pathlib import Path
 
-from tests.conftest import Cli, Project, assert_no_leak, machine_secrets
-from tests.fakes.fly_api import FlyEmulator
+from tests.fakes.fly_api import FlyEmulator, MachineState
+from tests.support.checks import assert_no_leak, machine_secrets
+from tests.support.cli import Cli, CliResult
+from tests.support.project import Project
 
 APP = "pr-7-svc"
 
 
-def live_machines(fly: FlyEmulator, app: str) -> list:
+def live_machines(fly: FlyEmulator, app: str) -> list[MachineState]:
     return [m for m in fly.apps[app].machines.values() if m.state != "destroyed"]
 
 
@@ -112,7 +114,7 @@ def test_stopped_machine_is_started_once(cli: Cli, fly: FlyEmulator) -> None:
 
 
 def test_two_concurrent_ups_leave_exactly_one_machine(cli: Cli, fly: FlyEmulator) -> None:
-    results: list = []
+    results: list[CliResult] = []
 
     def run() -> None:
         results.append(cli.run("up", "--pr", "7"))

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASIC_TOML, Cli, Project, assert_no_leak, base_env, machine_secrets
-from tests.e2e.stack import Stack, make_stack
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.postgres import PostgresServer
+from tests.support.checks import assert_no_leak, machine_secrets
+from tests.support.cli import Cli, base_env
+from tests.support.project import BASIC_TOML, Project
+from tests.support.stack import Stack, make_stack
 
 APP = "pr-7-svc"
 VERCEL_TOML = """

@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 import psycopg
 import pytest
 
-from tests.conftest import assert_no_leak
-from tests.e2e.stack import MIGRATE, Stack, interrupt, make_stack, read_until
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer, free_port
-from tests.processes import wait_gone
+from tests.support.checks import assert_no_leak
+from tests.support.processes import wait_gone
+from tests.support.stack import MIGRATE, Stack, interrupt, make_stack, read_until
 
 APP = "pr-21-stack"
 

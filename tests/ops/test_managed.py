@@ -11,7 +11,7 @@ from previewctl.clients.fly import Machine
 from previewctl.config import Config, load_config
 from previewctl.errors import NotManagedError
 from previewctl.ops.managed import Standing, judge, name_pr, require
-from tests.conftest import BASIC_TOML, Project
+from tests.support.project import BASIC_TOML, Project
 
 APP = "pr-5-svc"
 

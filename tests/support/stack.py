@@ -20,9 +20,10 @@ from typing import Any
 
 from psycopg import sql
 
-from tests.conftest import Cli, Project, base_env, previewctl_executable
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer
+from tests.support.cli import Cli, base_env, previewctl_executable
+from tests.support.project import Project
 
 MIGRATE = textwrap.dedent(
     """

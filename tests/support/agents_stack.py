@@ -30,7 +30,6 @@ from typing import Any
 
 from psycopg import sql
 
-from tests.conftest import Cli, Project, base_env
 from tests.fakes.agents_api import AgentsApiStandIn
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
@@ -38,6 +37,8 @@ from tests.fakes.pnpm_standin import install_pnpm
 from tests.fakes.postgres import PostgresServer
 from tests.fakes.spicedb import SpiceDbStandIn
 from tests.fakes.vercel_api import VercelFake
+from tests.support.cli import Cli, base_env
+from tests.support.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ("previewctl.toml", ".fly/machine-config.json")
