@@ -12,6 +12,7 @@ import pytest
 
 from previewctl.config import Config, config_hash, load_config
 from previewctl.errors import ConfigError
+from previewctl.step_kinds import HttpStepConfig, RunStepConfig
 
 REPO_CONFIG = Path(__file__).parents[1] / "previewctl.toml"
 
@@ -147,14 +148,17 @@ def test_step_timeout_durations(tmp_path: Path) -> None:
     )
     steps = load(tmp_path, toml).model.steps
     assert [s.timeout for s in steps] == [300.0, 42.0, 600.0]
+    assert isinstance(steps[0], RunStepConfig)
+    assert isinstance(steps[1], RunStepConfig)
     assert steps[0].argv("echo 'a b'") == ["echo", "a b"]
     assert steps[1].argv(["echo", "b"]) == ["echo", "b"]
 
 
 def test_http_step_method_is_upper_cased(tmp_path: Path) -> None:
     toml = BASE + '\n[[seed]]\nname = "s"\nhttp = { method = "put", url = "https://x/${pr}" }\n'
-    http = load(tmp_path, toml).model.seed[0].http
-    assert http is not None
+    step = load(tmp_path, toml).model.seed[0]
+    assert isinstance(step, HttpStepConfig)
+    http = step.http
     assert http.method == "PUT"
 
 
@@ -588,7 +592,9 @@ def test_a_default_outside_env_is_a_config_error(tmp_path: Path) -> None:
 
 def test_creates_is_for_run_steps(tmp_path: Path) -> None:
     ok = BASE + '\n[[seed]]\nname = "gen"\nrun = "gen"\ncreates = ["out/p.json"]\n'
-    assert load(tmp_path, ok).model.seed[0].creates == ["out/p.json"]
+    step = load(tmp_path, ok).model.seed[0]
+    assert isinstance(step, RunStepConfig)
+    assert step.creates == ["out/p.json"]
     bad = BASE + '\n[[seed]]\nname = "s"\nhttp = { url = "https://x" }\ncreates = ["p.json"]\n'
     error = config_error(tmp_path, bad)
     assert "`creates` is for `run` steps" in str(error)

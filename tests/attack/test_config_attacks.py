@@ -24,11 +24,13 @@ from urllib.parse import quote, unquote, urlsplit
 import psycopg
 import pytest
 
-from tests.conftest import Cli, Project, assert_no_leak
-from tests.e2e.stack import Stack, make_stack, stack_toml
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer
 from tests.fakes.vercel_api import VercelFake
+from tests.support.checks import assert_no_leak
+from tests.support.cli import Cli
+from tests.support.project import Project
+from tests.support.stack import Stack, make_stack, stack_toml
 
 pytestmark = pytest.mark.e2e
 PR = "7"

@@ -27,10 +27,11 @@ from werkzeug.wrappers import Request, Response
 from previewctl.ops import preview
 from previewctl.ops.gc import domain_pattern
 from previewctl.vercel_sync import managed_comment
-from tests.conftest import Cli, CliResult, Project, previewctl_executable
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.vercel_api import VercelFake
+from tests.support.cli import Cli, CliResult, previewctl_executable
+from tests.support.project import Project
 
 pytestmark = pytest.mark.e2e
 
@@ -267,7 +268,7 @@ def test_a_garbage_app_listing_is_a_failure_not_a_crash(org: Org, body: Any) -> 
 def test_an_app_listing_that_is_not_json_is_a_failure_not_a_crash(org: Org) -> None:
     org.seed()
     org.github.add_pr(PR, branch(PR), state="closed")
-    org.fly.on_list_apps = html  # type: ignore[method-assign]
+    org.fly.on_list_apps = html  # type: ignore[method-assign,assignment,unused-ignore]
     result = sane(org.cli.run("gc"))
     assert result.code == 1
     assert "Fly GET /v1/apps" in result.stderr
@@ -309,7 +310,7 @@ def test_a_garbage_machine_listing_keeps_the_app(org: Org, body: Any) -> None:
 def test_a_machine_listing_that_is_not_json_keeps_the_app(org: Org) -> None:
     org.seed()
     org.github.add_pr(PR, branch(PR), state="closed")
-    org.fly.on_list_machines = html  # type: ignore[method-assign]
+    org.fly.on_list_machines = html  # type: ignore[method-assign,assignment,unused-ignore]
     result = org.gc()
     assert result.code == 1
     assert only_row(result)["ok"] is False
@@ -393,7 +394,7 @@ def test_a_foreign_machine_added_while_gc_asks_github_is_not_destroyed(org: Org)
             added.append(org.fly.add_machine(APP, FOREIGN).id)
         return served(request, body, **kw)
 
-    org.github.on_get_pull = meanwhile  # type: ignore[method-assign]
+    org.github.on_get_pull = meanwhile  # type: ignore[method-assign,assignment,unused-ignore]
     result = org.gc()
     assert added, "gc never asked GitHub"
     assert org.deletes() == []
@@ -412,7 +413,7 @@ def test_machines_fly_cannot_list_again_before_the_deletion_keep_the_app(org: Or
         org.fly.inject("GET", r"/machines$", 503, times=100)  # after the scan: Fly is down
         return served(request, body, **kw)
 
-    org.github.on_get_pull = meanwhile  # type: ignore[method-assign]
+    org.github.on_get_pull = meanwhile  # type: ignore[method-assign,assignment,unused-ignore]
     result = org.gc()
     assert result.code == 1
     row = only_row(result)
@@ -434,8 +435,8 @@ def test_a_foreign_machine_added_while_down_cleans_vercel_is_not_destroyed(
             added.append(org.fly.add_machine(APP, FOREIGN).id)
         return served(request, body, **kw)
 
-    vercel.on_delete_env = meanwhile  # type: ignore[method-assign]
-    vercel.on_batch_delete_env = meanwhile  # type: ignore[method-assign]
+    vercel.on_delete_env = meanwhile  # type: ignore[method-assign,assignment,unused-ignore]
+    vercel.on_batch_delete_env = meanwhile  # type: ignore[method-assign,assignment,unused-ignore]
     result = sane(org.cli.run("down", "--pr", str(PR)))
     assert added, "down never removed a Vercel var"
     assert result.code == 1
@@ -523,7 +524,7 @@ def test_sighup_mid_sweep_exits_130(org: Org) -> None:
         first_delete.set()
         return served(request, body, **kw)
 
-    org.fly.on_delete_app = slow_delete  # type: ignore[method-assign]
+    org.fly.on_delete_app = slow_delete  # type: ignore[method-assign,assignment,unused-ignore]
     org.fly.latency = 0.2
     proc = subprocess.Popen(
         [previewctl_executable(), "--config", str(org.project.config), "gc"],
