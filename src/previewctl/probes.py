@@ -22,6 +22,7 @@ from enum import IntEnum, StrEnum
 from previewctl import redact
 from previewctl.errors import TimeoutExceededError
 from previewctl.reporter import Reporter
+from previewctl.retry import Backoff, NotYet, Retry
 
 _BACKOFF_START = 0.05
 # Probes are cheap local connects: a low cap keeps the lag after "ready" short.
@@ -283,39 +284,35 @@ def _wait_loop(
 ) -> None:
     name, kind, port = target.name, target.kind, target.port
     started = time.monotonic()
-    delay = _BACKOFF_START
-    seen = "nothing yet"
     sleeper = cancel or threading.Event()
-    while True:
+
+    def probe() -> None:
         if cancel is not None and cancel.is_set():
             return
         if alive_check is not None:
             alive_check()
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        timeout = min(remaining, _PROBE_TIMEOUT_MAX)
+        timeout = min(max(deadline - time.monotonic(), _BACKOFF_START), _PROBE_TIMEOUT_MAX)
         ready, seen = probe_once(kind, target.host, port, timeout, target.login)
-        if ready:
-            shown = f"{kind} ({seen})" if target.login is not None else str(kind)
-            reporter.info(f"tunnel {name}: {shown} ready on localhost:{port}")
-            return
-        update(seen)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        # Waits on the cancel event, so wait_all can stop the others at once.
-        sleeper.wait(min(delay, remaining))
-        delay = min(delay * 2, _BACKOFF_MAX)
-    waited = time.monotonic() - started
-    raise TimeoutExceededError(
-        redact.scrub(
-            f"tunnel {name} (localhost:{port}): {kind} not ready after {waited:.0f}s; "
-            f"last seen: {seen}"
+        if not ready:
+            update(seen)
+            raise NotYet(seen)
+        shown = f"{kind} ({seen})" if target.login is not None else str(kind)
+        reporter.info(f"tunnel {name}: {shown} ready on localhost:{port}")
+
+    def timed_out(last: BaseException) -> TimeoutExceededError:
+        waited = time.monotonic() - started
+        return TimeoutExceededError(
+            redact.scrub(
+                f"tunnel {name} (localhost:{port}): {kind} not ready after {waited:.0f}s; "
+                f"last seen: {last}"
+            )
+            + redact.scrub(_describe(describe_remote)),
+            hint="check the container's logs with `flyctl logs`; raise the timeout if it is slow",
         )
-        + redact.scrub(_describe(describe_remote)),
-        hint="check the container's logs with `flyctl logs`; raise the timeout if it is slow",
-    )
+
+    # The waits are on the cancel event, so wait_all can stop the others at once.
+    retry = Retry(Backoff(_BACKOFF_START, _BACKOFF_MAX), sleep=sleeper.wait)
+    retry.poll(probe, deadline=deadline, timeout=timed_out)
 
 
 def wait_all(

@@ -10,9 +10,7 @@ transient.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import os
-import random
 import signal
 import subprocess
 import threading
@@ -20,16 +18,15 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import httpx
-import tenacity
 
 from previewctl import redact, watchdog
 from previewctl.errors import StepFailedError, TimeoutExceededError
 from previewctl.reporter import Reporter
+from previewctl.retry import Attempt, Backoff, Jitter, Retry, Sleep, parse_retry_after
 
 _TAIL_LINES = 20
 _TERM_GRACE = 3.0
@@ -199,40 +196,24 @@ def _is_retryable_status(status: int) -> bool:
     return status in RETRY_STATUSES or 500 <= status <= 599
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date), or None."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    with contextlib.suppress(TypeError, ValueError, IndexError):
-        when = email.utils.parsedate_to_datetime(value)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return None
-
-
-def _wait_seconds(state: tenacity.RetryCallState) -> float:
-    outcome = state.outcome
-    if outcome is not None and outcome.failed:
-        exc = outcome.exception()
-        if isinstance(exc, _RetryableStatus):
-            after = _retry_after(exc.response)
-            if after is not None:
-                return min(after, _RETRY_AFTER_MAX)
-    # Full jitter: uniform in [0, min(max, initial * 2^(n-1))].
-    ceiling = min(_BACKOFF_MAX, _BACKOFF_INITIAL * 2 ** (state.attempt_number - 1))
-    return random.uniform(0, ceiling)
-
-
-def _describe_failure(state: tenacity.RetryCallState) -> str:
-    outcome = state.outcome
-    exc = outcome.exception() if outcome is not None else None
+def _describe_failure(exc: BaseException) -> str:
     if isinstance(exc, _RetryableStatus):
         return str(exc.response.status_code)
-    return type(exc).__name__ if exc is not None else "?"
+    return type(exc).__name__
+
+
+def _retryable(exc: BaseException) -> bool:
+    # send() raises _RetryableStatus only for idempotent methods; POST/PATCH also stop
+    # after their single attempt on a connection error (they get one attempt in all).
+    return isinstance(exc, (_RetryableStatus, *_TRANSIENT_ERRORS))
+
+
+def _server_delay(exc: BaseException, backoff: float) -> float:
+    if isinstance(exc, _RetryableStatus):
+        after = parse_retry_after(exc.response.headers.get("retry-after"), cap=_RETRY_AFTER_MAX)
+        if after is not None:
+            return after
+    return backoff
 
 
 def run_http(
@@ -241,6 +222,7 @@ def run_http(
     reporter: Reporter,
     *,
     attempts: int = 4,
+    sleep: Sleep = time.sleep,
 ) -> httpx.Response:
     """Send the request; retry transient failures of idempotent methods; 2xx or raise."""
     method = step.method.upper()
@@ -257,24 +239,19 @@ def run_http(
             raise _RetryableStatus(response)
         return response
 
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        pause = state.next_action.sleep if state.next_action is not None else 0.0
+    def before_sleep(attempt: Attempt) -> None:
         reporter.info(
-            f"{step.name}: {method} {shown_url} → {_describe_failure(state)}, "
-            f"retrying in {pause:.1f}s (attempt {state.attempt_number + 1}/{total})"
+            f"{step.name}: {method} {shown_url} → {_describe_failure(attempt.error)}, "
+            f"retrying in {attempt.delay:.1f}s (attempt {attempt.number + 1}/{total})"
         )
 
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(total),
-        wait=_wait_seconds,
-        # send() raises _RetryableStatus only for idempotent methods; POST/PATCH also
-        # stop after their single attempt on a connection error.
-        retry=tenacity.retry_if_exception_type((_RetryableStatus, *_TRANSIENT_ERRORS)),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
+    # Full jitter: uniform in [0, min(max, initial * 2^(n-1))]; a Retry-After replaces it.
+    backoff = Backoff(_BACKOFF_INITIAL, _BACKOFF_MAX, jitter=Jitter.FULL)
+    retrying = Retry(backoff, attempts=total, sleep=sleep)
     try:
-        response = retrying(send)
+        response = retrying.call(
+            send, retry_if=_retryable, delay_for=_server_delay, before_sleep=before_sleep
+        )
     except _RetryableStatus as exc:
         response = exc.response
     except httpx.HTTPError as exc:

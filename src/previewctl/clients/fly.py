@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,6 +21,7 @@ from previewctl.errors import (
     TimeoutExceededError,
     TransientApiError,
 )
+from previewctl.retry import Backoff, Jitter, Retry
 from previewctl.tokens import fly_token
 
 DEFAULT_BASE_URL = "https://api.machines.dev"
@@ -40,6 +40,8 @@ LEASE_TTL = 120
 # the machine (fly-go drops them before judging health).
 COMPAT_CHECK_PREFIX = "bg_deployments_compat"
 NAME_TAKEN = "name_taken"
+# What the wait endpoint may answer that is worth asking again (None: no answer at all).
+_WAIT_AGAIN = frozenset({None, 408, 429, 500, 502, 503, 504})
 # What Fly said before the status existed; fly-go falls back to it only without a status.
 LEGACY_NAME_TAKEN = "Name has already been taken"
 
@@ -283,6 +285,10 @@ class FlyClient(ApiClient):
                 path=response.request.url.path,
             ) from None
 
+    def _retry(self, backoff: Backoff) -> Retry:
+        """The one retry primitive, sleeping as this client's policy does (tests: not)."""
+        return Retry(backoff, sleep=self.retry.sleep)
+
     # ---- apps -----------------------------------------------------------------------
     def get_app(self, name: str) -> App | None:
         """The app, or None when the name is free. 403: another org owns it."""
@@ -309,19 +315,23 @@ class FlyClient(ApiClient):
         flyctl does the same after every create (fly-go's WaitForApp): a new app is not
         visible at once. Anything else (403: another org's) fails at once.
         """
-        delay = 0.1
-        while True:
-            try:
-                return App.model_validate(self.request("GET", f"/v1/apps/{name}").json())
-            except ApiError as exc:
-                if exc.status not in (401, 404):
-                    raise
-                if time.monotonic() + delay > deadline:
-                    raise TimeoutExceededError(
-                        f"Fly did not show the app {name!r} in time (it answered {exc.status})"
-                    ) from None
-            self.retry.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 0.5)
+
+        def not_yet(exc: BaseException) -> bool:
+            return isinstance(exc, ApiError) and exc.status in (401, 404)
+
+        def too_late(exc: BaseException) -> TimeoutExceededError:
+            status = exc.status if isinstance(exc, ApiError) else None
+            return TimeoutExceededError(
+                f"Fly did not show the app {name!r} in time (it answered {status})"
+            )
+
+        # flyctl's backoff: from 100 ms, doubling to 500 ms, jittered down to half
+        return self._retry(Backoff(0.1, 0.5, jitter=Jitter.HALF)).call(
+            lambda: App.model_validate(self.request("GET", f"/v1/apps/{name}").json()),
+            retry_if=not_yet,
+            deadline=deadline,
+            give_up=too_late,
+        )
 
     def list_apps(self, org: str) -> list[App]:
         response = self.request("GET", "/v1/apps", params={"org_slug": org})
@@ -366,22 +376,26 @@ class FlyClient(ApiClient):
         """POST that must happen once: after a transient failure (the answer may be lost
         while Fly did the work), ``find`` looks for the result before trying again.
         Returns what ``find`` found, or the POST's answer."""
-        deadline = time.monotonic() + self.retry.deadline
-        delay = 0.2
-        while True:
+
+        def attempt() -> httpx.Response | T:
             try:
                 return self.request("POST", path, json=body, retry=False)
-            except TransientApiError as exc:
+            except TransientApiError:
                 found = find()
                 if found is not None:
                     return found
-                if time.monotonic() + delay > deadline:
-                    raise exc from None
-                wait = delay
-                if exc.status == 429:
-                    wait = max(delay, 1.0)
-                self.retry.sleep(wait)
-                delay = min(delay * 2, self.retry.max_wait)
+                raise
+
+        def rate_limited(exc: BaseException, delay: float) -> float:
+            return max(delay, 1.0) if isinstance(exc, ApiError) and exc.status == 429 else delay
+
+        backoff = Backoff(0.2, max(0.2, self.retry.max_wait))
+        return self._retry(backoff).call(
+            attempt,
+            retry_if=lambda exc: isinstance(exc, TransientApiError),
+            deadline=time.monotonic() + self.retry.deadline,
+            delay_for=rate_limited,
+        )
 
     def _find_by_key(self, app: str, key: str) -> Machine | None:
         try:
@@ -446,31 +460,38 @@ class FlyClient(ApiClient):
 
         The endpoint answers 408 after at most 60 s; we ask again until our deadline.
         """
-        while True:
+
+        def too_late(_exc: BaseException | None = None) -> TimeoutExceededError:
+            return TimeoutExceededError(
+                f"machine {machine_id} of {app} did not reach '{state}' in time"
+            )
+
+        def ask() -> None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutExceededError(
-                    f"machine {machine_id} of {app} did not reach '{state}' in time"
-                )
+                raise too_late()
             chunk = max(1, min(WAIT_CHUNK, int(remaining)))
             params: dict[str, str | int] = {"state": state, "timeout": chunk}
             if instance_id:
                 params["instance_id"] = instance_id
-            try:
-                self.request(
-                    "GET",
-                    f"/v1/apps/{app}/machines/{machine_id}/wait",
-                    params=params,
-                    timeout=httpx.Timeout(chunk + 15.0, connect=10.0),
-                    retry=False,
-                )
-                return
-            except TransientApiError as exc:
-                if exc.status is not None and exc.status not in (408, 429, 500, 502, 503, 504):
-                    raise
-                if exc.status != 408:
-                    # a real hiccup, not "not yet": back off a little before asking again
-                    self.retry.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            self.request(
+                "GET",
+                f"/v1/apps/{app}/machines/{machine_id}/wait",
+                params=params,
+                timeout=httpx.Timeout(chunk + 15.0, connect=10.0),
+                retry=False,
+            )
+
+        def again(exc: BaseException) -> bool:
+            return isinstance(exc, TransientApiError) and exc.status in _WAIT_AGAIN
+
+        def pause(exc: BaseException, delay: float) -> float:
+            # 408 is "not yet": ask again at once; a real hiccup backs off a little
+            return 0.0 if isinstance(exc, ApiError) and exc.status == 408 else delay
+
+        self._retry(Backoff(1.0, 1.0)).poll(
+            ask, deadline=deadline, retry_if=again, delay_for=pause, timeout=too_late
+        )
 
     # ---- leases ---------------------------------------------------------------------------
     def acquire_lease(self, app: str, machine_id: str, *, ttl: int = LEASE_TTL) -> Lease:
@@ -494,19 +515,19 @@ class FlyClient(ApiClient):
         self, app: str, machine_id: str, *, deadline: float, ttl: int = LEASE_TTL
     ) -> Iterator[str]:
         """Hold the machine's lease (waiting while someone else holds it); yields the nonce."""
-        delay = 0.25
-        while True:
-            try:
-                lease = self.acquire_lease(app, machine_id, ttl=ttl)
-                break
-            except ConflictError:
-                if time.monotonic() + delay > deadline:
-                    raise TimeoutExceededError(
-                        f"machine {machine_id} of {app} is leased by another process "
-                        "(another previewctl run?) and was not released in time"
-                    ) from None
-                self.retry.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        def held(_exc: BaseException) -> TimeoutExceededError:
+            return TimeoutExceededError(
+                f"machine {machine_id} of {app} is leased by another process "
+                "(another previewctl run?) and was not released in time"
+            )
+
+        lease = self._retry(Backoff(0.25, 5.0)).call(
+            lambda: self.acquire_lease(app, machine_id, ttl=ttl),
+            retry_if=lambda exc: isinstance(exc, ConflictError),
+            deadline=deadline,
+            give_up=held,
+        )
         try:
             yield lease.nonce
         finally:

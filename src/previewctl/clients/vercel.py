@@ -33,6 +33,7 @@ from previewctl.errors import (
     PreviewctlError,
     TimeoutExceededError,
 )
+from previewctl.retry import Backoff, NotYet, Retry
 
 if TYPE_CHECKING:
     from previewctl.reporter import Reporter
@@ -441,37 +442,44 @@ class VercelClient(ApiClient):
         The newest one in a final state (ERROR, CANCELED, BLOCKED, DELETED) fails at once:
         it will never be READY.
         """
-        pause = sleep or self.retry.sleep
-        interval = poll
-        last = "no deployment yet"
+
+        def timed_out(last: BaseException) -> TimeoutExceededError:
+            return TimeoutExceededError(
+                f"no READY Vercel preview deployment of branch {branch} "
+                f"(project {project_id}) in time; last seen: {last}"
+            )
+
+        retry = Retry(Backoff(poll, max_poll), clock=clock, sleep=sleep or self.retry.sleep)
         with reporter.waiting(f"Vercel preview of {branch}") as update:
-            while True:
-                candidates = [
-                    d
-                    for d in self.list_deployments(project_id, branch)
-                    if created_after_ms is None or (d.created_at or 0) > created_after_ms
-                ]
-                if candidates:
-                    newest = candidates[0]
-                    state = (newest.ready_state or "UNKNOWN").upper()
-                    if state == READY:
-                        return newest
-                    if state in FAILED_STATES:
-                        raise PreviewctlError(
-                            f"Vercel deployment {newest.describe()} of branch {branch} is "
-                            f"{state}: {FINAL_STATES[state]}; it will never be READY",
-                            hint="open the deployment in Vercel; push a commit or redeploy "
-                            "to make a new one",
-                        )
-                    last = f"{newest.describe()} is {state}"
-                else:
-                    last = "no deployment yet"
-                update(last)
-                remaining = deadline - clock()
-                if remaining <= 0:
-                    raise TimeoutExceededError(
-                        f"no READY Vercel preview deployment of branch {branch} "
-                        f"(project {project_id}) in time; last seen: {last}"
-                    )
-                pause(min(interval, remaining))
-                interval = min(interval * 2, max_poll)
+
+            def newest_ready() -> Deployment:
+                try:
+                    return self._newest_ready(project_id, branch, created_after_ms)
+                except NotYet as seen:
+                    update(seen.seen)
+                    raise
+
+            return retry.poll(newest_ready, deadline=deadline, timeout=timed_out)
+
+    def _newest_ready(
+        self, project_id: str, branch: str, created_after_ms: int | None
+    ) -> Deployment:
+        """The branch's newest deployment when READY; NotYet while it may still become so."""
+        candidates = [
+            d
+            for d in self.list_deployments(project_id, branch)
+            if created_after_ms is None or (d.created_at or 0) > created_after_ms
+        ]
+        if not candidates:
+            raise NotYet("no deployment yet")
+        newest = candidates[0]
+        state = (newest.ready_state or "UNKNOWN").upper()
+        if state == READY:
+            return newest
+        if state in FAILED_STATES:
+            raise PreviewctlError(
+                f"Vercel deployment {newest.describe()} of branch {branch} is "
+                f"{state}: {FINAL_STATES[state]}; it will never be READY",
+                hint="open the deployment in Vercel; push a commit or redeploy to make a new one",
+            )
+        raise NotYet(f"{newest.describe()} is {state}")

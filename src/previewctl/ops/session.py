@@ -3,6 +3,7 @@ inside one previewctl process, so nothing outlives the tunnels it depends on."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,7 +15,8 @@ from previewctl.config import Config, TunnelSection
 from previewctl.errors import ConfigError, PreviewctlError, TunnelError
 from previewctl.ops.runtime import Runtime
 from previewctl.probes import PgLogin, ProbeKind, ProbeTarget, wait_all
-from previewctl.step_kinds import Render, StepConfig, StepRunner
+from previewctl.retry import Attempt, Backoff, Retry
+from previewctl.step_kinds import Prepared, Render, StepConfig, StepRunner
 from previewctl.template import TemplateError
 from previewctl.tunnels import TunnelSet, TunnelSpec, find_flyctl
 
@@ -146,6 +148,34 @@ def _resolve(root: Path, path: str) -> Path:
     return (root / path).resolve()
 
 
+# A step's `retries`: 1 s, 2 s, 4 s, ... up to 10 s between attempts.
+STEP_BACKOFF = Backoff(1.0, 10.0)
+
+
+def _step_may_retry(exc: BaseException) -> bool:
+    """A step's own failure; a dead tunnel is not retried (nothing it needs is there)."""
+    return isinstance(exc, PreviewctlError) and not isinstance(exc, TunnelError)
+
+
+def _run_once(prepared: Prepared, runner: StepRunner, tunnels: TunnelSet | None) -> None:
+    try:
+        prepared.execute(runner)
+    except PreviewctlError as exc:
+        if tunnels is not None:
+            try:
+                tunnels.check_alive()
+            except TunnelError as dead:
+                raise dead from exc
+        raise
+
+
+def _say_retry(rt: Runtime, step: StepConfig, attempt: Attempt) -> None:
+    rt.reporter.warn(
+        f"{step.name} failed (attempt {attempt.number}/{step.retries + 1}); "
+        f"retrying in {attempt.delay:.0f}s: {attempt.error}"
+    )
+
+
 def run_steps(
     rt: Runtime,
     steps: Sequence[StepConfig],
@@ -160,24 +190,10 @@ def run_steps(
     with StepRunner(rt.reporter, rt.config.root) as runner:
         for index, step in enumerate(steps):
             prepared = step.build(step_renderer(values, f"{section}[{index}]"), runner.root)
-            with rt.reporter.phase(
-                f"{section[:-1] if section == 'steps' else section}: {step.name}"
-            ):
-                for attempt in range(step.retries + 1):
-                    try:
-                        prepared.execute(runner)
-                        break
-                    except PreviewctlError as exc:
-                        if tunnels is not None:
-                            try:
-                                tunnels.check_alive()
-                            except TunnelError as dead:
-                                raise dead from exc
-                        if attempt >= step.retries:
-                            raise
-                        backoff = min(2.0**attempt, 10.0)
-                        rt.reporter.warn(
-                            f"{step.name} failed (attempt {attempt + 1}/{step.retries + 1}); "
-                            f"retrying in {backoff:.0f}s: {exc}"
-                        )
-                        time.sleep(backoff)
+            label = f"{section[:-1] if section == 'steps' else section}: {step.name}"
+            with rt.reporter.phase(label):
+                Retry(STEP_BACKOFF, attempts=step.retries + 1).call(
+                    functools.partial(_run_once, prepared, runner, tunnels),
+                    retry_if=_step_may_retry,
+                    before_sleep=functools.partial(_say_retry, rt, step),
+                )
