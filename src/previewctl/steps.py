@@ -9,28 +9,24 @@ transient.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import threading
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import httpx
 
-from previewctl import redact, watchdog
+from previewctl import redact
 from previewctl.errors import StepFailedError, TimeoutExceededError
+from previewctl.process import Child
 from previewctl.reporter import Reporter
 from previewctl.retry import Attempt, Backoff, Jitter, Retry, Sleep, parse_retry_after
 
 _TAIL_LINES = 20
 _TERM_GRACE = 3.0
-_READER_JOIN = 5.0
 _BODY_SHOWN = 300
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -75,33 +71,6 @@ def _with_tail(message: str, tail: deque[str]) -> str:
     return redact.scrub(message)
 
 
-def _end_group(proc: subprocess.Popen[bytes], reader: threading.Thread) -> None:
-    """SIGTERM the step's whole group, give it a grace period, then SIGKILL; reap."""
-    deadline = time.monotonic() + _TERM_GRACE
-    try:
-        if watchdog.signal_tree(proc.pid, signal.SIGTERM):
-            if proc.poll() is None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(_TERM_GRACE)
-            # Children that outlive the leader still hold the output pipe: its EOF
-            # tells when they are gone too.
-            reader.join(max(0.0, deadline - time.monotonic()))
-    finally:
-        # pgid == the leader's PID (start_new_session), and a PID is not reused while
-        # its process group has members, so this reaches only the step's processes.
-        watchdog.signal_tree(proc.pid, signal.SIGKILL)
-        watchdog.release(proc.pid)  # before the reap: then the PID may be reused
-        proc.wait()
-
-
-def _read_output(stream: IO[bytes], reporter: Reporter, tail: deque[str]) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            tail.append(line)
-            reporter.output_line(line)
-
-
 def step_environment(inherited: Mapping[str, str], rendered: Mapping[str, str]) -> dict[str, str]:
     """The env a step runs with: its own ``env`` over previewctl's, minus the credentials."""
     env = {k: v for k, v in inherited.items() if k not in WITHHELD_FROM_STEPS}
@@ -120,15 +89,15 @@ def run_command(step: CommandStep, reporter: Reporter) -> None:
     if not step.cwd.is_dir():
         raise StepFailedError(f"step {step.name}: working directory {step.cwd} does not exist")
     env = step_environment(os.environ, step.env)
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+
+    def show(line: str) -> None:
+        tail.append(line)
+        reporter.output_line(line)
+
     try:
-        proc = subprocess.Popen(
-            step.argv,
-            cwd=step.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        child = Child.start(
+            step.argv, name=f"step-{step.name}", env=env, cwd=step.cwd, on_stdout=show
         )
     except FileNotFoundError as exc:
         raise StepFailedError(
@@ -141,32 +110,12 @@ def run_command(step: CommandStep, reporter: Reporter) -> None:
         raise StepFailedError(
             f"step {step.name}: cannot run {step.argv[0]}: {exc.strerror or exc}"
         ) from exc
-
-    watchdog.guard(proc.pid)  # ended with previewctl, even if it is SIGKILLed
-    assert proc.stdout is not None
-    tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    reader = threading.Thread(
-        target=_read_output,
-        args=(proc.stdout, reporter, tail),
-        name=f"step-{step.name}-output",
-        daemon=True,
-    )
-    reader.start()
-    timed_out = False
-    code = -1
     try:
-        try:
-            code = proc.wait(timeout=step.timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        code = child.wait(step.timeout)
     finally:
         # Timeout, Ctrl-C, any error, or leftovers (`cmd &`) after a normal exit alike.
-        _end_group(proc, reader)
-        reader.join(_READER_JOIN)
-        if not reader.is_alive():  # a blocked reader holds the stream's lock
-            proc.stdout.close()
-
-    if timed_out:
+        child.end(_TERM_GRACE)
+    if code is None:
         raise TimeoutExceededError(
             _with_tail(f"step {step.name} timed out after {step.timeout:g}s", tail)
         )

@@ -10,23 +10,21 @@ ready line and always ended by :meth:`TunnelSet.close`.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
 import re
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO
 
 from previewctl import redact
 from previewctl.clients.fly import BASE_URL_ENV, machines_base_url
 from previewctl.errors import InputError, TunnelError
+from previewctl.process import Child, end_all
 from previewctl.reporter import Reporter
 
 FLYCTL_ENV = "PREVIEWCTL_FLYCTL"
@@ -40,7 +38,6 @@ _DNS_RE = re.compile(r"host was not found in DNS")
 
 _STDERR_KEEP = 20
 _TERM_GRACE = 3.0
-_READER_JOIN = 2.0
 # How long a failed start-up may take to finish writing its error before we report it.
 _EXIT_SETTLE = 2.0
 _INSTALL_HINT = (
@@ -105,29 +102,27 @@ def flyctl_env(env: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass(eq=False)
 class _Proc:
-    """One ``flyctl proxy`` child and what its reader threads have seen."""
+    """One ``flyctl proxy`` child and what its output readers have seen."""
 
     spec: TunnelSpec
-    popen: subprocess.Popen[str]
+    child: Child | None = None
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_STDERR_KEEP))
     stdout_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_STDERR_KEEP))
     port: int | None = None
     stdout_closed: bool = False
-    readers: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def proc(self) -> Child:
+        assert self.child is not None
+        return self.child
 
     @property
     def pid(self) -> int:
-        return self.popen.pid
+        return self.proc.pid
 
     def tail(self) -> str:
         lines = list(self.stderr_tail) or list(self.stdout_tail)
         return redact.scrub("\n".join(line.rstrip() for line in lines if line.strip()))
-
-
-def _join_readers(proc: _Proc, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for thread in proc.readers:
-        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class TunnelSet:
@@ -199,10 +194,10 @@ class TunnelSet:
     def check_alive(self) -> None:
         """Raise :class:`TunnelError` if any tunnel process has exited."""
         for proc in list(self._procs):
-            code = proc.popen.poll()
+            code = proc.proc.poll()
             if code is None:
                 continue
-            _join_readers(proc, 0.5)
+            proc.proc.join_readers(0.5)
             where = f" (localhost:{proc.port})" if proc.port is not None else ""
             detail = proc.tail()
             raise TunnelError(
@@ -221,8 +216,7 @@ class TunnelSet:
                 self._changed.wait()
         for proc in self._procs:
             if proc.stdout_closed:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.popen.wait(_EXIT_SETTLE)
+                proc.proc.wait(_EXIT_SETTLE)
         self.check_alive()
         raise TunnelError("a tunnel closed its output but is still running")
 
@@ -232,21 +226,8 @@ class TunnelSet:
             procs, self._procs = self._procs, []
             if not procs:
                 return
-            try:
-                for proc in procs:
-                    self._request_stop(proc)
-                deadline = time.monotonic() + _TERM_GRACE
-                for proc in procs:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.popen.wait(max(0.0, deadline - time.monotonic()))
-            finally:
-                # Whatever happened above (a second Ctrl-C included): nothing survives.
-                for proc in procs:
-                    self._kill_group(proc, signal.SIGKILL)
-                for proc in procs:
-                    proc.popen.wait()
-                    _join_readers(proc, _READER_JOIN)
-                    self._close_pipes(proc)
+            # Closing stdin ends flyctl (--watch-stdin); SIGTERM and SIGKILL follow it.
+            end_all([p.proc for p in procs], _TERM_GRACE)
             self.reporter.detail(f"closed {len(procs)} tunnel(s)")
 
     # ---- start-up ------------------------------------------------------------------
@@ -254,63 +235,40 @@ class TunnelSet:
         for spec in self.specs:
             argv = self.argv(spec)
             self.reporter.detail(f"tunnel {spec.name}: {' '.join(argv)}")
+            proc = _Proc(spec=spec)
             try:
-                popen = subprocess.Popen(
+                # stdin stays open: --watch-stdin exits on its EOF, also when we die.
+                proc.child = Child.start(
                     argv,
-                    stdin=subprocess.PIPE,  # kept open: --watch-stdin exits on EOF
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
+                    name=f"tunnel-{spec.name}",
                     env=self.env,
-                    text=True,
-                    encoding="utf-8",
-                    errors="replace",
-                    bufsize=1,
+                    keep_stdin=True,
+                    guard=False,
+                    on_stdout=functools.partial(self._read_stdout, proc),
+                    on_stdout_eof=functools.partial(self._stdout_closed, proc),
+                    on_stderr=proc.stderr_tail.append,
                 )
             except OSError as exc:
                 raise TunnelError(
                     f"tunnel {spec.name}: cannot run {self.flyctl}: {exc.strerror or exc}",
                     hint=_INSTALL_HINT,
                 ) from exc
-            proc = _Proc(spec=spec, popen=popen)
             self._procs.append(proc)
-            self._started_pids.append(popen.pid)
-            for stream, target in (
-                (popen.stdout, self._read_stdout),
-                (popen.stderr, self._read_stderr),
-            ):
-                thread = threading.Thread(
-                    target=target,
-                    args=(proc, stream),
-                    name=f"tunnel-{spec.name}-{target.__name__}",
-                    daemon=True,
-                )
-                proc.readers.append(thread)
-                thread.start()
+            self._started_pids.append(proc.pid)
 
-    def _read_stdout(self, proc: _Proc, stream: IO[str] | None) -> None:
-        assert stream is not None
-        try:
-            for line in iter(stream.readline, ""):
-                proc.stdout_tail.append(line)
-                if proc.port is None:
-                    match = _READY_RE.search(line)
-                    if match:
-                        with self._changed:
-                            proc.port = int(match["port"])
-                            self._changed.notify_all()
-        except (OSError, ValueError):
-            pass  # the pipe was closed under us during shutdown
-        finally:
-            with self._changed:
-                proc.stdout_closed = True
-                self._changed.notify_all()
+    def _read_stdout(self, proc: _Proc, line: str) -> None:
+        proc.stdout_tail.append(line)
+        if proc.port is None:
+            match = _READY_RE.search(line)
+            if match:
+                with self._changed:
+                    proc.port = int(match["port"])
+                    self._changed.notify_all()
 
-    def _read_stderr(self, proc: _Proc, stream: IO[str] | None) -> None:
-        assert stream is not None
-        with contextlib.suppress(OSError, ValueError):
-            for line in iter(stream.readline, ""):
-                proc.stderr_tail.append(line)
+    def _stdout_closed(self, proc: _Proc) -> None:
+        with self._changed:
+            proc.stdout_closed = True
+            self._changed.notify_all()
 
     def _wait_ready(self) -> None:
         if not self._procs:
@@ -350,11 +308,10 @@ class TunnelSet:
             )
 
     def _start_failure(self, proc: _Proc) -> TunnelError:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.popen.wait(_EXIT_SETTLE)
-        _join_readers(proc, _EXIT_SETTLE)
+        proc.proc.wait(_EXIT_SETTLE)
+        proc.proc.join_readers(_EXIT_SETTLE)
         name = proc.spec.name
-        stderr = "".join(proc.stderr_tail)
+        stderr = "\n".join(proc.stderr_tail)
         in_use = _BIND_IN_USE_RE.search(stderr)
         if in_use:
             port = in_use["port"]
@@ -362,7 +319,7 @@ class TunnelSet:
                 f"tunnel {name}: local port {port} is already in use "
                 f"(set [tunnels.{name}] local_port = 0 for any free port, or free the port)"
             )
-        code = proc.popen.returncode
+        code = proc.proc.returncode
         detail = proc.tail()
         hint = None
         if _DNS_RE.search(stderr):
@@ -382,31 +339,3 @@ class TunnelSet:
             + (f"; its last output:\n{detail}" if detail else ""),
             hint="check that the app's machine is started and reachable",
         )
-
-    # ---- shutdown --------------------------------------------------------------------
-    @staticmethod
-    def _request_stop(proc: _Proc) -> None:
-        stdin = proc.popen.stdin
-        if stdin is not None:
-            with contextlib.suppress(OSError, ValueError):
-                stdin.close()
-        if proc.popen.poll() is None:
-            TunnelSet._kill_group(proc, signal.SIGTERM)
-
-    @staticmethod
-    def _kill_group(proc: _Proc, sig: signal.Signals) -> None:
-        # start_new_session made the child the leader of its own group (pgid == pid),
-        # so this reaches flyctl and anything it spawned - never anything else.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-
-    @staticmethod
-    def _close_pipes(proc: _Proc) -> None:
-        streams = [proc.popen.stdin]
-        # A reader still blocked on its pipe holds the stream's lock: leave it be.
-        if not any(t.is_alive() for t in proc.readers):
-            streams += [proc.popen.stdout, proc.popen.stderr]
-        for stream in streams:
-            if stream is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    stream.close()
