@@ -33,7 +33,8 @@ from hypothesis import strategies as st
 
 from previewctl.actions import GitHubActions
 from previewctl.clients.http import RetryPolicy
-from previewctl.ops.gc import Pacer, domain_pattern, run_gc
+from previewctl.ops.gc import Pacer, run_gc
+from previewctl.ops.gc_vercel import domain_pattern
 from previewctl.ops.runtime import Runtime
 from previewctl.reporter import Reporter
 from tests.fakes.fly_api import FlyEmulator

@@ -174,10 +174,3 @@ class StepFailedError(PreviewctlError):
 
 class TunnelError(PreviewctlError):
     title = "tunnel failed"
-
-
-class InterruptedByUserError(PreviewctlError):
-    """Ctrl-C or SIGTERM; raised after cleanup. Exit 130."""
-
-    exit_code = 130
-    title = "interrupted"

@@ -27,9 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from previewctl.clients.fly import Machine
 from previewctl.config import PricingSection
-from previewctl.ops.preview import PreviewInfo
 
 HOURS_PER_MONTH = 730.0
 SHARED_CPU_HOUR = 0.00115
@@ -96,10 +94,6 @@ def hourly_cost(
     return cpus * cpu_rate + memory_gb * prices.memory_gb_hour
 
 
-def machine_hourly(machine: Machine, prices: Prices = DEFAULT_PRICES) -> float:
-    return hourly_cost(machine.config.get("guest"), machine.state, prices)
-
-
 def describe_size(guest: Mapping[str, Any] | None) -> str:
     """``shared-cpu-4x 4096MB``, as flyctl names sizes."""
     kind, cpus, memory_gb = _guest_numbers(guest)
@@ -108,16 +102,19 @@ def describe_size(guest: Mapping[str, Any] | None) -> str:
 
 
 def estimate(
-    machine: Machine, now: datetime, prices: Prices = DEFAULT_PRICES
+    guest: Mapping[str, Any] | None,
+    state: str,
+    created_at: datetime | None,
+    now: datetime,
+    prices: Prices = DEFAULT_PRICES,
 ) -> tuple[float, float]:
-    """(USD per day in the current state, USD so far).
+    """(USD per day in the current state, USD so far) of a machine of this ``guest``.
 
-    "So far" assumes the machine has been in its current state since it was created
-    (previewctl's ``created_at`` marker, else Fly's): Fly does not tell us how long it
-    was stopped, so a machine stopped yesterday after a week of running is
-    under-counted, and one started a minute ago after a week stopped is over-counted.
+    "So far" assumes the machine has been in its current state since ``created_at``
+    (previewctl's marker, else Fly's): Fly does not tell us how long it was stopped, so
+    a machine stopped yesterday after a week of running is under-counted, and one
+    started a minute ago after a week stopped is over-counted.
     """
-    hourly = machine_hourly(machine, prices)
-    created = PreviewInfo.of(machine).created_at
-    hours = max(0.0, (now - created).total_seconds() / 3600.0) if created else 0.0
+    hourly = hourly_cost(guest, state, prices)
+    hours = max(0.0, (now - created_at).total_seconds() / 3600.0) if created_at else 0.0
     return hourly * 24.0, hourly * hours

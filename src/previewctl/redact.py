@@ -36,31 +36,6 @@ _on_register: list[Callable[[str], None]] = []
 _MIN_LEN = 4
 
 
-class Secret:
-    """A string that renders as ``***``; ``.reveal()`` is the only way to the value."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-        register(value)
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return MASK
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
 def on_register(callback: Callable[[str], None]) -> None:
     """Call ``callback(value)`` for every value registered from now on (and those before)."""
     with _lock:

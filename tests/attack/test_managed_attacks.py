@@ -25,7 +25,7 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from previewctl.ops import preview
-from previewctl.ops.gc import domain_pattern
+from previewctl.ops.gc_vercel import domain_pattern
 from previewctl.vercel_sync import managed_comment
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake

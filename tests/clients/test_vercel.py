@@ -412,21 +412,6 @@ def test_list_deployments_newest_first_and_only_the_branch(
     assert params["meta-githubCommitRef"] == "feat"
 
 
-def test_get_deployment_accepts_id_or_url(api: respx.MockRouter, client: VercelClient) -> None:
-    api.get("/v13/deployments/web-abc.vercel.app").respond(
-        json={
-            "id": "dpl_1",
-            "url": "web-abc.vercel.app",
-            "status": "READY",
-            "readyState": "READY",
-            "createdAt": 7,
-            "meta": {"githubCommitRef": "feat"},
-        }
-    )
-    got = client.get_deployment("https://web-abc.vercel.app")
-    assert (got.uid, got.ready_state, got.created_at, got.branch) == ("dpl_1", "READY", 7, "feat")
-
-
 def test_redeploy_body_has_no_target(api: respx.MockRouter, client: VercelClient) -> None:
     route = api.post("/v13/deployments").respond(
         json={"id": "dpl_2", "url": "web-2.vercel.app", "readyState": "QUEUED", "createdAt": 9}

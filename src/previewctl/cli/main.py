@@ -218,7 +218,8 @@ def gc(
     Exit 0 when every row was decided and done; 1 when a row failed or is undecided
     (everything decidable is still done; a re-run finishes the rest); 2 bad input.
     """
-    from previewctl.ops.gc import render_gc, run_gc
+    from previewctl.cli.render.gc import render_gc
+    from previewctl.ops.gc import run_gc
 
     rt = _runtime()
     result = run_gc(rt, max_age=max_age, dry_run=dry_run)
@@ -233,7 +234,8 @@ def gc(
 @app.command()
 def status(pr: PrOption = None) -> None:
     """List previews (state, age, cost), or show one preview in detail with --pr."""
-    from previewctl.ops.status import render_status, run_status
+    from previewctl.cli.render.status import render_status
+    from previewctl.ops.status import run_status
 
     rt = _runtime()
     result = run_status(rt, pr)

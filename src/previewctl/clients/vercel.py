@@ -377,11 +377,6 @@ class VercelClient(ApiClient):
         mine = [d for d in deployments if d.branch == branch]
         return sorted(mine, key=lambda d: d.created_at or 0, reverse=True)
 
-    def get_deployment(self, id_or_url: str) -> Deployment:
-        ref = id_or_url.removeprefix("https://").removeprefix("http://").rstrip("/")
-        response = self.request("GET", f"/v13/deployments/{_segment(ref)}")
-        return Deployment.model_validate(response.json())
-
     def redeploy(
         self, deployment: Deployment, project_name: str, *, project_id: str | None = None
     ) -> Deployment:

@@ -53,11 +53,6 @@ def carries_marker(machine: Machine) -> bool:
     return machine.metadata.get(MARKER_KEY) == MARKER_VALUE
 
 
-def generate_secret(length: int = 32) -> str:
-    """Letters and digits only: safe in URLs, env files and every database."""
-    return secretgen.generate(None, length)
-
-
 def read_secrets(machine: Machine) -> dict[str, str]:
     return _secrets_in(machine.metadata)
 

@@ -1,0 +1,1 @@
+"""Text renderings of what the commands return; the CLI prints them."""
