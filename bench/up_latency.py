@@ -64,8 +64,8 @@ from tests.fakes.vercel_api import VercelFake
 from tests.support.processes import wait_gone
 from tests.support.stack import Stack, make_stack
 
+from previewctl.backends.fly.tunnels import flyctl_env
 from previewctl.probes import Ping, pg_ping
-from previewctl.tunnels import flyctl_env
 
 GOAL_OVERHEAD = 0.10
 GOAL_SPEEDUP = 2.0

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from previewctl import redact
-from previewctl.clients.fly import FlyClient, auth_header
+from previewctl.backends.fly.client import FlyClient
+from previewctl.backends.fly.settings import auth_header
 from previewctl.clients.github import GitHubClient
 from previewctl.clients.http import RetryPolicy, build_http_client
 from previewctl.clients.vercel import EnvInput, VercelClient

@@ -20,6 +20,7 @@ from psycopg import pq
 
 from previewctl import redact
 from previewctl.actions import GitHubActions
+from previewctl.backends.fly.tunnels import TunnelSet, TunnelSpec
 from previewctl.errors import TimeoutExceededError, TunnelError
 from previewctl.probes import (
     PgLogin,
@@ -32,7 +33,6 @@ from previewctl.probes import (
     wait_until_ready,
 )
 from previewctl.reporter import Reporter
-from previewctl.tunnels import TunnelSet, TunnelSpec
 
 if TYPE_CHECKING:
     from tests.fakes.postgres import PgDatabase, PostgresServer

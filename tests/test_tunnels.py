@@ -19,9 +19,9 @@ import psycopg
 import pytest
 
 from previewctl.actions import GitHubActions
+from previewctl.backends.fly.tunnels import Tunnel, TunnelSet, TunnelSpec, find_flyctl, flyctl_env
 from previewctl.errors import InputError, TunnelError
 from previewctl.reporter import Reporter
-from previewctl.tunnels import Tunnel, TunnelSet, TunnelSpec, find_flyctl, flyctl_env
 from tests.support.processes import is_gone, wait_for
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ ORPHAN_SCRIPT = textwrap.dedent(
     import io, os, sys, time
     from previewctl.actions import GitHubActions
     from previewctl.reporter import Reporter
-    from previewctl.tunnels import TunnelSet, TunnelSpec
+    from previewctl.backends.fly.tunnels import TunnelSet, TunnelSpec
 
     spec = TunnelSpec("db", "pr-7-agents", "pr-7-agents.internal", 5432, 0)
     ts = TunnelSet([spec], flyctl=sys.argv[1], env=os.environ,

@@ -186,7 +186,7 @@ class GitHubSection(StrictModel):
 
 
 class PricingSection(StrictModel):
-    """Overrides of the built-in price table (USD); see previewctl.pricing."""
+    """Overrides of the built-in price table (USD); see previewctl.backends.fly.pricing."""
 
     shared_cpu_hour: float | None = None
     performance_cpu_hour: float | None = None

@@ -144,7 +144,7 @@ def test_an_api_answer_that_does_not_parse_is_not_quoted() -> None:
     of a value would survive any redaction): the API models never do."""
     from pydantic import ValidationError
 
-    from previewctl.clients.fly import Machine
+    from previewctl.backends.fly.models import Machine
 
     unknown = "n0t-registered-" + "q" * 40
     with pytest.raises(ValidationError) as info:

@@ -11,15 +11,17 @@ import httpx
 import pytest
 import respx
 
-from previewctl.clients.fly import (
-    DEFAULT_BASE_URL,
+from previewctl.backends.fly.client import (
     IDEMPOTENCY_KEY,
     LEASE_TTL,
     FlyClient,
-    Machine,
-    auth_header,
     build_fly_client,
     is_name_taken,
+)
+from previewctl.backends.fly.models import Machine
+from previewctl.backends.fly.settings import (
+    DEFAULT_BASE_URL,
+    auth_header,
     machines_base_url,
     token_from_env,
 )

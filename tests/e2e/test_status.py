@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from previewctl.pricing import Prices, hourly_cost
+from previewctl.backends.fly.pricing import Prices, hourly_cost
 from tests.fakes.fly_api import FlyEmulator
 from tests.support.checks import assert_no_leak
 from tests.support.cli import Cli

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from previewctl.clients.fly import Machine
+from previewctl.backends.fly.models import Machine
 from previewctl.config import Config, load_config
 from previewctl.errors import NotManagedError
 from previewctl.ops.managed import Standing, judge, name_pr, require

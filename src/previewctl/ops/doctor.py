@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 from previewctl import template
-from previewctl.clients.fly import MACAROON_PREFIXES
+from previewctl.backends.fly.settings import MACAROON_PREFIXES
+from previewctl.backends.fly.tunnels import find_flyctl, flyctl_env
 from previewctl.clients.http import RetryPolicy
 from previewctl.config import Config
 from previewctl.errors import ApiError, InputError, PreviewctlError
@@ -25,7 +26,6 @@ from previewctl.ops.runtime import Runtime
 from previewctl.target import Target
 from previewctl.template import TemplateError
 from previewctl.tokens import TOKEN_VARS, fly_token, read_token, register_tokens
-from previewctl.tunnels import find_flyctl, flyctl_env
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 _MARKS = {PASS: "✓", WARN: "!", FAIL: "✗", SKIP: "-"}

@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from previewctl.clients.fly import FlyClient, Machine
+from previewctl.backends.fly.client import FlyClient
+from previewctl.backends.fly.models import Machine
+from previewctl.backends.fly.pricing import Prices, hourly_cost
 from previewctl.durations import parse_duration
 from previewctl.errors import ApiError, ConflictError, InputError, PreviewctlError
 from previewctl.ops.gc_rules import (
@@ -49,7 +51,6 @@ from previewctl.ops.gc_vercel import sweep_vercel
 from previewctl.ops.inventory import AppScan, bounded_map, scan_app, scan_previews
 from previewctl.ops.preflight import check_all
 from previewctl.ops.runtime import Runtime
-from previewctl.pricing import Prices, hourly_cost
 
 # Fly allows 100 app deletions a minute. A bucket of BURST plus RATE per second stays
 # under that in any 60 s window: 10 + 60 × 1.5 = 100.

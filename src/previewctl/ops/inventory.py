@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from previewctl.clients.fly import FlyClient, Machine
+from previewctl.backends.fly.client import FlyClient
+from previewctl.backends.fly.models import Machine
 from previewctl.config import Config
 from previewctl.errors import ApiError, NotFoundError
 from previewctl.ops import managed, preview

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from previewctl.clients.fly import Machine
+from previewctl.backends.fly.models import Machine
 from previewctl.errors import PreviewctlError
 from previewctl.ops import comment, managed, preview
 from previewctl.ops.preflight import check_all, resolve

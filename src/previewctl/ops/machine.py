@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from previewctl import template
-from previewctl.clients.fly import APP_VISIBLE_TIMEOUT, App, FlyClient, Machine, is_name_taken
+from previewctl.backends.fly.client import APP_VISIBLE_TIMEOUT, FlyClient, is_name_taken
+from previewctl.backends.fly.models import App, Machine
 from previewctl.config import config_hash
 from previewctl.errors import (
     ApiError,

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from previewctl.clients.fly import FlyClient, Machine
+from previewctl.backends.fly.client import FlyClient
+from previewctl.backends.fly.models import Machine
 from previewctl.config import Config
 from previewctl.errors import ApiError, ConfigError, NotFoundError, NotManagedError
 from previewctl.ops import preview

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from previewctl.backends.fly.tunnels import LOCAL_HOST, find_flyctl
 from previewctl.config import Config
 from previewctl.errors import ApiError, InputError, NotFoundError, Problems
 from previewctl.ops import managed, preview
@@ -19,7 +20,6 @@ from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import check_step_files
 from previewctl.ops.vercel_ops import domain_urls, require_branch
 from previewctl.target import Target, require_target
-from previewctl.tunnels import LOCAL_HOST, find_flyctl
 
 
 def resolve(rt: Runtime, pr: str | None, branch: str | None) -> Target:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from previewctl import redact, secretgen
-from previewctl.clients.fly import IDEMPOTENCY_KEY, Machine
+from previewctl.backends.fly.client import IDEMPOTENCY_KEY
+from previewctl.backends.fly.models import Machine
 from previewctl.secretgen import SecretFormat
 
 MARKER_KEY = "previewctl"

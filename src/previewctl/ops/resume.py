@@ -7,6 +7,7 @@ import sys
 import time
 
 from previewctl import redact, template
+from previewctl.backends.fly.tunnels import TunnelSet
 from previewctl.errors import PreviewctlError
 from previewctl.ops.envcmd import step_env
 from previewctl.ops.lifecycle import Found, find_preview
@@ -15,7 +16,6 @@ from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
 from previewctl.ops.vercel_ops import domain_urls
-from previewctl.tunnels import TunnelSet
 
 
 def _find(rt: Runtime, pr: str) -> Found:

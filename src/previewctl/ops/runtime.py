@@ -12,7 +12,7 @@ from pathlib import Path
 
 from previewctl import template
 from previewctl.actions import GitHubActions
-from previewctl.clients.fly import FlyClient, build_fly_client
+from previewctl.backends.fly.client import FlyClient, build_fly_client
 from previewctl.clients.github import GitHubClient
 from previewctl.clients.http import RetryPolicy, build_http_client
 from previewctl.clients.vercel import VercelClient

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from previewctl import template
-from previewctl.clients.fly import FlyClient
+from previewctl.backends.fly.client import FlyClient
+from previewctl.backends.fly.tunnels import TunnelSet, TunnelSpec, find_flyctl
 from previewctl.config import Config, TunnelSection
 from previewctl.errors import ConfigError, PreviewctlError, TunnelError
 from previewctl.ops.runtime import Runtime
@@ -18,7 +19,6 @@ from previewctl.probes import PgLogin, ProbeKind, ProbeTarget, wait_all
 from previewctl.retry import Attempt, Backoff, Retry
 from previewctl.step_kinds import Prepared, Render, StepConfig, StepRunner
 from previewctl.template import TemplateError
-from previewctl.tunnels import TunnelSet, TunnelSpec, find_flyctl
 
 
 def tunnel_specs(rt: Runtime, app: str, machine_id: str) -> list[TunnelSpec]:

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from previewctl import template
-from previewctl.clients.fly import Machine
+from previewctl.backends.fly.models import Machine
+from previewctl.backends.fly.pricing import Prices, describe_size, estimate
 from previewctl.errors import PreviewctlError
 from previewctl.ops import managed, preview
 from previewctl.ops.inventory import AppScan, scan_previews
 from previewctl.ops.managed import NOT_MANAGED, UNKNOWN
 from previewctl.ops.preflight import check_all
 from previewctl.ops.runtime import Runtime
-from previewctl.pricing import Prices, describe_size, estimate
 from previewctl.target import parse_pr
 
 # ---- status ------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def render_status(data: dict[str, Any]) -> str:
     lines = [
         f"total: {totals['previews']} preview(s) ({states}); "
         f"{money(totals['cost_per_day'])}/day, {money(totals['cost_so_far'])} so far "
-        "(estimates; see previewctl.pricing)"
+        "(estimates; see previewctl.backends.fly.pricing)"
     ]
     if unmanaged:
         lines.append(

@@ -10,25 +10,19 @@ from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from previewctl.backends.fly.models import App, IpAssignment, Lease, Machine, items, shape_problem
+from previewctl.backends.fly.settings import auth_header, machines_base_url, token_from_env
 from previewctl.clients.http import ApiClient, RetryPolicy, build_http_client
 from previewctl.errors import (
     ApiError,
     ConflictError,
-    MissingCredentialsError,
     NotFoundError,
     TimeoutExceededError,
     TransientApiError,
 )
 from previewctl.retry import Backoff, Jitter, Retry
-from previewctl.tokens import fly_token
 
-DEFAULT_BASE_URL = "https://api.machines.dev"
-# The contract's name first, then the one fly-go and flyctl read for the Machines API.
-# flyctl reads FLY_API_BASE_URL as its GraphQL base: see tunnels.flyctl_env.
-BASE_URL_ENV = ("FLY_API_BASE_URL", "FLY_FLAPS_BASE_URL")
-MACAROON_PREFIXES = ("fm1r_", "fm1a_", "fm2_")
 # The wait endpoint blocks at most 60 s server side.
 WAIT_CHUNK = 60
 IDEMPOTENCY_KEY = "previewctl_create_key"
@@ -36,23 +30,11 @@ IDEMPOTENCY_KEY = "previewctl_create_key"
 APP_VISIBLE_TIMEOUT = 60.0
 # flyctl's lease for a machine update (internal/machine/lease.go): two minutes.
 LEASE_TTL = 120
-# Checks Fly still invents for old flyctl's blue-green deploys; they say nothing about
-# the machine (fly-go drops them before judging health).
-COMPAT_CHECK_PREFIX = "bg_deployments_compat"
 NAME_TAKEN = "name_taken"
 # What the wait endpoint may answer that is worth asking again (None: no answer at all).
 _WAIT_AGAIN = frozenset({None, 408, 429, 500, 502, 503, 504})
 # What Fly said before the status existed; fly-go falls back to it only without a status.
 LEGACY_NAME_TAKEN = "Name has already been taken"
-
-
-def machines_base_url(env: Mapping[str, str]) -> str:
-    """The Machines API: ``FLY_API_BASE_URL``, else ``FLY_FLAPS_BASE_URL``, else Fly's."""
-    for name in BASE_URL_ENV:
-        value = (env.get(name) or "").strip()
-        if value:
-            return value
-    return DEFAULT_BASE_URL
 
 
 def is_name_taken(exc: ApiError) -> bool:
@@ -63,196 +45,6 @@ def is_name_taken(exc: ApiError) -> bool:
 
 
 T = TypeVar("T")
-
-
-class _Shape(ValueError):
-    """A 2xx body that is not what the API documents (raised by the parsers below)."""
-
-
-def _shape_problem(exc: ValueError | TypeError) -> str:
-    """What was wrong with a body, without quoting it: it may hold secrets not read yet."""
-    if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the body"
-        return f"{where}: {first['msg']}"
-    if isinstance(exc, _Shape):
-        return str(exc)
-    return "not JSON" if isinstance(exc, ValueError) else type(exc).__name__
-
-
-def _items(data: Any, key: str | None = None) -> list[Any]:
-    """The list in a listing (``data[key]`` when ``key``); null is an empty listing."""
-    if key is not None:
-        if not isinstance(data, dict):
-            raise _Shape(f"an object with {key!r} expected, got {type(data).__name__}")
-        data = data.get(key)
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise _Shape(f"a list expected, got {type(data).__name__}")
-    return data
-
-
-def auth_header(token: str) -> str:
-    """``FlyV1`` for macaroons, ``Bearer`` for the rest; a token with its scheme stays as is."""
-    token = token.strip()
-    if " " in token:
-        return token
-    if token.startswith(MACAROON_PREFIXES):
-        return f"FlyV1 {token}"
-    return f"Bearer {token}"
-
-
-def token_from_env(env: Mapping[str, str]) -> str:
-    token = fly_token(env)
-    if not token:
-        raise MissingCredentialsError(
-            "FLY_API_TOKEN is not set (or blank)",
-            hint="create an org token with `flyctl tokens create org` and export FLY_API_TOKEN",
-        )
-    return token
-
-
-class _Lenient(BaseModel):
-    # An answer that does not parse is never quoted: it may hold env, metadata, secrets.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
-
-
-class Organization(_Lenient):
-    slug: str | None = None
-
-
-class App(_Lenient):
-    id: str | None = None
-    name: str
-    organization: Organization | None = None
-    status: str | None = None
-    machine_count: int | None = None
-
-
-class Check(_Lenient):
-    name: str = ""
-    status: str | None = None  # fly-go: omitempty; a check without one is not passing
-    output: str | None = None
-
-
-class ContainerState(_Lenient):
-    name: str
-    state: str | None = None
-
-
-class Machine(_Lenient):
-    id: str
-    name: str | None = None
-    state: str = "unknown"
-    region: str | None = None
-    instance_id: str | None = None
-    private_ip: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
-    created_at: str | None = None
-    updated_at: str | None = None
-    checks: list[Check] = Field(default_factory=list)
-    containers: list[ContainerState] = Field(default_factory=list)
-    host_status: str | None = None
-    # What Fly still knows while the host is not "ok": partial, not to be trusted.
-    incomplete_config: dict[str, Any] | None = None
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _null_config(cls, value: Any) -> Any:
-        return {} if value is None else value  # host trouble: Fly sends no config
-
-    @field_validator("checks", "containers", mode="before")
-    @classmethod
-    def _null_list(cls, value: Any) -> Any:
-        return [] if value is None else value
-
-    @property
-    def config_unknown(self) -> bool:
-        """Fly cannot show this machine's config (its host is not "ok").
-
-        Then ``config`` is empty and the marker may be missing from what Fly returns:
-        such a machine is neither ours nor foreign, and nothing may act on it.
-        """
-        if (self.host_status or "ok") != "ok":
-            return True
-        return not self.config and self.incomplete_config is not None
-
-    @field_validator("checks", mode="before")
-    @classmethod
-    def _drop_compat_checks(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        return [
-            c
-            for c in value
-            if not (
-                isinstance(c, dict) and str(c.get("name") or "").startswith(COMPAT_CHECK_PREFIX)
-            )
-        ]
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        meta = self.config.get("metadata") or {}
-        if not isinstance(meta, dict):
-            return {}
-        return {str(k): str(v) for k, v in meta.items()}
-
-    @property
-    def configured_checks(self) -> int:
-        """Top-level and service checks in the config, which flyctl waits on a result of."""
-        top = self.config.get("checks")
-        count = len(top) if isinstance(top, dict) else 0
-        services = self.config.get("services")
-        for service in services if isinstance(services, list) else []:
-            checks = service.get("checks") if isinstance(service, dict) else None
-            count += len(checks) if isinstance(checks, list) else 0
-        return count
-
-    @property
-    def awaiting_check_results(self) -> bool:
-        """A fresh machine reports no checks yet: with checks configured, that is not health."""
-        return self.configured_checks > 0 and not self.checks
-
-    @property
-    def healthy(self) -> bool:
-        """flyctl's rule: started and every check passing (no checks = healthy, unless the
-        config has checks whose results Fly has not reported yet)."""
-        if self.state != "started" or self.awaiting_check_results:
-            return False
-        return all(c.status == "passing" for c in self.checks)
-
-    def describe_health(self) -> str:
-        parts = [f"machine {self.id} {self.state}"]
-        for c in self.containers:
-            parts.append(f"container {c.name}: {c.state or 'unknown'}")
-        if self.awaiting_check_results:
-            parts.append(f"no results yet for its {self.configured_checks} configured check(s)")
-        for check in self.checks:
-            if check.status != "passing":
-                out = (check.output or "").strip().replace("\n", " ")[:200]
-                status = check.status or "no status"
-                parts.append(f"check {check.name}: {status}" + (f" ({out})" if out else ""))
-        return "; ".join(parts)
-
-
-class Lease(_Lenient):
-    nonce: str
-    expires_at: int | str | None = None
-
-
-class IpAssignment(_Lenient):
-    ip: str
-    region: str | None = None
-    service_name: str | None = None
-    shared: bool | None = None
-
-    @property
-    def kind(self) -> str:
-        """As ``POST .../ip_assignments`` names it: ``v6``, ``v4`` or ``shared_v4``."""
-        if self.shared:
-            return "shared_v4"
-        return "v6" if ":" in self.ip else "v4"
 
 
 class FlyClient(ApiClient):
@@ -278,7 +70,7 @@ class FlyClient(ApiClient):
         except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
             raise ApiError(
                 self.api_name,
-                f"the answer is not what the Machines API documents ({_shape_problem(exc)})",
+                f"the answer is not what the Machines API documents ({shape_problem(exc)})",
                 status=response.status_code,
                 request_id=self.request_id(response),
                 method=response.request.method,
@@ -335,7 +127,7 @@ class FlyClient(ApiClient):
 
     def list_apps(self, org: str) -> list[App]:
         response = self.request("GET", "/v1/apps", params={"org_slug": org})
-        return self.answer(response, lambda d: [App.model_validate(a) for a in _items(d, "apps")])
+        return self.answer(response, lambda d: [App.model_validate(a) for a in items(d, "apps")])
 
     def delete_app(self, name: str) -> bool:
         """False when the app was already gone."""
@@ -351,7 +143,7 @@ class FlyClient(ApiClient):
     ) -> list[Machine]:
         params = {f"metadata.{k}": v for k, v in (metadata or {}).items()}
         response = self.request("GET", f"/v1/apps/{app}/machines", params=params)
-        return self.answer(response, lambda d: [Machine.model_validate(m) for m in _items(d)])
+        return self.answer(response, lambda d: [Machine.model_validate(m) for m in items(d)])
 
     def get_machine(self, app: str, machine_id: str) -> Machine:
         response = self.request("GET", f"/v1/apps/{app}/machines/{machine_id}")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from previewctl import redact
-from previewctl.clients.fly import BASE_URL_ENV, machines_base_url
+from previewctl.backends.fly.settings import BASE_URL_ENV, machines_base_url
 from previewctl.errors import InputError, TunnelError
 from previewctl.process import Child, end_all
 from previewctl.reporter import Reporter

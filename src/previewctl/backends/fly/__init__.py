@@ -1,0 +1,1 @@
+"""Everything Fly.io: the Machines client, convergence, tunnels, hostnames, prices."""
