@@ -33,6 +33,7 @@ from previewctl.probes import (
     wait_until_ready,
 )
 from previewctl.reporter import Reporter
+from tests.support.processes import wait_for
 
 if TYPE_CHECKING:
     from tests.fakes.postgres import PgDatabase, PostgresServer
@@ -419,29 +420,38 @@ def test_wait_all_waits_for_a_late_server_through_a_real_tunnel(
 ) -> None:
     from tests.fakes.postgres import PostgresServer
 
+    # The server starts only once the probe has said what it saw through the tunnel with
+    # nothing behind it: no timer decides which of the two comes first.
     late = PostgresServer()
+    late.init()
+    closed_seen = threading.Event()
+
+    def start_once_the_probe_failed() -> None:
+        if wait_for(lambda: "accepted, then closed" in output(reporter), timeout=60):
+            closed_seen.set()
+            late.start()
+
     try:
-        late.start_delayed(1)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLY_", "FAKE_FLYCTL_"))}
         env["FAKE_FLYCTL_TARGETS"] = json.dumps({"5432": f"127.0.0.1:{late.port}"})
         spec = TunnelSpec("manage_db", "pr-7-agents", "pr-7-agents.internal", 5432, 0)
+        starter = threading.Thread(target=start_once_the_probe_failed, daemon=True)
         with TunnelSet([spec], flyctl=str(flyctl_path), env=env, reporter=reporter) as ts:
             tunnel = ts.tunnels["manage_db"]
-            started = time.monotonic()
+            starter.start()
             wait_all(
                 [ProbeTarget("manage_db", ProbeKind.POSTGRES, tunnel.host, tunnel.port)],
-                deadline=started + 60,
+                deadline=time.monotonic() + 90,
                 reporter=reporter,
                 alive_check=ts.check_alive,
             )
-            waited = time.monotonic() - started
-        assert waited > 0.5, "the probe passed before the server had started"
-        # it accepts connections a moment before `pg_ctl start -w` returns in that thread
-        late.wait_started()
+            starter.join(90)
+        assert closed_seen.is_set(), "the probe never reported the closed connection"
         assert late.running
         text = output(reporter)
-        assert "the connection was accepted, then closed" in text
-        assert "tunnel manage_db: postgres ready" in text
+        assert text.index("the connection was accepted, then closed") < text.index(
+            "tunnel manage_db: postgres ready"
+        )
     finally:
         late.stop()
 
