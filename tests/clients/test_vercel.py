@@ -323,29 +323,56 @@ def test_add_domain_already_there_is_one_read_and_no_write(
     assert route.calls.call_count == 0
 
 
-def test_add_domain_already_ours_for_this_branch_is_success(
+def test_add_domain_attached_meanwhile_for_this_branch_is_success(
     api: respx.MockRouter, client: VercelClient
 ) -> None:
-    api.post("/v10/projects/web/domains").respond(
+    # Free when first read; a concurrent run attaches it before our POST lands: the 409
+    # is read back, and the domain is ours for this branch.
+    post = api.post("/v10/projects/web/domains").respond(
         409, json={"error": {"code": "domain_already_in_use", "message": "in use"}}
     )
-    api.get("/v9/projects/web/domains/pr-1.example.com").respond(
-        json={"name": "pr-1.example.com", "gitBranch": "feat", "projectId": "prj_1"}
+    read = api.get("/v9/projects/web/domains/pr-1.example.com").mock(
+        side_effect=[
+            httpx.Response(404, json={"error": {"code": "not_found", "message": "nope"}}),
+            httpx.Response(
+                200, json={"name": "pr-1.example.com", "gitBranch": "feat", "projectId": "prj_1"}
+            ),
+        ]
     )
     client.add_domain("web", "pr-1.example.com", "feat")
+    assert post.call_count == 1
+    assert read.call_count == 2
 
 
-def test_add_domain_on_another_branch_is_a_conflict(
+def test_add_domain_attached_meanwhile_for_another_branch_is_a_conflict(
     api: respx.MockRouter, client: VercelClient
 ) -> None:
-    api.post("/v10/projects/web/domains").respond(
+    post = api.post("/v10/projects/web/domains").respond(
         409, json={"error": {"code": "domain_already_in_use", "message": "in use"}}
     )
+    read = api.get("/v9/projects/web/domains/pr-1.example.com").mock(
+        side_effect=[
+            httpx.Response(404, json={"error": {"code": "not_found", "message": "nope"}}),
+            httpx.Response(200, json={"name": "pr-1.example.com", "gitBranch": "other"}),
+        ]
+    )
+    with pytest.raises(ConflictError, match="for branch other, not feat") as caught:
+        client.add_domain("web", "pr-1.example.com", "feat")
+    assert caught.value.code == "domain_already_in_use"  # the POST's answer, read back
+    assert post.call_count == 1
+    assert read.call_count == 2
+
+
+def test_add_domain_already_on_another_branch_is_a_conflict_without_a_write(
+    api: respx.MockRouter, client: VercelClient
+) -> None:
+    post = api.post("/v10/projects/web/domains")
     api.get("/v9/projects/web/domains/pr-1.example.com").respond(
         json={"name": "pr-1.example.com", "gitBranch": "other"}
     )
-    with pytest.raises(ConflictError, match="other"):
+    with pytest.raises(ConflictError, match="for branch other, not feat"):
         client.add_domain("web", "pr-1.example.com", "feat")
+    assert post.call_count == 0
 
 
 def test_add_domain_of_another_project_is_a_conflict(
