@@ -380,6 +380,22 @@ def test_duplicate_sticky_comments_are_folded_into_the_oldest() -> None:
         assert deletes == 2
 
 
+def test_a_duplicate_deleted_meanwhile_is_no_error() -> None:
+    """Two runs fold the same duplicate: the second DELETE answers 404, which is done."""
+    fakes = pytest.importorskip("tests.fakes.github_api")
+    with fakes.GitHubFake(token="ghs_token", repo=REPO) as fake:
+        fake.add_pr(1, "feat-1")
+        oldest = fake.add_comment(1, f"{DEFAULT_MARKER}\nbuilding")
+        extra = fake.add_comment(1, f"{DEFAULT_MARKER}\nbuilding")
+        fake.inject("DELETE", rf"/issues/comments/{extra['id']}$", 404)
+        with build_http_client(fake.url, HEADERS) as http:
+            gh = GitHubClient(http, retry=RetryPolicy(max_wait=0.01, multiplier=0.001))
+            assert gh.upsert_sticky_comment(REPO, 1, "ready") == oldest["id"]
+            assert gh.delete_comment(REPO, oldest["id"]) is True
+            assert gh.delete_comment(REPO, oldest["id"]) is False
+        assert len(fake.calls("DELETE", rf"/issues/comments/{extra['id']}$")) == 1
+
+
 def test_a_post_that_failed_before_it_was_made_is_tried_again(
     api: respx.MockRouter, client: GitHubClient
 ) -> None:

@@ -85,6 +85,48 @@ def test_retry_after_header_is_the_wait(api: respx.MockRouter) -> None:
     assert client.calls == 2
 
 
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_every_transient_status_is_tried_again(api: respx.MockRouter, status: int) -> None:
+    route = api.get("/x")
+    route.side_effect = [
+        httpx.Response(status, json={"error": "not now"}),
+        httpx.Response(200, json={"ok": True}),
+    ]
+    client = make_client(fast())
+    assert client.request("GET", "/x").json() == {"ok": True}
+    assert route.call_count == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+def test_other_client_errors_are_not_tried_again(api: respx.MockRouter, status: int) -> None:
+    route = api.get("/x").respond(status, json={"error": "no"})
+    with pytest.raises(ApiError, match="no"):
+        make_client(fast()).request("GET", "/x")
+    assert route.call_count == 1
+
+
+def test_a_failing_lookup_after_a_maybe_done_create_means_try_again(
+    api: respx.MockRouter,
+) -> None:
+    """The lookup cannot tell (it fails too): a second create is the lesser harm."""
+    post = api.post("/things")
+    post.side_effect = [
+        httpx.Response(502, json={"error": "bad gateway"}),
+        httpx.Response(201, json={"id": "t1"}),
+    ]
+    lookups: list[str] = []
+
+    def find() -> str | None:
+        lookups.append("looked")
+        raise ApiError("API", "forbidden", status=403)
+
+    client = make_client(fast())
+    made = client.create_once("POST", "/things", build=lambda r: r.json()["id"], find=find)
+    assert made == "t1"
+    assert post.call_count == 2
+    assert lookups == ["looked"]
+
+
 def test_overall_deadline_stops_retries(api: respx.MockRouter) -> None:
     route = api.get("/down").respond(503, json={"error": "unavailable"})
     client = make_client(fast(deadline=0.2, attempts=10_000))
