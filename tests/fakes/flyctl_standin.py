@@ -10,7 +10,7 @@ Commands::
     flyctl proxy LOCAL[:REMOTE] [REMOTE_HOST] -a APP [-b BIND_ADDR] [-q|--quiet]
                  [--watch-stdin] [-o ORG] [-t TOKEN]
 
-Behaviour of ``proxy`` (see /work/shared/reference/fly.md, "flyctl proxy"):
+Behaviour of ``proxy`` (see the shared reference fly.md, "flyctl proxy"):
 
 0. GraphQL: like flyctl (``GetAppNetwork``/``GetAppBasic`` before the WireGuard
    tunnel), it asks the GraphQL API at ``FLY_API_BASE_URL`` (flyctl's name for it;
