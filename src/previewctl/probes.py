@@ -1,6 +1,6 @@
 """Readiness checks through the tunnels, instead of ``sleep 30``.
 
-A tunnel's ready line only means flyctl is listening locally: the remote is dialled
+A tunnel's ready line only means it is listening locally: the remote is dialled
 per connection. So readiness is a real probe through the tunnel - libpq's ``PQping``
 decision for Postgres-compatible servers (Postgres, Doltgres), a TCP connection that
 the far end keeps open for anything else - repeated with a short exponential backoff
@@ -11,6 +11,7 @@ use instead of pinging: a server can answer before that database exists.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import struct
 import threading
@@ -231,6 +232,21 @@ def _describe(describe_remote: Callable[[], str] | None) -> str:
     return f"\n{text}" if text else ""
 
 
+DEFAULT_HINT = "check the service's logs; raise the timeout if it is slow"
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """How one probe waits: until when, what it tells, what it checks each round."""
+
+    deadline: float
+    reporter: Reporter
+    describe_remote: Callable[[], str] | None = None
+    alive_check: Callable[[], None] | None = None
+    cancel: threading.Event | None = None
+    hint: str = DEFAULT_HINT
+
+
 def wait_until_ready(
     name: str,
     kind: ProbeKind,
@@ -244,13 +260,14 @@ def wait_until_ready(
     progress: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
     login: PgLogin | None = None,
+    hint: str = DEFAULT_HINT,
 ) -> None:
     """Probe until ready or ``deadline`` (a ``time.monotonic()`` value).
 
     ``alive_check`` runs every round (pass ``TunnelSet.check_alive``) so a dead tunnel
     fails at once. ``progress`` replaces the reporter's own wait display (``wait_all``
     shares one); ``cancel`` set by another thread ends the wait quietly. With ``login``
-    a postgres probe logs in to that database.
+    a postgres probe logs in to that database. ``hint`` goes with a timeout.
     """
     if kind is ProbeKind.NONE:
         if alive_check is not None:
@@ -261,43 +278,28 @@ def wait_until_ready(
         if progress is not None
         else reporter.waiting(f"waiting for {name} ({kind} on localhost:{port})")
     )
+    how = _Wait(deadline, reporter, describe_remote, alive_check, cancel, hint)
     with display as update:
-        _wait_loop(
-            ProbeTarget(name, kind, host, port, login),
-            deadline,
-            reporter,
-            describe_remote,
-            alive_check,
-            update,
-            cancel,
-        )
+        _wait_loop(ProbeTarget(name, kind, host, port, login), how, update)
 
 
-def _wait_loop(
-    target: ProbeTarget,
-    deadline: float,
-    reporter: Reporter,
-    describe_remote: Callable[[], str] | None,
-    alive_check: Callable[[], None] | None,
-    update: Callable[[str], None],
-    cancel: threading.Event | None,
-) -> None:
+def _wait_loop(target: ProbeTarget, how: _Wait, update: Callable[[str], None]) -> None:
     name, kind, port = target.name, target.kind, target.port
     started = time.monotonic()
-    sleeper = cancel or threading.Event()
+    sleeper = how.cancel or threading.Event()
 
     def probe() -> None:
-        if cancel is not None and cancel.is_set():
+        if how.cancel is not None and how.cancel.is_set():
             return
-        if alive_check is not None:
-            alive_check()
-        timeout = min(max(deadline - time.monotonic(), _BACKOFF_START), _PROBE_TIMEOUT_MAX)
+        if how.alive_check is not None:
+            how.alive_check()
+        timeout = min(max(how.deadline - time.monotonic(), _BACKOFF_START), _PROBE_TIMEOUT_MAX)
         ready, seen = probe_once(kind, target.host, port, timeout, target.login)
         if not ready:
             update(seen)
             raise NotYet(seen)
         shown = f"{kind} ({seen})" if target.login is not None else str(kind)
-        reporter.info(f"tunnel {name}: {shown} ready on localhost:{port}")
+        how.reporter.info(f"tunnel {name}: {shown} ready on localhost:{port}")
 
     def timed_out(last: BaseException) -> TimeoutExceededError:
         waited = time.monotonic() - started
@@ -306,13 +308,51 @@ def _wait_loop(
                 f"tunnel {name} (localhost:{port}): {kind} not ready after {waited:.0f}s; "
                 f"last seen: {last}"
             )
-            + redact.scrub(_describe(describe_remote)),
-            hint="check the container's logs with `flyctl logs`; raise the timeout if it is slow",
+            + redact.scrub(_describe(how.describe_remote)),
+            hint=how.hint,
         )
 
     # The waits are on the cancel event, so wait_all can stop the others at once.
     retry = Retry(Backoff(_BACKOFF_START, _BACKOFF_MAX), sleep=sleeper.wait)
-    retry.poll(probe, deadline=deadline, timeout=timed_out)
+    retry.poll(probe, deadline=how.deadline, timeout=timed_out)
+
+
+class _Together:
+    """The probes of :func:`wait_all`: one wait display, one description at most, and
+    the first failure, which stops the others."""
+
+    def __init__(self, active: Sequence[ProbeTarget], how: _Wait) -> None:
+        self.lock = threading.Lock()
+        self.states = {t.name: "starting" for t in active}
+        self.errors: list[BaseException] = []
+        self._how = how
+        self._described: list[str] = []
+
+    def _describe_once(self) -> str:
+        with self.lock:
+            if not self._described and self._how.describe_remote is not None:
+                self._described.append(self._how.describe_remote())
+        return self._described[0] if self._described else ""
+
+    def run(self, target: ProbeTarget, update: Callable[[str], None]) -> None:
+        def progress(text: str) -> None:
+            with self.lock:
+                self.states[target.name] = text
+                summary = "; ".join(f"{n}: {s}" for n, s in self.states.items())
+            update(summary)
+
+        how = self._how
+        describe = self._describe_once if how.describe_remote is not None else None
+        try:
+            _wait_loop(target, dataclasses.replace(how, describe_remote=describe), progress)
+        except BaseException as exc:  # carried to the calling thread
+            with self.lock:
+                self.errors.append(exc)
+            if how.cancel is not None:
+                how.cancel.set()
+            return
+        with self.lock:
+            self.states[target.name] = "ready"
 
 
 def wait_all(
@@ -322,6 +362,7 @@ def wait_all(
     reporter: Reporter,
     describe_remote: Callable[[], str] | None = None,
     alive_check: Callable[[], None] | None = None,
+    hint: str = DEFAULT_HINT,
 ) -> None:
     """Probe all targets concurrently (one thread each) until all are ready.
 
@@ -334,54 +375,13 @@ def wait_all(
             alive_check()
         return
     cancel = threading.Event()
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-    states = {t.name: "starting" for t in active}
-    described: list[str] = []
-
-    def describe_once() -> str:
-        with lock:
-            if not described and describe_remote is not None:
-                described.append(describe_remote())
-        return described[0] if described else ""
-
-    label = f"waiting for {len(active)} tunnel(s) to be ready"
-    with reporter.waiting(label) as update:
-
-        def progress_for(name: str) -> Callable[[str], None]:
-            def progress(text: str) -> None:
-                with lock:
-                    states[name] = text
-                    summary = "; ".join(f"{n}: {s}" for n, s in states.items())
-                update(summary)
-
-            return progress
-
-        def run(target: ProbeTarget) -> None:
-            try:
-                wait_until_ready(
-                    target.name,
-                    target.kind,
-                    target.host,
-                    target.port,
-                    deadline=deadline,
-                    reporter=reporter,
-                    describe_remote=describe_once if describe_remote is not None else None,
-                    alive_check=alive_check,
-                    progress=progress_for(target.name),
-                    cancel=cancel,
-                    login=target.login,
-                )
-            except BaseException as exc:  # carried to the calling thread
-                with lock:
-                    errors.append(exc)
-                cancel.set()
-                return
-            with lock:
-                states[target.name] = "ready"
-
+    how = _Wait(deadline, reporter, describe_remote, alive_check, cancel, hint)
+    together = _Together(active, how)
+    with reporter.waiting(f"waiting for {len(active)} tunnel(s) to be ready") as update:
         threads = [
-            threading.Thread(target=run, args=(t,), name=f"probe-{t.name}", daemon=True)
+            threading.Thread(
+                target=together.run, args=(t, update), name=f"probe-{t.name}", daemon=True
+            )
             for t in active
         ]
         for thread in threads:
@@ -392,6 +392,6 @@ def wait_all(
         finally:
             # On Ctrl-C in the main thread the probers stop at their next round.
             cancel.set()
-    if errors:
-        raise errors[0]
+    if together.errors:
+        raise together.errors[0]
     reporter.detail(f"all {len(active)} tunnel(s) ready")

@@ -34,7 +34,7 @@ Sleep = Callable[[float], object]  # Event.wait returns a bool: fine
 class Jitter(StrEnum):
     NONE = "none"  # the delay as computed
     FULL = "full"  # uniform in [0, delay]: spreads a crowd of clients best
-    HALF = "half"  # uniform in [delay/2, delay]: flyctl's, keeps a floor
+    HALF = "half"  # uniform in [delay/2, delay]: keeps a floor
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def read_token(env: Mapping[str, str], name: str) -> str | None:
 
 
 def fly_token(env: Mapping[str, str]) -> str | None:
-    """``FLY_API_TOKEN``, else ``FLY_ACCESS_TOKEN`` (flyctl reads both)."""
+    """``FLY_API_TOKEN``, else ``FLY_ACCESS_TOKEN`` (Fly's own tools read both)."""
     return read_token(env, "FLY_API_TOKEN") or read_token(env, "FLY_ACCESS_TOKEN")
 
 

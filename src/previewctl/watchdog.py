@@ -10,7 +10,7 @@ previewctl writes to. previewctl tells it which groups to guard (``+PGID``) and 
 have ended (``-PGID``). When the pipe closes - previewctl exited or died, however - the
 watchdog ends every group still guarded: SIGTERM, a grace period, SIGKILL. On Linux it
 also reaches the processes of the group's session that moved to a process group of
-their own. (Tunnels need none of this: flyctl's ``--watch-stdin`` is their guard.)
+their own. (Tunnels need none of this: they exit when their stdin closes.)
 
 The watchdog has its own session (terminal signals pass it by) and imports nothing but
 the standard library: run as a script (``python -I -S watchdog.py``) it starts in a few

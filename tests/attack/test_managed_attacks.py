@@ -1,7 +1,7 @@
 """Hostile answers and odd input against the promise of `down` and `gc`.
 
 The promise (DESIGN.md): down and gc destroy only what previewctl made (the one rule
-of ops/managed.py) and gc destroys only what it KNOWS is done. Each test drives the
+of previewctl/managed.py) and gc destroys only what it KNOWS is done. Each test drives the
 installed console script against the loopback fakes with one hostile answer (Fly,
 GitHub, Vercel), one race or one odd input, and asserts what the contract demands:
 nothing that is not provably previewctl's is destroyed, no "bug in previewctl", exit
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from previewctl.ops import preview
+from previewctl import bookkeeping
 from previewctl.ops.gc_vercel import domain_pattern
 from previewctl.vercel_sync import managed_comment
 from tests.fakes.fly_api import FlyEmulator
@@ -76,7 +76,7 @@ def recent() -> str:
 def machine_config(pr_text: str, *, secret: str, last_up: str | None = None) -> dict[str, Any]:
     """A machine as `up` leaves it, except that its marker names the PR as ``pr_text``."""
     when = last_up or recent()
-    meta = preview.build_metadata(
+    meta = bookkeeping.build_metadata(
         {},
         pr=PR,
         branch=branch(PR),
@@ -85,7 +85,7 @@ def machine_config(pr_text: str, *, secret: str, last_up: str | None = None) -> 
         last_up=when,
         secrets={"pg_password": secret},
     )
-    meta[preview.KEY_PR] = pr_text
+    meta[bookkeeping.KEY_PR] = pr_text
     return {
         "guest": dict(GUEST),
         "containers": [{"name": "db", "image": "postgres:18"}],

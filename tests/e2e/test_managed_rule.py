@@ -1,4 +1,4 @@
-"""One rule for "managed" (ops/managed.py), as up, down, stop and status apply it.
+"""One rule for "managed" (previewctl/managed.py), as up, down, stop and status apply it.
 
 Each case injects an app that fails the rule, runs the installed console script,
 checks that nothing changed (Fly and Vercel), then removes the cause and shows that

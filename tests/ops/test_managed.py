@@ -1,4 +1,4 @@
-"""The one rule for "managed" (ops/managed.py), case by case, as a table."""
+"""The one rule for "managed" (previewctl/managed.py), case by case, as a table."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from previewctl.backends.base import Instance
+from previewctl.backends.fly.instances import instance_of
 from previewctl.backends.fly.models import Machine
 from previewctl.config import Config, load_config
 from previewctl.errors import NotManagedError
-from previewctl.ops.managed import Standing, judge, name_pr, require
+from previewctl.managed import Standing, judge, name_pr, require
 from tests.support.project import BASIC_TOML, Project
 
 APP = "pr-5-svc"
@@ -28,7 +30,7 @@ def machine(
     host: str | None = "ok",
     state: str = "started",
     mid: str = "m1",
-) -> Machine:
+) -> Instance:
     meta: dict[str, str] = {"previewctl": "1"} if marker else {"owner": "someone"}
     if pr is not None and marker:
         meta["previewctl_pr"] = str(pr)
@@ -37,10 +39,10 @@ def machine(
         raw["config"] = {"metadata": meta}
     else:  # what Fly sends while the host is in trouble
         raw["incomplete_config"] = {"metadata": meta}
-    return Machine.model_validate(raw)
+    return instance_of(Machine.model_validate(raw))  # as Fly sends it, as ops see it
 
 
-CASES: list[tuple[str, str, str | None, list[Machine], Standing, str]] = [
+CASES: list[tuple[str, str, str | None, list[Instance], Standing, str]] = [
     ("ours", APP, "acme", [machine()], Standing.MANAGED, ""),
     ("two of ours", APP, "acme", [machine(), machine(mid="m2")], Standing.MANAGED, ""),
     (
@@ -125,7 +127,7 @@ def test_the_rule(
     config: Config,
     app: str,
     org: str | None,
-    machines: list[Machine],
+    machines: list[Instance],
     standing: Standing,
     reason: str,
 ) -> None:

@@ -47,7 +47,7 @@ def preview_metadata(
     last_up: datetime | None,
     secrets: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The marker and bookkeeping `up` writes (keys from previewctl.ops.preview)."""
+    """The marker and bookkeeping `up` writes (keys from previewctl.bookkeeping)."""
     meta = {
         "previewctl": "1",
         "previewctl_pr": str(pr),

@@ -1,57 +1,35 @@
 """`doctor`: check a set-up with read-only calls, every problem at once, a hint for each.
 
-Only GET requests and ``flyctl version``: nothing is created, changed or removed.
+Only GET requests and the backend's read-only checks: nothing is created, changed or
+removed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import re
-import signal
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from previewctl import template
-from previewctl.backends.fly.settings import MACAROON_PREFIXES
-from previewctl.backends.fly.tunnels import find_flyctl, flyctl_env
+from previewctl.backends.base import FAIL, PASS, SKIP, WARN, Check
 from previewctl.clients.http import RetryPolicy
 from previewctl.config import Config
 from previewctl.errors import ApiError, InputError, PreviewctlError
 from previewctl.ops.runtime import Runtime
 from previewctl.target import Target
 from previewctl.template import TemplateError
-from previewctl.tokens import TOKEN_VARS, fly_token, read_token, register_tokens
+from previewctl.tokens import read_token, register_tokens
 
-PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 _MARKS = {PASS: "✓", WARN: "!", FAIL: "✗", SKIP: "-"}
 EXAMPLE = Target(pr=1, branch="feature-branch")
 # Answers within seconds, not the minutes a real run rides out.
 DOCTOR_RETRY = RetryPolicy(deadline=15.0, attempts=3, max_wait=2.0)
-_VERSION_RE = re.compile(r"v?(\d+\.\d+\.\d+\S*)")
-_ORG_HINT = "list your orgs with `flyctl orgs list`; create an org token: `flyctl tokens create org"
-FLYCTL_TIMEOUT = 10.0
 _NETWORK_HINTS = {
-    "Fly": "check the network and FLY_API_BASE_URL (default https://api.machines.dev)",
     "Vercel": "check the network and VERCEL_API_URL (default https://api.vercel.com); "
     "a 429 or 5xx is Vercel's side: run doctor again later",
     "GitHub": "check the network and GITHUB_API_URL (default https://api.github.com)",
 }
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str
-    detail: str
-    hint: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "detail": self.detail, "hint": self.hint}
 
 
 def _api_problem(exc: PreviewctlError) -> str:
@@ -80,98 +58,6 @@ def check_config(rt: Runtime) -> tuple[Config | None, list[Check]]:
             )
         )
     return config, checks
-
-
-def check_fly(rt: Runtime, config: Config | None) -> list[Check]:
-    unchecked = Check("fly org", SKIP, "no usable Fly token: the org is not checked")
-    try:
-        token = fly_token(rt.env)
-    except InputError as exc:
-        return [Check("fly token", FAIL, str(exc), exc.hint), unchecked]
-    if not token:
-        hint = "create one with `flyctl tokens create org ORG`; in Actions, a repository secret"
-        return [Check("fly token", FAIL, "FLY_API_TOKEN is not set (or blank)", hint), unchecked]
-    bare = token.rpartition(" ")[2]
-    kind = "a macaroon (FlyV1)" if bare.startswith(MACAROON_PREFIXES) else "a Bearer"
-    token_check = Check("fly token", PASS, f"FLY_API_TOKEN is set: {kind} token")
-    if config is None:
-        return [token_check, Check("fly org", SKIP, "no valid config: the org is unknown")]
-    org = config.model.app.org
-    return [token_check, _guarded("fly org", "Fly", functools.partial(check_org, rt, org))]
-
-
-def check_org(rt: Runtime, org: str) -> Check:
-    try:
-        apps = rt.fly().list_apps(org)
-    except PreviewctlError as exc:
-        status = exc.status if isinstance(exc, ApiError) else None
-        if status == 401:
-            detail = f"Fly rejected the token: {_api_problem(exc)}"
-        elif status in (403, 404):
-            detail = (
-                f"the token cannot list apps in org {org!r} ({_api_problem(exc)}): the org "
-                "slug is wrong, or it is a deploy token (scoped to one app; previewctl "
-                "creates an app per PR)"
-            )
-        else:
-            hint = exc.hint or _NETWORK_HINTS["Fly"]
-            return Check("fly org", FAIL, f"could not ask Fly: {exc}", hint)
-        return Check("fly org", FAIL, detail, f"{_ORG_HINT} {org}`")
-    detail = f"the token lists apps in org {org!r} ({len(apps)} now): it can create previews"
-    return Check("fly org", PASS, detail)
-
-
-def _flyctl_version(path: str, env: dict[str, str]) -> tuple[int, str, str]:
-    """``flyctl version`` in its own process group: it and all it started end with it."""
-    proc = subprocess.Popen(
-        [path, "version"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=FLYCTL_TIMEOUT)
-    except BaseException:  # a timeout, Ctrl-C or SIGTERM: nothing of it stays behind
-        _end_group(proc)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=5)
-        proc.wait()
-        raise
-    _end_group(proc)  # what it left running in the background goes too
-    return proc.returncode, out, err
-
-
-def _end_group(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def check_flyctl(rt: Runtime, config: Config | None) -> list[Check]:
-    if config is not None and not config.model.tunnels:
-        return [Check("flyctl", SKIP, "no [tunnels] configured: flyctl is not needed")]
-    try:
-        path = find_flyctl(rt.env)
-    except InputError as exc:
-        return [Check("flyctl", FAIL, str(exc), exc.hint)]
-    # `flyctl version` needs no credentials: it gets none of previewctl's.
-    env = {k: v for k, v in flyctl_env(rt.env).items() if k not in TOKEN_VARS}
-    try:
-        code, out, err = _flyctl_version(path, {**env, "FLY_NO_UPDATE_CHECK": "1"})
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        hint = f"run `{path} version` yourself to see why; reinstall flyctl"
-        return [Check("flyctl", FAIL, f"{path} did not run: {exc}", hint)]
-    tail = (err or out).strip()[-200:]
-    if code != 0:
-        hint = f"run `{path} version` yourself to see why; reinstall flyctl"
-        return [Check("flyctl", FAIL, f"{path} version exited {code}: {tail}", hint)]
-    found = _VERSION_RE.search(out)
-    if found is None:
-        hint = "check that PREVIEWCTL_FLYCTL (or flyctl on PATH) is Fly's flyctl"
-        return [Check("flyctl", WARN, f"{path} version gave no version: {tail}", hint)]
-    return [Check("flyctl", PASS, f"{path}: version {found.group(1)}")]
 
 
 def _parents(domain: str) -> list[str]:
@@ -346,8 +232,7 @@ def run_doctor(rt: Runtime) -> list[Check]:
     register_tokens(rt.env)
     config, checks = check_config(rt)
     steps: list[Callable[[], list[Check]]] = [
-        lambda: check_fly(rt, config),
-        lambda: check_flyctl(rt, config),
+        lambda: rt.platform.doctor(rt.env, config, retry=rt.retry, on_request=rt.reporter.detail),
         lambda: check_vercel(rt, config) if config is not None else [],
         lambda: check_github(rt),
     ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from previewctl.ops import comment, managed, preview
+from previewctl import bookkeeping
+from previewctl.managed import require
+from previewctl.ops import comment
 from previewctl.ops.preflight import down_branch, local_problems, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.up import skip_without_secrets
@@ -20,15 +22,16 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     local_problems(rt, target, tunnels=False, vercel=True).raise_if_any()
     config = rt.config
     app = config.app_name(target.pr)
-    fly = rt.fly()
+    backend = rt.backend()
     result: dict[str, Any] = {"pr": target.pr, "app": app, "app_deleted": False, "vercel": {}}
 
     with rt.reporter.phase("find preview"):
-        # The one rule (ops/managed.py), before anything is deleted, Vercel included.
-        verdict = managed.inspect(fly, config, target.pr)
+        # The one rule (previewctl.managed), before anything is deleted, Vercel included.
+        verdict = backend.find(target.pr)
         existing = verdict is not None
-        machines = list(managed.require(verdict, "down")) if verdict is not None else []
-    recorded = preview.PreviewInfo.of(preview.pick_survivor(machines)).branch if machines else None
+        instances = list(require(verdict, "down")) if verdict is not None else []
+    survivor = bookkeeping.pick_survivor(instances) if instances else None
+    recorded = bookkeeping.PreviewInfo.of(survivor).branch if survivor else None
     # Bad input is found before the first deletion: a branch that is not the PR's.
     target = Target(pr=target.pr, branch=down_branch(rt, target, recorded), repo=target.repo)
 
@@ -49,10 +52,10 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
         else:
             # Judged again: a machine put into the app while Vercel was cleaned makes it
             # someone else's, and deleting the app would take that machine with it.
-            again = managed.inspect(fly, config, target.pr)
+            again = backend.find(target.pr)
             if again is not None:
-                managed.require(again, "down")
-            deleted = again is not None and fly.delete_app(app)
+                require(again, "down")
+            deleted = again is not None and backend.destroy(app)
             result["app_deleted"] = deleted
             rt.reporter.success(f"destroyed Fly app {app}" if deleted else f"{app} already gone")
 

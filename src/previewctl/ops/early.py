@@ -19,7 +19,7 @@ from typing import Any
 
 from previewctl import redact
 from previewctl.errors import PreviewctlError
-from previewctl.ops.machine import converge_machine
+from previewctl.ops.desired import desired
 from previewctl.ops.runtime import Runtime
 from previewctl.target import Target
 
@@ -83,7 +83,7 @@ def start_early(rt: Runtime, target: Target) -> dict[str, Any]:
     rt.actions.set_outputs(
         {
             "app": app,
-            "hostname": f"{app}.fly.dev",
+            "hostname": rt.platform.hostname(app),
             "pr": str(target.pr),
             "branch": target.branch or "",
         }
@@ -91,14 +91,14 @@ def start_early(rt: Runtime, target: Target) -> dict[str, Any]:
     try:
         with rt.reporter.phase("fly machine"):
             deadline = time.monotonic() + config.model.timeouts.machine
-            result = converge_machine(rt, target, deadline=deadline)
+            result = rt.backend().converge(desired(rt, target), deadline=deadline, wait=False)
     except Exception as exc:  # whatever it was, the later `up` of the job says so
         record.record(exc)
         raise
     record.clear()
     what = ", ".join(result.actions) if result.actions else "no change"
     rt.reporter.success(
-        f"machine {result.machine.id} accepted by Fly ({what}); "
+        f"machine {result.instance.id} accepted by Fly ({what}); "
         "`previewctl up` waits for it and does the rest"
     )
     return {
@@ -106,7 +106,7 @@ def start_early(rt: Runtime, target: Target) -> dict[str, Any]:
         "branch": target.branch,
         "app": app,
         "hostname": result.hostname,
-        "machine": {"id": result.machine.id, "state": result.machine.state},
+        "machine": {"id": result.instance.id, "state": result.instance.state},
         "actions": result.actions,
         "waited": False,
     }

@@ -1,6 +1,6 @@
 """`gc`: destroy previews nobody needs any more, and sweep orphaned Vercel vars.
 
-Safety rules (DESIGN.md): only an app the one rule of ops/managed.py calls managed is
+Safety rules (DESIGN.md): only an app the one rule of previewctl/managed.py calls managed is
 ever touched; everything else is a "not managed" row, and an app with a machine whose
 config Fly cannot show is an "undecided" row. gc destroys only what it KNOWS is done:
 a PR is taken for closed, merged or missing only when GitHub said so. When its state
@@ -20,18 +20,15 @@ per minute.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from previewctl.backends.fly.client import FlyClient
-from previewctl.backends.fly.models import Machine
-from previewctl.backends.fly.pricing import Prices, hourly_cost
+from previewctl.backends.base import Instance, PreviewBackend
 from previewctl.durations import parse_duration
-from previewctl.errors import ApiError, ConflictError, InputError, PreviewctlError
+from previewctl.errors import ApiError, InputError, PreviewctlError
 from previewctl.ops.gc_rules import (
     DESTROY,
     KEEP,
@@ -56,7 +53,6 @@ from previewctl.ops.runtime import Runtime
 # under that in any 60 s window: 10 + 60 × 1.5 = 100.
 DELETE_RATE = 1.5
 DELETE_BURST = 10.0
-STOP_LEASE_TTL = 60
 
 
 class Pacer:
@@ -97,12 +93,11 @@ class Pacer:
 @dataclass
 class _Sweep:
     rt: Runtime
-    fly: FlyClient
+    backend: PreviewBackend
     dry_run: bool
     now: datetime
     max_age: float
     stop_after: float | None
-    prices: Prices
     open_prs: set[int] | None
     pacer: Pacer
     lookup_error: str | None = None
@@ -162,10 +157,7 @@ class _Sweep:
         return row
 
     def _cost_per_day(self, scan: AppScan) -> float:
-        hourly = (
-            hourly_cost(m.config.get("guest"), m.state, self.prices) for m in scan.managed_machines
-        )
-        return round(sum(hourly) * 24, 4)
+        return round(sum(self.backend.cost(m, self.now).per_day for m in scan.managed_machines), 4)
 
     def _destroy(self, scan: AppScan, row: GcRow) -> None:
         row.saved_per_day = row.cost_per_day
@@ -175,7 +167,7 @@ class _Sweep:
         self.pacer.take()
         if not self._still_managed(scan, row):
             return
-        existed = self.fly.delete_app(scan.app)
+        existed = self.backend.destroy(scan.app)
         if not existed:
             row.reason += " (already gone)"
         self.rt.reporter.info(f"destroyed {scan.app}: {row.reason}")
@@ -188,7 +180,7 @@ class _Sweep:
         take that machine with it.
         """
         config = self.rt.config
-        fresh = scan_app(self.fly, config, scan.app, scan.pr, org=config.model.app.org)
+        fresh = scan_app(self.backend, config, scan.app, scan.pr, org=config.model.app.org)
         if fresh.gone:
             row.reason += " (already gone)"
             return False
@@ -211,28 +203,18 @@ class _Sweep:
             return
         stopped = 0.0
         for machine in started:
-            try:
-                lease = self.fly.acquire_lease(scan.app, machine.id, ttl=STOP_LEASE_TTL)
-            except ConflictError:
+            if not self.backend.stop_if_idle(scan.app, machine):
                 # Someone (an `up`, a `resume`) is working on it right now: not idle.
                 row.action = KEEP
                 row.reason = f"machine {machine.id} is leased by another run; left running"
                 break
-            try:
-                self.fly.stop_machine(scan.app, machine.id, nonce=lease.nonce)
-            finally:
-                # a lease we fail to release expires on its own after STOP_LEASE_TTL
-                with contextlib.suppress(ApiError):
-                    self.fly.release_lease(scan.app, machine.id, lease.nonce)
             stopped += self._stop_saving(machine)
         row.saved_per_day = round(stopped, 4)
         if row.action == STOP:
             self.rt.reporter.info(f"stopped {scan.app}: {row.reason}")
 
-    def _stop_saving(self, machine: Machine) -> float:
-        guest = machine.config.get("guest")
-        running = hourly_cost(guest, "started", self.prices)
-        return (running - hourly_cost(guest, "stopped", self.prices)) * 24
+    def _stop_saving(self, machine: Instance) -> float:
+        return self.backend.cost(machine, self.now).stop_saves_per_day
 
 
 def _max_age(rt: Runtime, max_age: str | None) -> float:
@@ -281,13 +263,13 @@ def run_gc(
     # Everything that is bad input is found here, before the first request, all at once.
     check_all(
         lambda: _max_age(rt, max_age),
-        rt.fly,
+        rt.backend,
         lambda: rt.github() if rt.repo else None,
         lambda: rt.vercel() if rt.vercel_configured() else None,
     )
     max_age_seconds = _max_age(rt, max_age)
     config = rt.config
-    fly = rt.fly()
+    backend = rt.backend()
     repo = rt.repo
     if repo:
         rt.github()  # GITHUB_REPOSITORY without GITHUB_TOKEN is a setup error, not "unknown"
@@ -306,12 +288,11 @@ def run_gc(
 
     sweep = _Sweep(
         rt=rt,
-        fly=fly,
+        backend=backend,
         dry_run=dry_run,
         now=now or datetime.now(UTC),
         max_age=max_age_seconds,
         stop_after=gc_config.stop_after,
-        prices=Prices.from_config(config.model.pricing),
         open_prs=open_prs,
         pacer=pacer or Pacer(DELETE_RATE, DELETE_BURST),
         lookup_error=result.lookup_error,

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from previewctl.backends import platform
 from previewctl.errors import InputError, PreviewctlError
 
 TEMPLATES = ("agents", "postgres")
@@ -169,10 +170,7 @@ def next_steps(config_text: str, action: str) -> list[str]:
     data = tomllib.loads(config_text)
     org = data["app"]["org"]
     projects = sorted((data.get("vercel") or {}).get("projects") or {})
-    steps = [
-        "add the repository secret FLY_API_TOKEN (Settings > Secrets and variables > "
-        f"Actions): an org token, `flyctl tokens create org {org}`",
-    ]
+    steps = [platform().credentials_step(org)]
     if projects:
         steps.append(
             "add the repository secret VERCEL_TOKEN (a token that can read and "

@@ -6,9 +6,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from previewctl.backends.fly.models import Machine
+from previewctl import bookkeeping
+from previewctl.backends.base import Instance
 from previewctl.errors import PreviewctlError
-from previewctl.ops import comment, managed, preview
+from previewctl.managed import require
+from previewctl.ops import comment
 from previewctl.ops.preflight import check_all, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.target import Target
@@ -18,23 +20,23 @@ from previewctl.target import Target
 class Found:
     target: Target
     app: str
-    machine: Machine
+    instance: Instance
     secrets: dict[str, str]
 
 
 def find_preview(rt: Runtime, target: Target, *, command: str = "previewctl") -> Found:
-    """The PR's managed machine (the one rule: ops/managed.py), or a clear error."""
+    """The PR's managed machine (the one rule: previewctl.managed), or a clear error."""
     app = rt.config.app_name(target.pr)
-    verdict = managed.inspect(rt.fly(), rt.config, target.pr)
+    verdict = rt.backend().find(target.pr)
     if verdict is None:
         raise PreviewctlError(
             f"PR #{target.pr} has no preview (no Fly app {app})",
             hint=f"create it with `previewctl up --pr {target.pr}`",
         )
-    machine = preview.pick_survivor(list(managed.require(verdict, command)))
-    secrets = preview.read_secrets(machine)
+    instance = bookkeeping.pick_survivor(list(require(verdict, command)))
+    secrets = bookkeeping.read_secrets(instance)
     if target.branch is None:
-        info = preview.PreviewInfo.of(machine)
+        info = bookkeeping.PreviewInfo.of(instance)
         target = Target(
             pr=target.pr,
             branch=info.branch,
@@ -42,28 +44,20 @@ def find_preview(rt: Runtime, target: Target, *, command: str = "previewctl") ->
             repo=target.repo,
             from_event=target.from_event,
         )
-    return Found(target, app, machine, secrets)
+    return Found(target, app, instance, secrets)
 
 
 def run_stop(rt: Runtime, pr: str) -> dict[str, Any]:
     target = resolve(rt, pr, None)
-    check_all(lambda: rt.config.app_name(target.pr), rt.fly)
+    check_all(lambda: rt.config.app_name(target.pr), rt.backend)
     found = find_preview(rt, target, command="stop")
-    fly = rt.fly()
-    machine = found.machine
+    instance = found.instance
     deadline = time.monotonic() + rt.config.model.timeouts.machine
-    if machine.state in ("stopped", "suspended"):
-        rt.reporter.info(f"machine {machine.id} is already {machine.state}")
+    if instance.state in ("stopped", "suspended"):
+        rt.reporter.info(f"machine {instance.id} is already {instance.state}")
     else:
-        with (
-            rt.reporter.phase("stop"),
-            fly.lease(found.app, machine.id, deadline=deadline) as nonce,
-        ):
-            rt.reporter.info(f"stopping machine {machine.id} of {found.app}")
-            fly.stop_machine(found.app, machine.id, nonce=nonce)
-            with rt.reporter.waiting(f"machine {machine.id}") as update:
-                update("waiting for state 'stopped'")
-                fly.wait(found.app, machine.id, "stopped", deadline=deadline)
+        with rt.reporter.phase("stop"):
+            rt.backend().stop(found.app, instance, deadline=deadline)
         rt.reporter.success(
             f"stopped {found.app}: it costs only storage now; `previewctl resume --pr {target.pr}` "
             "brings it back (data is re-created by the steps)"
@@ -78,4 +72,4 @@ def run_stop(rt: Runtime, pr: str) -> dict[str, Any]:
                 rows=[("Fly app", f"`{found.app}`")],
             ),
         )
-    return {"pr": target.pr, "app": found.app, "machine": machine.id, "state": "stopped"}
+    return {"pr": target.pr, "app": found.app, "machine": instance.id, "state": "stopped"}

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from previewctl import step_kinds, template
+from previewctl.backends import platform
 from previewctl.config import Config
 from previewctl.errors import ConfigError
 from previewctl.ops.preflight import check_all
@@ -96,7 +97,7 @@ def build_plan(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any
         "secrets": {name: SECRET_SHOWN for name in model.secrets.generate},
         "tunnels": {
             name: {
-                "remote": f"<machine>.vm.{app}.internal:{t.remote_port}",
+                "remote": platform().tunnel_route(str(app), t.remote_port),
                 "local_port": t.local_port or "any free port",
                 "check": t.check,
                 "login": None
@@ -159,7 +160,7 @@ def render_plan(plan: dict[str, Any]) -> str:
         lines.append(f"  secrets (generated once per preview): {', '.join(plan['secrets'])}")
     if plan["tunnels"]:
         lines.append("")
-        lines.append("Tunnels (flyctl proxy)")
+        lines.append(f"Tunnels ({platform().tunnel_tool})")
         for name, t in plan["tunnels"].items():
             check = t["check"]
             if t["login"]:

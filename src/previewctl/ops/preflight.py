@@ -1,6 +1,6 @@
 """Everything that is bad input, found before the first change and reported together.
 
-Local checks (the target, the config, credentials, flyctl, tunnel ports) need no
+Local checks (the target, the config, credentials, the tunnel tool, tunnel ports) need no
 network. The branch checks read, and never write: the PR's head branch from the
 GitHub API or the preview's metadata, and each Vercel project's production branch.
 """
@@ -12,14 +12,16 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from previewctl.backends.fly.tunnels import LOCAL_HOST, find_flyctl
+from previewctl import bookkeeping
 from previewctl.config import Config
 from previewctl.errors import ApiError, InputError, NotFoundError, Problems
-from previewctl.ops import managed, preview
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import check_step_files
 from previewctl.ops.vercel_ops import domain_urls, require_branch
 from previewctl.target import Target, require_target
+
+# Tunnels listen on the loopback interface only.
+LOOPBACK = "127.0.0.1"
 
 
 def resolve(rt: Runtime, pr: str | None, branch: str | None) -> Target:
@@ -33,7 +35,7 @@ def resolve(rt: Runtime, pr: str | None, branch: str | None) -> Target:
         with problems.check():
             _ = rt.config
         with problems.check():
-            rt.fly()
+            rt.backend()
         problems.raise_if_any()
         raise  # pragma: no cover - raise_if_any raised
 
@@ -112,7 +114,8 @@ def local_problems(
         if steps is not None:
             with problems.check():
                 check_step_files(config, rt.values(target), steps)
-    for make in (rt.fly, rt.vercel) if vercel and config and rt.vercel_configured() else (rt.fly,):
+    needs_vercel = vercel and config is not None and rt.vercel_configured()
+    for make in (rt.backend, rt.vercel) if needs_vercel else (rt.backend,):
         try:
             make()
         except InputError as exc:
@@ -126,7 +129,7 @@ def local_problems(
             domain_urls(rt, rt.values(target))  # none may render empty
     if config is not None and tunnels and config.model.tunnels:
         with problems.check():
-            find_flyctl(rt.env)
+            rt.platform.check_tunnel_tool(rt.env)
         for problem in port_problems(config):
             problems.add(problem)
     return problems
@@ -150,10 +153,10 @@ def port_problems(config: Config) -> list[InputError]:
         if not tunnel.local_port:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            # flyctl (Go) listens with SO_REUSEADDR: a port in TIME_WAIT is free to it too
+            # the tunnel listens with SO_REUSEADDR: a port in TIME_WAIT is free to it too
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                probe.bind((LOCAL_HOST, tunnel.local_port))
+                probe.bind((LOOPBACK, tunnel.local_port))
             except OSError as exc:
                 why = (
                     "is already in use"
@@ -200,11 +203,11 @@ def pr_head_branch(rt: Runtime, target: Target, *, metadata: bool = True) -> Hea
 
 def recorded_branch(rt: Runtime, pr: int) -> str | None:
     """The branch recorded on the PR's managed preview (read-only; None without one)."""
-    verdict = managed.inspect(rt.fly(), rt.config, pr)
+    verdict = rt.backend().find(pr)
     if verdict is None or not verdict.managed or not verdict.machines:
         return None
-    survivor = preview.pick_survivor(list(verdict.machines))
-    return preview.PreviewInfo.of(survivor).branch
+    survivor = bookkeeping.pick_survivor(list(verdict.machines))
+    return bookkeeping.PreviewInfo.of(survivor).branch
 
 
 def check_pr_branch(rt: Runtime, target: Target) -> None:

@@ -7,11 +7,10 @@ import sys
 import time
 
 from previewctl import redact, template
-from previewctl.backends.fly.tunnels import TunnelSet
+from previewctl.backends.base import Tunnels
 from previewctl.errors import PreviewctlError
 from previewctl.ops.envcmd import step_env
 from previewctl.ops.lifecycle import Found, find_preview
-from previewctl.ops.machine import wait_healthy
 from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
@@ -20,24 +19,22 @@ from previewctl.ops.vercel_ops import domain_urls
 
 def _find(rt: Runtime, pr: str) -> Found:
     target = resolve(rt, pr, None)
-    preflight(rt, target, tunnels=True, vercel=False)  # flyctl and free ports before a start
+    preflight(rt, target, tunnels=True, vercel=False)  # tunnel tool, free ports: before a start
     return find_preview(rt, target)
 
 
 def _start(rt: Runtime, found: Found) -> None:
-    fly = rt.fly()
-    machine = found.machine
+    backend = rt.backend()
     deadline = time.monotonic() + rt.config.model.timeouts.machine
     with rt.reporter.phase("start machine"):
-        if machine.state in ("stopped", "suspended", "created"):
-            with fly.lease(found.app, machine.id, deadline=deadline) as nonce:
-                rt.reporter.info(f"starting machine {machine.id} of {found.app}")
-                fly.start_machine(found.app, machine.id, nonce=nonce)
-        machine = wait_healthy(fly, found.app, machine.id, deadline=deadline, reporter=rt.reporter)
-        rt.reporter.success(f"machine {machine.id} is started and healthy")
+        backend.start(found.app, found.instance, deadline=deadline)
+        ready = backend.wait_ready(
+            found.app, found.instance.id, deadline=deadline, reporter=rt.reporter
+        )
+        rt.reporter.success(f"machine {ready.id} is started and healthy")
 
 
-def _hold(rt: Runtime, tunnels: TunnelSet | None) -> None:
+def _hold(rt: Runtime, tunnels: Tunnels | None) -> None:
     """Keep the tunnels up until Ctrl-C; a tunnel that dies ends the command."""
     if tunnels is None:
         return
@@ -73,8 +70,7 @@ def run_resume(rt: Runtime, pr: str, *, json_output: bool = False) -> None:
     _start(rt, found)
     values = rt.values(found.target, secrets=found.secrets)
     values.vercel_urls = domain_urls(rt, values)
-    fly = rt.fly()
-    with open_tunnels(rt, found.app, found.machine.id, values, fly=fly) as tunnels:
+    with open_tunnels(rt, found.app, found.instance.id, values) as tunnels:
         run_steps(
             rt,
             rt.config.model.steps,
@@ -91,14 +87,14 @@ def run_tunnel(rt: Runtime, pr: str, *, json_output: bool = False) -> None:
     found = _find(rt, pr)
     if not rt.config.model.tunnels:
         raise PreviewctlError("the config has no [tunnels]")
-    if found.machine.state != "started":
+    if found.instance.state != "started":
         raise PreviewctlError(
-            f"machine {found.machine.id} is {found.machine.state}",
+            f"machine {found.instance.id} is {found.instance.state}",
             hint=f"start it with `previewctl resume --pr {found.target.pr}`",
         )
     values = rt.values(found.target, secrets=found.secrets)
     values.vercel_urls = domain_urls(rt, values)
-    with open_tunnels(rt, found.app, found.machine.id, values, fly=rt.fly()) as tunnels:
+    with open_tunnels(rt, found.app, found.instance.id, values) as tunnels:
         if json_output:
             ports = {n: {"host": h, "port": p} for n, (h, p) in values.tunnels.items()}
             sys.stdout.write(redact.scrub(json.dumps({"app": found.app, "tunnels": ports})) + "\n")

@@ -1,6 +1,8 @@
-"""What every command shares: the environment, the config, the reporter, the clients.
+"""What every command shares: the environment, the config, the reporter, the backend
+where previews run, and the clients.
 
-Clients are built lazily, so a command asks only for the credentials its work needs.
+The backend and the clients are built lazily, so a command asks only for the
+credentials its work needs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from pathlib import Path
 
 from previewctl import template
 from previewctl.actions import GitHubActions
-from previewctl.backends.fly.client import FlyClient, build_fly_client
+from previewctl.backends import platform
+from previewctl.backends.base import Platform, PreviewBackend
 from previewctl.clients.github import GitHubClient
 from previewctl.clients.http import RetryPolicy, build_http_client
 from previewctl.clients.vercel import VercelClient
@@ -33,7 +36,7 @@ class Runtime:
     config_path: Path
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     _config: Config | None = None
-    _fly: FlyClient | None = None
+    _backend: PreviewBackend | None = None
     _vercel: VercelClient | None = None
     _github: GitHubClient | None = None
 
@@ -71,7 +74,7 @@ class Runtime:
             pr=target.pr,
             branch=target.branch or "",
             app_name=app,
-            app_hostname=f"{app}.fly.dev",
+            app_hostname=self.platform.hostname(app),
             secrets=dict(secrets or {}),
             env=self.env,
         )
@@ -80,10 +83,18 @@ class Runtime:
     def _log(self, line: str) -> None:
         self.reporter.detail(line)
 
-    def fly(self) -> FlyClient:
-        if self._fly is None:
-            self._fly = build_fly_client(self.env, retry=self.retry, on_request=self._log)
-        return self._fly
+    @property
+    def platform(self) -> Platform:
+        """Where previews run, as known without credentials."""
+        return platform()
+
+    def backend(self) -> PreviewBackend:
+        """Where previews run; InputError when its token is missing or unusable."""
+        if self._backend is None:
+            self._backend = self.platform.open(
+                self.env, lambda: self.config, self.reporter, retry=self.retry
+            )
+        return self._backend
 
     def vercel_configured(self) -> bool:
         vercel = self.config.model.vercel

@@ -71,13 +71,13 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
                     rt.reporter.info(f"{name}: {ready.uid} is READY at {url}")
         # Tunnels only when a seed step names one.
         opened = (
-            open_tunnels(rt, found.app, found.machine.id, values, fly=rt.fly())
+            open_tunnels(rt, found.app, found.instance.id, values)
             if needs_tunnels
             else contextlib.nullcontext(None)
         )
         with opened as tunnels:
             run_steps(rt, config.model.seed, values, section="seed", tunnels=tunnels)
-    rows = [("Fly app", f"`{found.app}`"), ("Hostname", f"`{found.app}.fly.dev`")]
+    rows = [("Fly app", f"`{found.app}`"), ("Hostname", f"`{rt.platform.hostname(found.app)}`")]
     rows += [(f"{n} (branch domain)", u) for n, u in domain_urls(rt, values).items()]
     rows += [(f"{n} (deployment)", u) for n, u in deployments.items()]
     comment.publish(

@@ -10,8 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from previewctl import template
-from previewctl.backends.fly.client import FlyClient
-from previewctl.backends.fly.tunnels import TunnelSet, TunnelSpec, find_flyctl
+from previewctl.backends.base import TunnelRequest, Tunnels
 from previewctl.config import Config, TunnelSection
 from previewctl.errors import ConfigError, PreviewctlError, TunnelError
 from previewctl.ops.runtime import Runtime
@@ -21,54 +20,36 @@ from previewctl.step_kinds import Prepared, Render, StepConfig, StepRunner
 from previewctl.template import TemplateError
 
 
-def tunnel_specs(rt: Runtime, app: str, machine_id: str) -> list[TunnelSpec]:
+def tunnel_requests(rt: Runtime) -> list[TunnelRequest]:
     return [
-        TunnelSpec(
-            name=name,
-            app=app,
-            remote_host=f"{machine_id}.vm.{app}.internal",
-            remote_port=t.remote_port,
-            local_port=t.local_port,
-        )
+        TunnelRequest(name=name, remote_port=t.remote_port, local_port=t.local_port)
         for name, t in rt.config.model.tunnels.items()
     ]
 
 
 @contextmanager
 def open_tunnels(
-    rt: Runtime,
-    app: str,
-    machine_id: str,
-    values: template.Values,
-    *,
-    fly: FlyClient | None = None,
-) -> Iterator[TunnelSet | None]:
+    rt: Runtime, app: str, instance_id: str, values: template.Values
+) -> Iterator[Tunnels | None]:
     """Open every configured tunnel, probe each through it, fill ``values.tunnels``.
 
     The tunnels are closed when the block ends, however it ends.
     """
-    specs = tunnel_specs(rt, app, machine_id)
-    if not specs:
+    requests = tunnel_requests(rt)
+    if not requests:
         yield None
         return
     timeouts = rt.config.model.timeouts
-    tunnels = TunnelSet(
-        specs,
-        flyctl=find_flyctl(rt.env),
-        env=rt.env,
-        reporter=rt.reporter,
-        start_timeout=timeouts.tunnel,
-    )
+    backend = rt.backend()
+    tunnels = backend.tunnels(app, instance_id, requests, start_timeout=timeouts.tunnel)
     with rt.reporter.phase("tunnels"), tunnels:
         values.tunnels = {n: (t.host, t.port) for n, t in tunnels.tunnels.items()}
         for name, t in tunnels.tunnels.items():
-            rt.reporter.info(f"tunnel {name}: localhost:{t.port} -> {t.spec.remote_port}")
+            rt.reporter.info(f"tunnel {name}: localhost:{t.port} -> {t.remote_port}")
 
         def describe() -> str:
-            if fly is None:
-                return ""
             try:
-                return fly.get_machine(app, machine_id).describe_health()
+                return backend.describe(app, instance_id)
             except PreviewctlError as exc:
                 return f"(machine state unavailable: {exc})"
 
@@ -88,6 +69,7 @@ def open_tunnels(
             reporter=rt.reporter,
             describe_remote=describe,
             alive_check=tunnels.check_alive,
+            hint=rt.platform.logs_hint,
         )
         yield tunnels
 
@@ -157,7 +139,7 @@ def _step_may_retry(exc: BaseException) -> bool:
     return isinstance(exc, PreviewctlError) and not isinstance(exc, TunnelError)
 
 
-def _run_once(prepared: Prepared, runner: StepRunner, tunnels: TunnelSet | None) -> None:
+def _run_once(prepared: Prepared, runner: StepRunner, tunnels: Tunnels | None) -> None:
     try:
         prepared.execute(runner)
     except PreviewctlError as exc:
@@ -182,7 +164,7 @@ def run_steps(
     values: template.Values,
     *,
     section: str,
-    tunnels: TunnelSet | None = None,
+    tunnels: Tunnels | None = None,
 ) -> None:
     """Run steps in order; a failure stops the run (after saying which tunnel died, if one did)."""
     if not steps:

@@ -8,13 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from previewctl import template
-from previewctl.backends.fly.models import Machine
-from previewctl.backends.fly.pricing import Prices, describe_size, estimate
+from previewctl import bookkeeping, template
+from previewctl.backends.base import Instance, PreviewBackend
 from previewctl.errors import PreviewctlError
-from previewctl.ops import managed, preview
+from previewctl.managed import NOT_MANAGED, UNKNOWN
 from previewctl.ops.inventory import AppScan, scan_previews
-from previewctl.ops.managed import NOT_MANAGED, UNKNOWN
 from previewctl.ops.preflight import check_all
 from previewctl.ops.runtime import Runtime
 from previewctl.target import parse_pr
@@ -32,10 +30,12 @@ def _age(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else max(0.0, (now - then).total_seconds())
 
 
-def machine_row(scan: AppScan, machine: Machine, now: datetime, prices: Prices) -> dict[str, Any]:
-    info = preview.PreviewInfo.of(machine)
-    guest = machine.config.get("guest")
-    per_day, so_far = estimate(guest, machine.state, info.created_at, now, prices)
+def machine_row(
+    scan: AppScan, machine: Instance, now: datetime, backend: PreviewBackend
+) -> dict[str, Any]:
+    info = bookkeeping.PreviewInfo.of(machine)
+    cost = backend.cost(machine, now)
+    per_day, so_far = cost.per_day, cost.so_far
     return {
         "pr": scan.pr,
         "app": scan.app,
@@ -44,7 +44,7 @@ def machine_row(scan: AppScan, machine: Machine, now: datetime, prices: Prices) 
         "machine": machine.id,
         "state": machine.state,
         "region": machine.region,
-        "size": describe_size(machine.config.get("guest")),
+        "size": machine.size,
         "branch": info.branch,
         "created_at": _iso(info.created_at),
         "age_seconds": _age(now, info.created_at),
@@ -85,28 +85,17 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _prices_json(prices: Prices) -> dict[str, float]:
-    return {
-        "shared_cpu_hour": prices.shared_cpu_hour,
-        "performance_cpu_hour": prices.performance_cpu_hour,
-        "memory_gb_hour": prices.memory_gb_hour,
-        "rootfs_gb_month": prices.rootfs_gb_month,
-        "rootfs_gb": prices.rootfs_gb,
-    }
-
-
 def run_status(rt: Runtime, pr: str | None, *, now: datetime | None = None) -> dict[str, Any]:
     """Every preview in the org, or (with ``pr``) one preview in detail. No secrets."""
-    check_all(lambda: parse_pr(pr) if pr is not None else None, lambda: rt.config, rt.fly)
+    check_all(lambda: parse_pr(pr) if pr is not None else None, lambda: rt.config, rt.backend)
     number = parse_pr(pr) if pr is not None else None
     config = rt.config
     if number is not None:
         config.app_name(number)
-    rt.fly()
+    backend = rt.backend()
     now = now or datetime.now(UTC)
-    prices = Prices.from_config(config.model.pricing)
     if number is not None:
-        return _detail(rt, number, now, prices)
+        return _detail(rt, number, now, backend)
     with rt.reporter.phase("list previews"):
         scans = scan_previews(rt)
     rows: list[dict[str, Any]] = []
@@ -117,14 +106,14 @@ def run_status(rt: Runtime, pr: str | None, *, now: datetime | None = None) -> d
             rows.append(_unmanaged_row(scan))
             continue
         for machine in sorted(scan.managed_machines, key=lambda m: (m.created_at or "", m.id)):
-            rows.append(machine_row(scan, machine, now, prices))
+            rows.append(machine_row(scan, machine, now, backend))
     return {
         "mode": "list",
         "org": config.model.app.org,
         "generated_at": _iso(now),
         "rows": rows,
         "totals": _totals(rows),
-        "prices": _prices_json(prices),
+        "prices": backend.prices(),
     }
 
 
@@ -144,16 +133,16 @@ def _vercel_hosts(rt: Runtime, pr: int, branch: str | None) -> dict[str, str]:
     return hosts
 
 
-def _detail(rt: Runtime, pr: int, now: datetime, prices: Prices) -> dict[str, Any]:
+def _detail(rt: Runtime, pr: int, now: datetime, backend: PreviewBackend) -> dict[str, Any]:
     app = rt.config.app_name(pr)
-    verdict = managed.inspect(rt.fly(), rt.config, pr)
+    verdict = backend.find(pr)
     if verdict is None:
         raise PreviewctlError(
             f"PR #{pr} has no preview (no Fly app {app})",
             hint=f"create it with `previewctl up --pr {pr}`",
         )
     for machine in verdict.machines:
-        preview.register_secrets(machine)
+        bookkeeping.register_secrets(machine)
     scan = AppScan(app, pr, machines=list(verdict.machines), verdict=verdict)
     data: dict[str, Any] = {
         "mode": "detail",
@@ -163,23 +152,16 @@ def _detail(rt: Runtime, pr: int, now: datetime, prices: Prices) -> dict[str, An
         "managed": scan.managed,
         "standing": verdict.standing.value,
         "reason": scan.not_managed_reason,
-        "hostname": f"{app}.fly.dev",
+        "hostname": backend.hostname(app),
         "machines": [],
-        "prices": _prices_json(prices),
+        "prices": backend.prices(),
     }
     rows: list[dict[str, Any]] = []
     if scan.managed:
         for machine in sorted(scan.managed_machines, key=lambda m: (m.created_at or "", m.id)):
-            row = machine_row(scan, machine, now, prices)
-            images = {
-                str(c.get("name")): str(c.get("image", ""))
-                for c in machine.config.get("containers") or []
-                if isinstance(c, dict)
-            }
-            states = {c.name: c.state for c in machine.containers}
+            row = machine_row(scan, machine, now, backend)
             row["containers"] = [
-                {"name": name, "image": image, "state": states.get(name)}
-                for name, image in images.items()
+                {"name": c.name, "image": c.image, "state": c.state} for c in machine.containers
             ]
             row["checks"] = [
                 {

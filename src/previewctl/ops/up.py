@@ -8,8 +8,8 @@ from typing import Any
 
 from previewctl.ops import comment
 from previewctl.ops.background import BackgroundPhase
+from previewctl.ops.desired import desired
 from previewctl.ops.early import EarlyFailure, early_row, start_early
-from previewctl.ops.machine import converge_started, wait_healthy
 from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
@@ -31,7 +31,7 @@ def skip_without_secrets(rt: Runtime, target: Target) -> dict[str, Any] | None:
             title="previewctl skipped a fork PR",
         )
         return {"pr": target.pr, "skipped": "fork"}
-    has_token = rt.env.get("FLY_API_TOKEN") or rt.env.get("FLY_ACCESS_TOKEN")
+    has_token = rt.platform.has_credentials(rt.env)
     if target.from_event and rt.actions.enabled and not has_token:
         actor = rt.env.get("GITHUB_ACTOR") or "this run"
         rt.reporter.notice(
@@ -52,7 +52,7 @@ def run_up(
     if skipped:
         return skipped
     if no_wait:
-        # Only the Fly token: no flyctl, no Vercel token. Bad input that needs no other
+        # Only the Fly token: no tunnel tool, no Vercel token. Bad input that needs no other
         # credential is still found here, before anything changes (the production
         # branch too, when a Vercel token is there to ask).
         has_vercel = bool(rt.env.get("VERCEL_TOKEN"))
@@ -61,12 +61,12 @@ def run_up(
     preflight(rt, target, tunnels=True, vercel=True, steps="steps")
     config = rt.config
     app = config.app_name(target.pr)
-    fly = rt.fly()
+    backend = rt.backend()
     timeouts = config.model.timeouts
     rt.actions.set_outputs(
         {
             "app": app,
-            "hostname": f"{app}.fly.dev",
+            "hostname": backend.hostname(app),
             "pr": str(target.pr),
             "branch": target.branch or "",
         }
@@ -79,16 +79,16 @@ def run_up(
     with comment.failure_reported(rt, target, app, "up", rows):
         with rt.reporter.phase("fly machine"):
             deadline = time.monotonic() + timeouts.machine
-            result = converge_started(rt, target, deadline=deadline)
+            result = backend.converge(desired(rt, target), deadline=deadline, wait=True)
             what = ", ".join(result.actions) if result.actions else "no change"
-            rt.reporter.success(f"machine {result.machine.id} is started ({what})")
+            rt.reporter.success(f"machine {result.instance.id} is started ({what})")
         # Tunnels need the machine started, not healthy: open them while Fly's checks
         # settle, and write Vercel (it needs only secrets and hostname) meanwhile too.
         health = BackgroundPhase(
             "machine health",
             rt.reporter,
-            lambda reporter: wait_healthy(
-                fly, app, result.machine.id, deadline=deadline, reporter=reporter
+            lambda reporter: backend.wait_ready(
+                app, result.instance.id, deadline=deadline, reporter=reporter
             ),
         ).start()
         values = rt.values(target, secrets=result.secrets)
@@ -102,7 +102,7 @@ def run_up(
                 lambda reporter: apply_vercel(rt, target, snapshot, reporter=reporter),
             ).start()
         try:
-            with open_tunnels(rt, app, result.machine.id, values, fly=fly) as tunnels:
+            with open_tunnels(rt, app, result.instance.id, values) as tunnels:
                 machine = health.join()
                 rt.reporter.success(f"machine {machine.id} is healthy")
                 run_steps(

@@ -126,6 +126,19 @@ class Machine(_Lenient):
         return {str(k): str(v) for k, v in meta.items()}
 
     @property
+    def labels(self) -> dict[str, str]:
+        """previewctl's bookkeeping lives in the metadata (see previewctl.bookkeeping)."""
+        return self.metadata
+
+    @property
+    def partial_labels(self) -> dict[str, str]:
+        """The metadata of a config Fly calls incomplete (its host is in trouble)."""
+        partial = (self.incomplete_config or {}).get("metadata")
+        if not isinstance(partial, dict):
+            return {}
+        return {str(k): str(v) for k, v in partial.items()}
+
+    @property
     def configured_checks(self) -> int:
         """Top-level and service checks in the config, which flyctl waits on a result of."""
         top = self.config.get("checks")

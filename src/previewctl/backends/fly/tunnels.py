@@ -62,6 +62,10 @@ class Tunnel:
     port: int  # the real local port, read from the ready line
     pid: int
 
+    @property
+    def remote_port(self) -> int:
+        return self.spec.remote_port
+
 
 def find_flyctl(env: Mapping[str, str]) -> str:
     """The flyctl executable: ``PREVIEWCTL_FLYCTL``, else ``flyctl``, else ``fly`` on PATH."""

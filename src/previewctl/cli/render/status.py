@@ -9,7 +9,7 @@ from rich.text import Text
 
 from previewctl.cli.render.tables import money, plain_row, render_text
 from previewctl.durations import format_duration
-from previewctl.ops.managed import NOT_MANAGED, UNKNOWN
+from previewctl.managed import NOT_MANAGED, UNKNOWN
 
 
 def _ago(seconds: float | None) -> str:

@@ -13,7 +13,8 @@ nothing acts on the app. An app with no machine at all proves nothing: it is not
 managed either, though ``up`` may put its machine into it (it would have created it).
 
 The verdict is judged on an UNFILTERED machine listing: a metadata-filtered one hides
-exactly the machines that make an app someone else's.
+exactly the machines that make an app someone else's. The rule is pure (no request, no
+output): backends apply it to what they list, ops to what backends return.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from previewctl.backends.fly.client import FlyClient
-from previewctl.backends.fly.models import Machine
+from previewctl import bookkeeping
+from previewctl.backends.base import Instance
 from previewctl.config import Config
-from previewctl.errors import ApiError, ConfigError, NotFoundError, NotManagedError
-from previewctl.ops import preview
+from previewctl.errors import ConfigError, NotManagedError
 
 NOT_MANAGED = "not managed"
 UNKNOWN = "unknown"
@@ -45,7 +45,7 @@ class Verdict:
     pr: int | None
     standing: Standing
     reason: str  # why not managed ("" when managed)
-    machines: tuple[Machine, ...] = ()  # the live machines judged, all of them
+    machines: tuple[Instance, ...] = ()  # the live machines judged, all of them
 
     @property
     def managed(self) -> bool:
@@ -56,7 +56,7 @@ class Verdict:
         return self.standing is Standing.UNKNOWN
 
 
-def _ids(machines: Sequence[Machine]) -> str:
+def _ids(machines: Sequence[Instance]) -> str:
     return ", ".join(m.id for m in machines)
 
 
@@ -77,7 +77,7 @@ def judge(
     app: str,
     *,
     org: str | None,
-    machines: Sequence[Machine],
+    machines: Sequence[Instance],
     pr: int | None = None,
 ) -> Verdict:
     """Apply the rule (see the module docstring). Pure: no request, no output."""
@@ -100,7 +100,7 @@ def judge(
         return verdict(Standing.NOT_MANAGED, f"{NOT_MANAGED}: {where}")
     unseen = [m for m in live if m.config_unknown]
     seen = [m for m in live if not m.config_unknown]
-    foreign = [m for m in seen if not preview.carries_marker(m)]
+    foreign = [m for m in seen if not bookkeeping.carries_marker(m)]
     if foreign:
         return verdict(
             Standing.NOT_MANAGED,
@@ -108,7 +108,7 @@ def judge(
             "(previewctl did not make it)",
         )
     for machine in seen:
-        marked = preview.PreviewInfo.of(machine).pr
+        marked = bookkeeping.PreviewInfo.of(machine).pr
         if marked != named:
             says = f"PR #{marked}" if marked is not None else "no PR"
             return verdict(
@@ -127,7 +127,7 @@ def judge(
     return verdict(Standing.MANAGED, "")
 
 
-def require(verdict: Verdict, command: str, *, allow_empty: bool = False) -> tuple[Machine, ...]:
+def require(verdict: Verdict, command: str, *, allow_empty: bool = False) -> tuple[Instance, ...]:
     """The verdict's machines when ``command`` may act on the app; else NotManagedError."""
     if verdict.managed or (allow_empty and verdict.standing is Standing.EMPTY):
         return verdict.machines
@@ -153,47 +153,3 @@ def other_org(config: Config, app: str, pr: int) -> Verdict:
         f"{NOT_MANAGED}: the app name {app!r} belongs to another Fly organization "
         f"(not {config.model.app.org!r})",
     )
-
-
-def inspect(fly: FlyClient, config: Config, pr: int) -> Verdict | None:
-    """The verdict on PR's app; None when there is no such app."""
-    app = config.app_name(pr)
-    try:
-        found = fly.get_app(app)
-    except ApiError as exc:
-        if exc.status == 403:  # another org owns the name
-            return other_org(config, app, pr)
-        raise
-    if found is None:
-        return None
-    org = found.organization.slug if found.organization else None
-    try:
-        machines = list_machines(fly, app)
-    except NotFoundError:
-        return None  # removed meanwhile
-    return judge(config, app, org=org, machines=machines, pr=pr)
-
-
-def list_machines(fly: FlyClient, app: str) -> list[Machine]:
-    """The app's machines, unfiltered. The secrets in them are registered (redacted,
-    masked in Actions) at once, before anything else is asked: no later answer, and no
-    error that echoes the config, can show them."""
-    machines = fly.list_machines(app)
-    for machine in machines:
-        preview.register_secrets(machine)
-    return machines
-
-
-def machines_of(
-    fly: FlyClient,
-    config: Config,
-    app: str,
-    *,
-    org: str | None,
-    pr: int,
-    command: str,
-    allow_empty: bool = False,
-) -> list[Machine]:
-    """List the app's machines and apply the rule: the managed machines, or refuse."""
-    verdict = judge(config, app, org=org, machines=list_machines(fly, app), pr=pr)
-    return list(require(verdict, command, allow_empty=allow_empty))

@@ -1,21 +1,21 @@
-"""previewctl's marker and bookkeeping on a machine (the rule built on it: ops/managed.py).
+"""previewctl's marker and bookkeeping on a preview's machine (the rule built on it:
+:mod:`previewctl.managed`).
 
 The marker and the preview's bookkeeping (PR, branch, config hash, times, and the
-generated secrets, so that any machine with the same Fly token can recover them)
-live in the machine's ``config.metadata``.
+generated secrets, so that anyone with the same credentials can recover them) are
+string labels on the machine, which the backend stores (Fly: its ``config.metadata``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
 from previewctl import redact, secretgen
-from previewctl.backends.fly.client import IDEMPOTENCY_KEY
-from previewctl.backends.fly.models import Machine
 from previewctl.secretgen import SecretFormat
 
 MARKER_KEY = "previewctl"
@@ -34,6 +34,22 @@ LAST_UP_REFRESH = 3600.0
 _PR_TEXT = re.compile(r"[1-9][0-9]{0,9}")
 
 
+class Labelled(Protocol):
+    """A machine with previewctl's labels: a backend's own record, or an Instance."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def created_at(self) -> str | None: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def partial_labels(self) -> Mapping[str, str]: ...
+
+
+L = TypeVar("L", bound=Labelled)
+
+
 def now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -49,24 +65,22 @@ def parse_time(value: str | None) -> datetime | None:
         return None
 
 
-def carries_marker(machine: Machine) -> bool:
-    """One of the rule's conditions; whether an app is managed is ops/managed.py's call."""
-    return machine.metadata.get(MARKER_KEY) == MARKER_VALUE
+def carries_marker(machine: Labelled) -> bool:
+    """One of the rule's conditions; whether an app is managed is managed.py's call."""
+    return machine.labels.get(MARKER_KEY) == MARKER_VALUE
 
 
-def read_secrets(machine: Machine) -> dict[str, str]:
-    return _secrets_in(machine.metadata)
+def read_secrets(machine: Labelled) -> dict[str, str]:
+    return _secrets_in(machine.labels)
 
 
-def register_secrets(machine: Machine) -> None:
-    """Make every secret Fly returned unprintable, also from a config it calls incomplete."""
-    _secrets_in(machine.metadata)
-    partial = (machine.incomplete_config or {}).get("metadata")
-    if isinstance(partial, dict):
-        _secrets_in({str(k): str(v) for k, v in partial.items()})
+def register_secrets(machine: Labelled) -> None:
+    """Make every secret the backend returned unprintable, also from labels it calls partial."""
+    _secrets_in(machine.labels)
+    _secrets_in(machine.partial_labels)
 
 
-def _secrets_in(metadata: dict[str, str]) -> dict[str, str]:
+def _secrets_in(metadata: Mapping[str, str]) -> dict[str, str]:
     raw = metadata.get(KEY_SECRETS)
     if not raw:
         return {}
@@ -107,8 +121,8 @@ class PreviewInfo:
     last_up: datetime | None
 
     @classmethod
-    def of(cls, machine: Machine) -> PreviewInfo:
-        meta = machine.metadata
+    def of(cls, machine: Labelled) -> PreviewInfo:
+        meta = machine.labels
         pr_text = meta.get(KEY_PR, "")
         return cls(
             pr=int(pr_text) if _PR_TEXT.fullmatch(pr_text) else None,
@@ -120,7 +134,7 @@ class PreviewInfo:
 
 
 def build_metadata(
-    base: dict[str, str],
+    base: Mapping[str, str],
     *,
     pr: int,
     branch: str | None,
@@ -129,7 +143,7 @@ def build_metadata(
     last_up: str,
     secrets: dict[str, str],
 ) -> dict[str, str]:
-    meta = {k: v for k, v in base.items() if k != IDEMPOTENCY_KEY}
+    meta = dict(base)
     meta.update(
         {
             MARKER_KEY: MARKER_VALUE,
@@ -144,6 +158,6 @@ def build_metadata(
     return meta
 
 
-def pick_survivor(machines: list[Machine]) -> Machine:
+def pick_survivor(machines: Sequence[L]) -> L:
     """When a race made two machines, every racer keeps the same one: the oldest."""
     return min(machines, key=lambda m: (m.created_at or "", m.id))
