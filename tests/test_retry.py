@@ -136,12 +136,12 @@ def test_before_sleep_hears_of_every_retry() -> None:
     ]
 
 
-def test_a_zero_delay_does_not_sleep() -> None:
+def test_every_wait_goes_through_the_injected_sleep_even_a_zero() -> None:
     clock = FakeClock()
     calls, fn = flaky(2)
     Retry(clock=clock, sleep=clock.sleep).call(fn, retry_if=is_flaky)
     assert len(calls) == 3
-    assert clock.sleeps == []
+    assert clock.sleeps == [0.0, 0.0]
 
 
 # ---- poll -------------------------------------------------------------------------------

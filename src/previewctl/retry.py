@@ -183,8 +183,7 @@ class Retry:
                 delay = min(delay, max(0.0, deadline - self.clock()))
             if before_sleep is not None:
                 before_sleep(Attempt(number, error, delay, self.clock() - started))
-            if delay > 0:
-                self.sleep(delay)
+            self.sleep(delay)  # a zero too: the injected sleep sees every wait
 
     def _may_wait(self, number: int, delay: float, deadline: float | None, *, poll: bool) -> bool:
         if self.attempts is not None and number >= self.attempts:

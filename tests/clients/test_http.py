@@ -57,7 +57,9 @@ def fast(*, deadline: float = 120.0, attempts: int = 8) -> RetryPolicy:
         (" 2.5 ", 2.5),
         ("-3", 0.0),
         ("3600", MAX_RETRY_AFTER),
-        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # an HTTP date in the past: now
+        ("Wed, 21 Oct 2099 07:28:00 GMT", MAX_RETRY_AFTER),  # far ahead: capped
+        ("soon", None),
         ("", None),
         (None, None),
     ],

@@ -7,19 +7,12 @@ fail at once with the API's own message.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_random_exponential,
-)
 
 from previewctl import __version__, redact
 from previewctl.errors import (
@@ -29,6 +22,8 @@ from previewctl.errors import (
     NotFoundError,
     TransientApiError,
 )
+from previewctl.retry import Attempt, Backoff, Jitter, Retry
+from previewctl.retry import parse_retry_after as parse_header
 
 USER_AGENT = f"previewctl/{__version__}"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -71,7 +66,7 @@ T = TypeVar("T")
 
 
 class _Retryable(Exception):
-    """Internal: a transient answer, carried through tenacity."""
+    """Internal: a transient answer, carried through the retry loop."""
 
     def __init__(
         self, error: ApiError, retry_after: float | None, *, maybe_done: bool = False
@@ -84,16 +79,38 @@ class _Retryable(Exception):
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, min(float(value.strip()), MAX_RETRY_AFTER))
-    except ValueError:
-        return None  # HTTP-date form: fall back to our own backoff
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), capped; None: absent."""
+    return parse_header(value, cap=MAX_RETRY_AFTER)
+
+
+def _server_wait(exc: BaseException, backoff: float) -> float:
+    if isinstance(exc, _Retryable) and exc.retry_after is not None:
+        return exc.retry_after
+    return backoff
+
+
+class _Runner:
+    """``runner(fn, *args)``: ``fn(*args)`` under a policy's retries of transient answers."""
+
+    def __init__(self, policy: RetryPolicy, before_sleep: Callable[[Attempt], None] | None) -> None:
+        self.policy = policy
+        self.before_sleep = before_sleep
+
+    def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        policy = self.policy
+        return policy.retry().call(
+            functools.partial(fn, *args),
+            retry_if=lambda exc: isinstance(exc, _Retryable),
+            # never start a wait (a long Retry-After, say) that would end past the deadline
+            deadline=policy.clock() + policy.deadline,
+            delay_for=_server_wait,
+            before_sleep=self.before_sleep,
+        )
 
 
 class RetryPolicy:
-    """How hard to try. Tests pass a tiny ``max_wait`` to stay fast."""
+    """How hard to try: exponential backoff with full jitter (a Retry-After replaces it),
+    ``attempts`` at most, within ``deadline`` seconds. Tests pass a tiny ``max_wait``."""
 
     def __init__(
         self,
@@ -103,29 +120,22 @@ class RetryPolicy:
         max_wait: float = 10.0,
         multiplier: float = 0.25,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.deadline = deadline
         self.attempts = attempts
         self.max_wait = max_wait
         self.multiplier = multiplier
         self.sleep = sleep
+        self.clock = clock
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            return exc.retry_after
-        return float(wait_random_exponential(multiplier=self.multiplier, max=self.max_wait)(state))
+    def retry(self) -> Retry:
+        """The retry primitive with this policy's backoff, attempts, clock and sleep."""
+        backoff = Backoff(self.multiplier, self.max_wait, jitter=Jitter.FULL)
+        return Retry(backoff, attempts=self.attempts, clock=self.clock, sleep=self.sleep)
 
-    def retrying(self) -> Retrying:
-        return Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
-            wait=self._wait,
-            # before, not after: never start a wait (a long Retry-After, say) that would
-            # end past the deadline
-            stop=stop_after_attempt(self.attempts) | stop_before_delay(self.deadline),
-            sleep=self.sleep,
-            reraise=True,
-        )
+    def retrying(self, before_sleep: Callable[[Attempt], None] | None = None) -> _Runner:
+        return _Runner(self, before_sleep)
 
 
 class ApiClient:
