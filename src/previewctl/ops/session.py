@@ -174,7 +174,7 @@ def run_steps(
             prepared = step.build(step_renderer(values, f"{section}[{index}]"), runner.root)
             label = f"{section[:-1] if section == 'steps' else section}: {step.name}"
             with rt.reporter.phase(label):
-                Retry(STEP_BACKOFF, attempts=step.retries + 1).call(
+                Retry(STEP_BACKOFF, attempts=step.retries + 1, sleep=rt.retry.sleep).call(
                     functools.partial(_run_once, prepared, runner, tunnels),
                     retry_if=_step_may_retry,
                     before_sleep=functools.partial(_say_retry, rt, step),
