@@ -1,4 +1,4 @@
-"""Fixtures only: the fakes, a project directory, the installed CLI as a subprocess.
+"""Fixtures only: the fakes, a project directory, the CLI in-process or as a subprocess.
 
 The helpers they are built from live in ``tests.support`` (tests and bench import them
 from there, never from here).
@@ -14,7 +14,7 @@ import pytest
 
 from previewctl import redact
 from tests.fakes.fly_api import FlyEmulator
-from tests.support.cli import Cli, base_env
+from tests.support.cli import Cli, InProcessCli, base_env
 from tests.support.project import BASIC_TOML, Project
 
 pytest_plugins = ["tests.fakes.postgres", "tests.fakes.flyctl_fixture"]
@@ -70,8 +70,19 @@ def project(tmp_path: Path) -> Project:
     return Project(root).write(BASIC_TOML)
 
 
-@pytest.fixture
-def cli(project: Project, fly: FlyEmulator, fly_token: str, tmp_path: Path) -> Cli:
+def _fly_env(fly: FlyEmulator, fly_token: str, tmp_path: Path) -> dict[str, str]:
     env = base_env(tmp_path)
     env.update({"FLY_API_TOKEN": fly_token, "FLY_API_BASE_URL": fly.url})
-    return Cli(project, env)
+    return env
+
+
+@pytest.fixture
+def cli(project: Project, fly: FlyEmulator, fly_token: str, tmp_path: Path) -> Cli:
+    """previewctl's command line run in this process (the in-process tier, tests/ops)."""
+    return InProcessCli(project, _fly_env(fly, fly_token, tmp_path))
+
+
+@pytest.fixture
+def console(project: Project, fly: FlyEmulator, fly_token: str, tmp_path: Path) -> Cli:
+    """The installed console script run as a subprocess (the e2e tier, tests/e2e)."""
+    return Cli(project, _fly_env(fly, fly_token, tmp_path))

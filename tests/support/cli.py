@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,3 +79,73 @@ class Cli:
 
     def all_output(self) -> str:
         return "".join(r.output for r in self.history)
+
+
+@dataclass
+class InProcessCli(Cli):
+    """The same command line, run by previewctl's own ``main()`` in this process.
+
+    The environment, working directory, argv, stdout and stderr are the run's own for its
+    duration (then put back), and what ``main()`` installs process-wide (signal handlers,
+    exception hooks) is restored after it, so a run here sees what a subprocess would,
+    minus the interpreter's start-up. Signals, the console script and process exit are
+    what it does not prove: those tests use :class:`Cli`.
+    """
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 90) -> CliResult:
+        from previewctl import redact
+
+        assert threading.current_thread() is threading.main_thread(), (
+            "an in-process run owns the process (env, cwd, signals): run concurrent ones "
+            "as subprocesses (Cli)"
+        )
+        full_env = {**self.env, **(env or {})}
+        argv = ["previewctl", "--config", str(self.project.config), *args]
+        out, err = io.StringIO(), io.StringIO()
+        redact.reset_for_tests()  # a new process knows no secret yet
+        with _process_state(full_env, self.project.root, argv, out, err):
+            code = _main_exit_code()
+        result = CliResult(code, out.getvalue(), err.getvalue())
+        self.history.append(result)
+        return result
+
+
+def _main_exit_code() -> int:
+    from previewctl.cli.main import main
+
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+@contextlib.contextmanager
+def _process_state(
+    env: dict[str, str], cwd: Path, argv: list[str], out: io.StringIO, err: io.StringIO
+) -> Iterator[None]:
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    saved_argv = sys.argv
+    saved_hooks = (sys.excepthook, threading.excepthook)
+    saved_signals = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.argv = argv
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        sys.excepthook, threading.excepthook = saved_hooks
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

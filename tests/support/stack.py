@@ -22,7 +22,7 @@ from psycopg import sql
 
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer
-from tests.support.cli import Cli, base_env, previewctl_executable
+from tests.support.cli import Cli, InProcessCli, base_env, previewctl_executable
 from tests.support.project import Project
 
 MIGRATE = textwrap.dedent(
@@ -232,7 +232,7 @@ def make_stack(
             "FAKE_FLYCTL_DNS_WAIT": "3",
         }
     )
-    stack = Stack(fly, server, project, Cli(project, env), dbname, role, log)
+    stack = Stack(fly, server, project, InProcessCli(project, env), dbname, role, log)
     fly.on_boot = stack.recreate_database
     return stack
 

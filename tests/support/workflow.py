@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets as pysecrets
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.vercel_api import VercelFake
+from tests.support.checks import machine_secrets
+from tests.support.cli import Cli, base_env
+from tests.support.project import BASIC_TOML, Project
 
 PR, BRANCH, APP = 8, "feat/login", "pr-8-svc"
 MARKER = "<!-- previewctl -->"
@@ -79,3 +86,51 @@ def workflow_env(
         "PREVIEW_LOG_LEVEL": "debug",
     }
     return env, output, summary, event
+
+
+@dataclass
+class Wired:
+    fly: FlyEmulator
+    vercel: VercelFake
+    github: GitHubFake
+    cli: Cli
+    project: Project
+    output: Path
+    summary: Path
+    event: Path
+
+    def secrets(self) -> list[str]:
+        return list(machine_secrets(self.fly, APP).values())
+
+    def everything_printed(self) -> str:
+        comments = "".join(c["body"] for c in self.github.comments_on(PR))
+        return (
+            self.cli.all_output()
+            + self.output.read_text()
+            + (self.summary.read_text() if self.summary.exists() else "")
+            + comments
+        )
+
+
+@contextlib.contextmanager
+def wire(
+    project: Project, fly: FlyEmulator, fly_token: str, tmp_path: Path, kind: type[Cli] = Cli
+) -> Iterator[Wired]:
+    """Vercel (two projects with a READY preview of the branch) and GitHub (the PR) fakes,
+    the config using them, and the workflow step's environment; ``kind`` runs the CLI."""
+    vercel_token, gh_token = pysecrets.token_hex(16), pysecrets.token_hex(16)
+    vercel = VercelFake(token=vercel_token, build_seconds=0.4).start()
+    github = GitHubFake(token=gh_token, repo="acme/agents").start()
+    for name in ("api", "web"):
+        vercel.add_project(name, branches=("main", BRANCH, "other"))
+        vercel.add_deployment(name, BRANCH, state="READY")
+    github.add_pr(PR, BRANCH)
+    project.write(BASIC_TOML + VERCEL_TOML)
+    env, output, summary, event = workflow_env(
+        base_env(tmp_path), tmp_path, fly, fly_token, vercel, vercel_token, github, gh_token
+    )
+    try:
+        yield Wired(fly, vercel, github, kind(project, env), project, output, summary, event)
+    finally:
+        vercel.stop()
+        github.stop()

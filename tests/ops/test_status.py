@@ -16,8 +16,6 @@ from tests.support.cli import Cli
 from tests.support.previews import GC_TOML, seed_preview, seed_unmarked
 from tests.support.project import Project
 
-pytestmark = pytest.mark.e2e
-
 SHARED_4X = {"cpu_kind": "shared", "cpus": 4, "memory_mb": 4096}
 SHARED_2X = {"cpu_kind": "shared", "cpus": 2, "memory_mb": 1024}
 PERF_1X = {"cpu_kind": "performance", "cpus": 1, "memory_mb": 2048}

@@ -24,8 +24,6 @@ from tests.support.cli import Cli
 from tests.support.previews import GC_TOML, seed_preview, seed_unmarked
 from tests.support.project import Project
 
-pytestmark = pytest.mark.e2e
-
 PR = 40
 APP = f"pr-{PR}-agents"
 BRANCH = f"feature/pr-{PR}"

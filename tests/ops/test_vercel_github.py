@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import secrets as pysecrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,55 +10,18 @@ import httpx
 import pytest
 
 from tests.fakes.fly_api import FlyEmulator
-from tests.fakes.github_api import GitHubFake
 from tests.fakes.loopback import RecordedRequest
 from tests.fakes.vercel_api import VercelFake
 from tests.support.checks import assert_no_leak, machine_secrets
-from tests.support.cli import Cli, base_env
-from tests.support.project import BASIC_TOML, Project
-from tests.support.workflow import APP, BRANCH, MARKER, PR, VERCEL_TOML, workflow_env, write_event
-
-
-@dataclass
-class Wired:
-    fly: FlyEmulator
-    vercel: VercelFake
-    github: GitHubFake
-    cli: Cli
-    project: Project
-    output: Path
-    summary: Path
-    event: Path
-
-    def secrets(self) -> list[str]:
-        return list(machine_secrets(self.fly, APP).values())
-
-    def everything_printed(self) -> str:
-        comments = "".join(c["body"] for c in self.github.comments_on(PR))
-        return (
-            self.cli.all_output()
-            + self.output.read_text()
-            + (self.summary.read_text() if self.summary.exists() else "")
-            + comments
-        )
+from tests.support.cli import InProcessCli
+from tests.support.project import Project
+from tests.support.workflow import APP, BRANCH, MARKER, PR, Wired, wire, write_event
 
 
 @pytest.fixture
 def wired(project: Project, fly: FlyEmulator, fly_token: str, tmp_path: Path) -> Iterator[Wired]:
-    vercel_token, gh_token = pysecrets.token_hex(16), pysecrets.token_hex(16)
-    vercel = VercelFake(token=vercel_token, build_seconds=0.4).start()
-    github = GitHubFake(token=gh_token, repo="acme/agents").start()
-    for name in ("api", "web"):
-        vercel.add_project(name, branches=("main", BRANCH, "other"))
-        vercel.add_deployment(name, BRANCH, state="READY")
-    github.add_pr(PR, BRANCH)
-    project.write(BASIC_TOML + VERCEL_TOML)
-    env, output, summary, event = workflow_env(
-        base_env(tmp_path), tmp_path, fly, fly_token, vercel, vercel_token, github, gh_token
-    )
-    yield Wired(fly, vercel, github, Cli(project, env), project, output, summary, event)
-    vercel.stop()
-    github.stop()
+    with wire(project, fly, fly_token, tmp_path, InProcessCli) as wired:
+        yield wired
 
 
 def env_posts(vercel: VercelFake, project: str) -> list[RecordedRequest]:

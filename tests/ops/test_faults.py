@@ -169,34 +169,3 @@ def test_unhealthy_container_then_healthy_converges(
     assert again.code == 0, again.output
     converged(fly)
     assert fly.calls("POST", r"/machines$") == []  # the same machine, no new one
-
-
-def test_sigterm_during_down_then_down_again_converges(cli: Cli, fly: FlyEmulator) -> None:
-    import signal
-    import subprocess
-
-    from tests.support.cli import previewctl_executable
-
-    assert cli.run("up", "--pr", "4").code == 0
-    fly.latency = 0.5  # every call is slow: the signal lands mid-way
-    fly.clear_log()
-    proc = subprocess.Popen(
-        [previewctl_executable(), "--config", str(cli.project.config), "down", "--pr", "4"],
-        env=cli.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    import time
-
-    deadline = time.monotonic() + 10
-    while not fly.calls("GET", r"^/v1/apps/pr-4-svc$") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
-    fly.latency = 0.0
-    again = cli.run("down", "--pr", "4")
-    assert again.code == 0, again.output
-    assert APP not in fly.apps

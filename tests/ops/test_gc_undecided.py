@@ -25,8 +25,6 @@ from tests.support.cli import Cli
 from tests.support.previews import GC_TOML, seed_preview
 from tests.support.project import Project
 
-pytestmark = pytest.mark.e2e
-
 REPO = "acme/agents"
 LATE, CLOSED, OPEN = 20, 21, 22  # opened after the listing; closed; open and listed
 

@@ -4,8 +4,6 @@ a real PostgreSQL, and the installed previewctl."""
 from __future__ import annotations
 
 import json
-import re
-import signal
 import socket
 import textwrap
 import threading
@@ -14,14 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-import psycopg
 import pytest
 
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer, free_port
 from tests.support.checks import assert_no_leak
 from tests.support.processes import wait_gone
-from tests.support.stack import MIGRATE, Stack, interrupt, make_stack, read_until
+from tests.support.stack import MIGRATE, Stack, make_stack
 
 APP = "pr-21-stack"
 
@@ -92,33 +89,6 @@ def test_step_timeout_kills_the_step_and_its_children(stack: Stack, tmp_path: Pa
     assert "timed out" in result.stderr
     step_pids = {int(p) for p in pidfile.read_text().split()}
     assert wait_gone(step_pids) == set()
-    assert wait_gone(stack.flyctl_pids()) == set()
-    (stack.project.root / "migrate.py").write_text(MIGRATE)
-    assert stack.cli.run("up", "--pr", "21").code == 0
-    assert stack.tables() == ["widgets"]
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_during_a_step_closes_tunnels_and_the_step(
-    stack: Stack, tmp_path: Path, sig: signal.Signals
-) -> None:
-    pidfile = tmp_path / "step.pid"
-    (stack.project.root / "migrate.py").write_text(
-        textwrap.dedent(
-            f"""
-            import os, time
-            open({str(pidfile)!r}, "w").write(str(os.getpid()))
-            print("step running", flush=True)
-            time.sleep(60)
-            """
-        )
-    )
-    proc = stack.popen("up", "--pr", "21")
-    seen: list[str] = []
-    assert read_until(proc.stderr, "step running", 30, seen), "".join(seen)
-    code, _, err = interrupt(proc, sig)
-    assert code == 130, "".join(seen) + err
-    assert wait_gone({int(pidfile.read_text())}) == set()
     assert wait_gone(stack.flyctl_pids()) == set()
     (stack.project.root / "migrate.py").write_text(MIGRATE)
     assert stack.cli.run("up", "--pr", "21").code == 0
@@ -197,45 +167,6 @@ def test_database_accepting_late_is_waited_for(
         assert stack.tables() == ["widgets"]
     finally:
         late.stop()
-
-
-def test_resume_starts_machine_reruns_steps_and_serves_a_tunnel(stack: Stack) -> None:
-    assert stack.cli.run("up", "--pr", "21").code == 0
-    assert stack.cli.run("stop", "--pr", "21").code == 0
-    machine = next(iter(stack.fly.apps[APP].machines.values()))
-    assert machine.state == "stopped"
-    proc = stack.popen("resume", "--pr", "21")
-    seen: list[str] = []
-    assert read_until(proc.stderr, "tunnels are open", 40, seen), "".join(seen)
-    assert machine.state == "started"
-    assert stack.tables() == ["widgets"]  # re-created after the fresh boot
-    assert stack.widgets() == 1
-    code, out, err = interrupt(proc, signal.SIGINT)
-    assert code == 130, err
-    # only `env` prints secrets: resume says how to get them, and prints none
-    assert 'eval "$(previewctl env --pr 21)"' in out.splitlines()
-    assert "DATABASE_URL" in out
-    assert "export " not in out
-    assert_no_leak(out + err, list(stack.secrets(APP).values()))
-    assert re.search(r"tunnel db is on localhost:\d+ now \(local_port = 0\)", out), out
-    assert wait_gone(stack.flyctl_pids()) == set()
-
-
-def test_tunnel_serves_a_working_connection_until_interrupted(stack: Stack) -> None:
-    assert stack.cli.run("up", "--pr", "21").code == 0
-    proc = stack.popen("--json", "tunnel", "--pr", "21")
-    seen: list[str] = []
-    assert read_until(proc.stdout, "tunnels", 30, seen), "".join(seen)
-    info = json.loads(seen[-1])
-    port = info["tunnels"]["db"]["port"]
-    password = stack.secrets(APP)["pg_password"]
-    dsn = f"postgresql://{stack.role}:{password}@127.0.0.1:{port}/{stack.dbname}?sslmode=disable"
-    with psycopg.connect(dsn, connect_timeout=5) as conn:
-        row = conn.execute("SELECT count(*) FROM widgets").fetchone()
-    assert row == (1,)
-    code, _, err = interrupt(proc, signal.SIGTERM)
-    assert code == 130, err
-    assert wait_gone(stack.flyctl_pids()) == set()
 
 
 def test_env_prints_urls_pointing_at_the_tunnel_ports(stack: Stack) -> None:

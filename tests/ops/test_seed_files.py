@@ -17,7 +17,6 @@ from tests.fakes.postgres import PostgresServer
 from tests.support.checks import assert_no_leak
 from tests.support.stack import Stack, make_stack
 
-pytestmark = pytest.mark.e2e
 APP = "pr-21-stack"
 
 

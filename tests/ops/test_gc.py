@@ -25,8 +25,6 @@ from tests.support.cli import Cli
 from tests.support.previews import GC_TOML, seed_preview, seed_unmarked
 from tests.support.project import Project
 
-pytestmark = pytest.mark.e2e
-
 REPO = "acme/agents"
 CLOSED = (1, 2, 3, 4)
 MERGED = (5, 6)

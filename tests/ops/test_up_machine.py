@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 from tests.fakes.fly_api import FlyEmulator, MachineState
 from tests.support.checks import assert_no_leak, machine_secrets
-from tests.support.cli import Cli, CliResult
+from tests.support.cli import Cli
 from tests.support.project import Project
 
 APP = "pr-7-svc"
@@ -111,18 +110,3 @@ def test_stopped_machine_is_started_once(cli: Cli, fly: FlyEmulator) -> None:
     assert len(starts) == 1
     assert live_machines(fly, APP)[0].state == "started"
     assert fly.calls("POST", r"/machines$") == []  # no new machine
-
-
-def test_two_concurrent_ups_leave_exactly_one_machine(cli: Cli, fly: FlyEmulator) -> None:
-    results: list[CliResult] = []
-
-    def run() -> None:
-        results.append(cli.run("up", "--pr", "7"))
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [r.code for r in results] == [0, 0], [r.output for r in results]
-    assert len(live_machines(fly, APP)) == 1
