@@ -55,6 +55,7 @@ def test_a_step_that_fails_once_is_run_again_and_succeeds(
     assert runs(tmp_path) == 2
     assert "flaky failed (attempt 1/3); retrying" in result.stderr
     assert "attempt 2" in result.stderr
+    assert ops.sleep.calls == [1.0]  # one backoff, between the two attempts
 
 
 def test_a_step_that_keeps_failing_stops_after_its_retries(
@@ -68,6 +69,7 @@ def test_a_step_that_keeps_failing_stops_after_its_retries(
     assert "flaky failed (attempt 1/2); retrying" in result.stderr
     assert "attempt 2/2" not in result.stderr  # the last failure is the error, not a retry
     assert "step flaky failed with exit code 3" in result.stderr
+    assert ops.sleep.calls == [1.0]
 
 
 def test_without_retries_a_failed_step_is_run_once(
@@ -79,3 +81,4 @@ def test_without_retries_a_failed_step_is_run_once(
     assert result.code == 1
     assert runs(tmp_path) == 1
     assert "retrying" not in result.stderr
+    assert ops.sleep.calls == []

@@ -66,7 +66,7 @@ class InProcess:
 
     config: Path
     env: dict[str, str]
-    sleep: Callable[[float], None] = field(default_factory=Sleeps)
+    sleep: Sleeps = field(default_factory=Sleeps)
     history: list[OpResult] = field(default_factory=list)
 
     def runtime(self, stderr: io.StringIO, stdout: io.StringIO, env: Mapping[str, str]) -> Runtime:
