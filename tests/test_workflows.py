@@ -297,7 +297,6 @@ def test_the_action_accepts_only_commands_the_cli_has() -> None:
         "previewctl bogus",
         "previewctl",
         "previewctl --json",
-        "previewctl up --json",  # global options go before the subcommand
         "previewctl gc --max-age",
         "previewctl stop",  # --pr is required
         "previewctl up --pr 1 extra",
@@ -313,6 +312,7 @@ def test_parse_helper_rejects_bad_command_lines(line: str) -> None:
     "line",
     [
         "previewctl --json -v up",
+        "previewctl up --pr 3 --json -v --config previewctl.toml",  # global options after
         "previewctl --config previewctl.toml down --pr 7 --branch feat/x",
         "previewctl gc --max-age 7d --dry-run",
         "exec previewctl seed && echo done",

@@ -21,33 +21,30 @@ try:  # newer typer vendors its own click; its exceptions are not click's
 except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_exceptions  # type: ignore[no-redef,unused-ignore]
 
+from previewctl import __version__
+from previewctl.cli import failure, helptext
+from previewctl.cli.options import (
+    JSON_HELP,
+    VERBOSE_HELP,
+    PreviewctlGroup,
+    state,
+    wants_json,
+)
+
 if TYPE_CHECKING:
     from previewctl.ops.runtime import Runtime
 
 app = typer.Typer(
     name="previewctl",
-    help=(
-        "Give every pull request its own preview backend on Fly.io and wire it into the "
-        "PR's Vercel preview deployments.\n\n"
-        "Typical flow: `previewctl up` then `previewctl seed` on PR push, `previewctl down` "
-        "on close, `previewctl gc` on a schedule; `previewctl resume --pr N` on a laptop.\n\n"
-        "Exit codes: 0 done, 1 an operation failed, 2 bad input (nothing changed), "
-        "130 interrupted (after cleanup)."
-    ),
+    cls=PreviewctlGroup,
+    help=helptext.APP_HELP,
+    epilog=helptext.APP_EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # tracebacks with locals could print secrets
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class State:
-    config: Path = Path("previewctl.toml")
-    json: bool = False
-    verbose: bool = False
-
-
-state = State()
 
 TOKEN_VARS = ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN", "VERCEL_TOKEN", "GITHUB_TOKEN")
 
@@ -77,6 +74,12 @@ BranchOption = Annotated[
 ]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"previewctl {__version__}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global(
     config: Annotated[
@@ -85,16 +88,18 @@ def _global(
             "--config",
             "-c",
             envvar="PREVIEWCTL_CONFIG",
+            metavar="PATH",
             help="Path to previewctl.toml.",
             dir_okay=False,
         ),
     ] = Path("previewctl.toml"),
-    json_output: Annotated[
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_HELP)] = False,
+    version: Annotated[  # noqa: ARG001 - handled by its eager callback
         bool,
-        typer.Option("--json", help="Print one JSON object on stdout at the end (no secrets)."),
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show each API call and more detail.")
+        typer.Option(
+            "--version", is_eager=True, callback=_show_version, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     state.config = config
@@ -130,9 +135,8 @@ def _print(text: str) -> None:
     sys.stdout.flush()
 
 
-@app.command()
+@app.command(**helptext.for_command("plan"))
 def plan(pr: PrOption = None, branch: BranchOption = None) -> None:
-    """Show everything `up` would do, with no credentials and no network. Validates the config."""
     from previewctl.ops.plan import build_plan, render_plan
 
     rt = _runtime()
@@ -143,7 +147,7 @@ def plan(pr: PrOption = None, branch: BranchOption = None) -> None:
         _print(render_plan(result))
 
 
-@app.command()
+@app.command(**helptext.for_command("up"))
 def up(
     pr: PrOption = None,
     branch: BranchOption = None,
@@ -158,12 +162,6 @@ def up(
         ),
     ] = False,
 ) -> None:
-    """Create or converge the PR's preview: app, machine, tunnels, steps, Vercel, comment.
-
-    Idempotent: a repeated run with nothing changed makes no mutating call.
-    In a workflow, run `up --no-wait` first so the machine boots while the runner
-    installs the repository's tooling.
-    """
     from previewctl.ops.up import run_up
 
     rt = _runtime()
@@ -172,9 +170,8 @@ def up(
         _emit_json(result)
 
 
-@app.command()
+@app.command(**helptext.for_command("seed"))
 def seed(pr: PrOption = None, branch: BranchOption = None) -> None:
-    """Run the [[seed]] steps against the PR's preview (waits for Vercel where needed)."""
     from previewctl.ops.seed import run_seed
 
     rt = _runtime()
@@ -183,12 +180,8 @@ def seed(pr: PrOption = None, branch: BranchOption = None) -> None:
         _emit_json(result)
 
 
-@app.command()
+@app.command(**helptext.for_command("down"))
 def down(pr: PrOption = None, branch: BranchOption = None) -> None:
-    """Remove the PR's preview: its Vercel vars and domains, then the Fly app.
-
-    Only what previewctl made is touched; an already removed preview is success.
-    """
     from previewctl.ops.down import run_down
 
     rt = _runtime()
@@ -197,7 +190,7 @@ def down(pr: PrOption = None, branch: BranchOption = None) -> None:
         _emit_json(result)
 
 
-@app.command()
+@app.command(**helptext.for_command("gc"))
 def gc(
     max_age: Annotated[
         str | None,
@@ -211,13 +204,6 @@ def gc(
         bool, typer.Option("--dry-run", help="Change nothing; print what would be done.")
     ] = False,
 ) -> None:
-    """Destroy previews of closed, merged or missing PRs and stale ones; sweep Vercel vars.
-
-    Only what gc KNOWS is done goes: a preview whose PR state GitHub did not tell (an
-    error, a rate limit) or whose machine Fly cannot show is kept as "undecided".
-    Exit 0 when every row was decided and done; 1 when a row failed or is undecided
-    (everything decidable is still done; a re-run finishes the rest); 2 bad input.
-    """
     from previewctl.cli.render.gc import render_gc
     from previewctl.ops.gc import run_gc
 
@@ -231,9 +217,8 @@ def gc(
         raise typer.Exit(result.exit_code)
 
 
-@app.command()
+@app.command(**helptext.for_command("status"))
 def status(pr: PrOption = None) -> None:
-    """List previews (state, age, cost), or show one preview in detail with --pr."""
     from previewctl.cli.render.status import render_status
     from previewctl.ops.status import run_status
 
@@ -245,9 +230,8 @@ def status(pr: PrOption = None) -> None:
         _print(render_status(result))
 
 
-@app.command()
+@app.command(**helptext.for_command("stop"))
 def stop(pr: RequiredPr) -> None:
-    """Stop the preview's machine to save cost (data is lost; `resume` brings it back)."""
     from previewctl.ops.lifecycle import run_stop
 
     rt = _runtime()
@@ -256,18 +240,16 @@ def stop(pr: RequiredPr) -> None:
         _emit_json(result)
 
 
-@app.command()
+@app.command(**helptext.for_command("resume"))
 def resume(pr: RequiredPr) -> None:
-    """Start a stopped preview, re-run [[steps]], and keep tunnels open until Ctrl-C."""
     from previewctl.ops.resume import run_resume
 
     rt = _runtime()
     run_resume(rt, pr, json_output=state.json)
 
 
-@app.command()
+@app.command(**helptext.for_command("tunnel"))
 def tunnel(pr: RequiredPr) -> None:
-    """Open the preview's tunnels in the foreground until Ctrl-C."""
     from previewctl.ops.resume import run_tunnel
 
     rt = _runtime()
@@ -280,19 +262,13 @@ class EnvFormat(StrEnum):
     json = "json"
 
 
-@app.command(name="env")
+@app.command(name="env", **helptext.for_command("env"))
 def env_cmd(
     pr: RequiredPr,
     fmt: Annotated[EnvFormat, typer.Option("--format", "-f", help="Output format.")] = (
         EnvFormat.shell
     ),
 ) -> None:
-    """Print the env for local tools, pointing at the tunnel ports.
-
-    Use it as `eval "$(previewctl env --pr N)"` after `previewctl tunnel --pr N`.
-
-    The values hold the preview's secrets: they are printed only here, on stdout.
-    """
     from previewctl.ops.envcmd import render_env, run_env
 
     rt = _runtime()
@@ -306,7 +282,7 @@ class TemplateName(StrEnum):
     postgres = "postgres"
 
 
-@app.command()
+@app.command(**helptext.for_command("init"))
 def init(
     directory: Annotated[
         Path,
@@ -329,10 +305,6 @@ def init(
         ),
     ] = "OWNER/previewctl@v0",
 ) -> None:
-    """Write previewctl.toml, .fly/machine-config.json and the two workflows into DIR.
-
-    Never overwrites a file without --force. Prints what it wrote and what is left to do.
-    """
     from previewctl.ops.init import render_init, run_init
 
     result = run_init(directory, template.value, force=force, action=action)
@@ -342,21 +314,19 @@ def init(
         _print(render_init(result))
 
 
-@app.command()
+@app.command(**helptext.for_command("doctor"))
 def doctor() -> None:
-    """Check the set-up with read-only calls and report every problem at once.
-
-    Covers the config, the Fly token and org, flyctl, each Vercel project and its
-    domain's parent on the team, and the GitHub token. Exit 0 all pass, 1 something
-    will fail (each with a hint), 2 a bad command line.
-    """
     from previewctl.ops.doctor import render_doctor, run_doctor
 
     rt = _runtime()
     checks = run_doctor(rt)
     failed = any(c.status == "fail" for c in checks)
     if state.json:
-        _emit_json({"ok": not failed, "checks": [c.to_json() for c in checks]})
+        data: dict[str, Any] = {"ok": not failed, "checks": [c.to_json() for c in checks]}
+        if failed:  # the result, and the error object a failure always carries
+            message = "some checks failed: see the checks marked fail"
+            data.update(failure.error_object(1, "doctor found problems", message, None))
+        _emit_json(data)
     else:
         _print(render_doctor(checks))
     if failed:
@@ -376,21 +346,28 @@ def _unexpected(exc: Exception) -> NoReturn:
     if not state.verbose:
         sys.stderr.write("run with -v for the traceback\n")
     sys.stderr.flush()
+    if _json_mode():
+        message = "unexpected error (a bug in previewctl): " + short.strip()
+        failure.emit_json_error(1, "unexpected error", message, "run with -v for the traceback")
     raise SystemExit(1)
 
 
-def _fail(code: int, title: str, message: str, hint: str | None = None) -> NoReturn:
-    from previewctl import redact
-    from previewctl.actions import GitHubActions
+def _json_mode() -> bool:
+    return state.json or wants_json(sys.argv[1:])
 
-    actions = GitHubActions(os.environ)
-    text = redact.scrub(message)
-    actions.annotate("error", text, title)
-    sys.stderr.write(f"error: {text}\n")
-    if hint:
-        sys.stderr.write(f"hint: {redact.scrub(hint)}\n")
-    sys.stderr.flush()
-    raise SystemExit(code)
+
+def _fail(code: int, title: str, message: str, hint: str | None = None) -> NoReturn:
+    failure.fail(code, title, message, hint, json_mode=_json_mode())
+
+
+def _usage_error(exc: click_exceptions.UsageError) -> NoReturn:
+    no_args = getattr(click_exceptions, "NoArgsIsHelpError", None)
+    if no_args is not None and isinstance(exc, no_args) and exc.ctx is not None:
+        # bare `previewctl`: the help, on stdout, exit 0 (as gh and flyctl do)
+        sys.stdout.write(exc.ctx.get_help() + "\n")
+        raise SystemExit(0)
+    hint = f"run '{exc.ctx.command_path} --help' for help" if exc.ctx is not None else None
+    failure.fail(2, "usage error", exc.format_message(), hint, json_mode=_json_mode())
 
 
 def main() -> None:
@@ -405,14 +382,9 @@ def _main() -> None:
     try:
         result = app(standalone_mode=False)
     except click_exceptions.UsageError as exc:
-        ctx_help = ""
-        if exc.ctx is not None:
-            ctx_help = f"Try '{exc.ctx.command_path} --help' for help.\n"
-        sys.stderr.write(f"error: {exc.format_message()}\n{ctx_help}")
-        raise SystemExit(2) from None
+        _usage_error(exc)
     except click_exceptions.ClickException as exc:
-        sys.stderr.write(f"error: {exc.format_message()}\n")
-        raise SystemExit(exc.exit_code) from None
+        _fail(exc.exit_code, "error", exc.format_message())
     except (KeyboardInterrupt, typer.Abort):
         result = 130
     except SystemExit:
@@ -424,7 +396,13 @@ def _main() -> None:
             _fail(exc.exit_code, exc.title, exc.message, exc.hint)
         _unexpected(exc)
     if result == 130:  # typer turns KeyboardInterrupt (Ctrl-C, our SIGTERM) into Exit(130)
-        sys.stderr.write("interrupted: everything previewctl started has been stopped\n")
-        raise SystemExit(130)
+        failure.fail(
+            130,
+            "interrupted",
+            "everything previewctl started has been stopped",
+            json_mode=_json_mode(),
+            annotate=False,
+            prefix="interrupted: ",
+        )
     if isinstance(result, int) and result:
         raise SystemExit(result)
