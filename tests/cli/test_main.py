@@ -151,3 +151,39 @@ def test_an_api_answer_that_does_not_parse_is_not_quoted() -> None:
         Machine.model_validate({"config": {"env": {"A": unknown}}})  # no id
     assert "id" in str(info.value)
     assert "qqqq" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "title"),
+    [
+        (RuntimeError("boom"), 1, "unexpected error"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+        (
+            ConfigError("unknown key 'x'", file="previewctl.toml", line=3),
+            2,
+            "invalid configuration",
+        ),
+    ],
+)
+def test_every_failure_under_json_is_one_error_object_on_stdout(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    exc: BaseException,
+    code: int,
+    title: str,
+) -> None:
+    import json
+
+    monkeypatch.setattr("previewctl.ops.plan.build_plan", boom_with(exc))
+    assert run_main(monkeypatch, ["plan", "--json"]) == code
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert data == {
+        "error": {
+            "title": title,
+            "message": data["error"]["message"],
+            "hint": data["error"]["hint"],
+            "exit_code": code,
+        }
+    }
+    assert data["error"]["message"]

@@ -209,8 +209,12 @@ def gc(
 
     rt = _runtime()
     result = run_gc(rt, max_age=max_age, dry_run=dry_run)
+    failed = "some previews could not be handled: see the rows marked failed"
     if state.json:
-        _emit_json(result.to_json())
+        data = result.to_json()
+        if result.failed:  # the result, and the error object a failure always carries
+            data.update(failure.error_object(1, "gc failed", failed, None))
+        _emit_json(data)
     else:
         _print(render_gc(result))
     if result.exit_code:
