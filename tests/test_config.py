@@ -343,7 +343,11 @@ def test_unknown_placeholder_in_the_machine_config(tmp_path: Path) -> None:
     assert error.file == str((tmp_path / ".fly" / "machine-config.json").resolve())
     assert error.key is not None
     assert error.key.endswith("containers[0].env.P")
-    assert error.line is None  # a line of previewctl.toml would be wrong here
+    # the line in the machine config JSON, not one of previewctl.toml
+    machine_text = (tmp_path / ".fly" / "machine-config.json").read_text().splitlines()
+    assert error.line is not None
+    assert "${secrets.nope}" in machine_text[error.line - 1]
+    assert f"machine-config.json:{error.line} [containers[0].env.P]" in str(error)
     assert "unknown secret in ${secrets.nope}" in str(error)
 
 

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from previewctl import template
 from previewctl.config_sections import StrictModel, as_duration
 from previewctl.configfile import (
+    json_line,
     key_path,
     line_of,
     read_text,
@@ -407,16 +408,27 @@ def _check_secret_formats(config: Config) -> None:
             )
 
 
+def _machine_where(config: Config, key: str) -> tuple[str, int | None, str]:
+    """(file, line, key) of a string of the machine config JSON."""
+    path = (config.root / config.model.machine.config).resolve()
+    inner = key.split(":", 1)[1]
+    try:
+        line = json_line(path.read_text(encoding="utf-8"), inner)
+    except OSError:
+        line = None
+    return str(path), line, inner
+
+
 def _check_templates(config: Config) -> None:
     known = config.known
     problems = Problems()
     for key, text, scope in _templated(config):
         file = str(config.path)
         in_machine = ":" in key and key.startswith(config.model.machine.config)
-        if in_machine:
-            file = str((config.root / config.model.machine.config).resolve())
-        # a line found in previewctl.toml means nothing in the machine config JSON
-        line = None if in_machine else line_of(config.text, key_path(key))
+        if in_machine:  # its line is one of the machine config's JSON, not of the TOML
+            file, line, key = _machine_where(config, key)
+        else:
+            line = line_of(config.text, key_path(key))
         if "\x00" in text:
             # no argv, env value, path or header can hold one (execve, open, HTTP)
             problems.add(

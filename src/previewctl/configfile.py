@@ -1,16 +1,25 @@
-"""Reading config files, and saying where in them a problem is (file, key, line)."""
+"""Reading config files, and saying where in them a problem is (file, key, line), as a
+person would write it.
+
+TOML: the line of a key (its table header, the right one of a ``[[...]]`` array, then
+the key inside). JSON (the machine config): the line of the value at a path, found by a
+small position-tracking walk over the already valid text.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Discriminator, Tag, ValidationError
 
 from previewctl.errors import ConfigError, Problems
+from previewctl.suggest import closest
 
 
 def read_text(path: Path, what: str) -> str:
@@ -140,25 +149,131 @@ def without_tags(root: type[BaseModel], loc: list[str]) -> list[str]:
     return out
 
 
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none)$|\[")
+_LIBRARY_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _model_at(root: type[BaseModel] | None, tagged: list[str]) -> type[BaseModel] | None:
+    """The model whose keys are allowed at ``tagged`` (a parent's loc, tags included)."""
+    current: Any = root
+    for part in tagged:
+        members = _tagged_members(current)
+        if members is not None and part in members:
+            current = members[part]
+            continue
+        current = _child(current, part)
+        if current is None:
+            return None
+    while typing.get_origin(current) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(current) if a is not type(None)]
+        current = args[0] if len(args) == 1 else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current
+    return None
+
+
+def _message(err: Any, tagged: list[str], root: type[BaseModel] | None) -> str:
+    """One problem as a person would write it: no library prefixes, a suggestion."""
+    kind, msg = err["type"], str(err["msg"])
+    for prefix in _LIBRARY_PREFIXES:
+        msg = msg.removeprefix(prefix)
+    if kind == "extra_forbidden":
+        model = _model_at(root, tagged[:-1])
+        best = closest(tagged[-1], model.model_fields) if model is not None else None
+        return f"unknown key {tagged[-1]!r}" + (f" (did you mean {best!r}?)" if best else "")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        expected = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+        best = closest(err.get("input"), expected)
+        return msg + (f" (did you mean {best!r}?)" if best else "")
+    return msg
+
+
 def validation_problems(
     exc: ValidationError,
     file: str,
     text: str | None,
     problems: Problems,
     root: type[BaseModel] | None = None,
+    *,
+    find_line: Callable[[str], int | None] | None = None,
 ) -> None:
-    """One ConfigError per pydantic error, with the key and (in previewctl.toml) the line.
+    """One ConfigError per problem pydantic found, with the key and the line: in
+    previewctl.toml by default, else by ``find_line(key)`` (the machine config's JSON).
 
     ``root``: the validated model, whose tagged unions' tags are taken out of the keys.
+    Worded as a person would: no library prefixes, one problem for a value that fits
+    none of a union's types, and the closest known name for an unknown key or choice.
     """
+    seen: dict[tuple[str, ...], list[str]] = {}
     for err in exc.errors():
-        loc = loc_to_path(err["loc"])
-        if root is not None:
-            loc = without_tags(root, loc)
-        msg = err["msg"].removeprefix("Value error, ")  # pydantic's wrapper says nothing
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key {loc[-1]!r}"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        line = line_of(text, loc) if text is not None else None
-        problems.add(ConfigError(msg, file=file, key=format_key(loc) or None, line=line))
+        tagged = loc_to_path(err["loc"])
+        loc = without_tags(root, tagged) if root is not None else list(tagged)
+        while loc and _UNION_TAG.search(loc[-1]):  # `run = 5`: one problem, not one per type
+            loc.pop()
+        message = _message(err, tagged, root)
+        messages = seen.setdefault(tuple(loc), [])
+        if message not in messages:
+            messages.append(message)
+    for loc_key, messages in seen.items():
+        if len(messages) > 1 and all(m.startswith("Input should be ") for m in messages):
+            messages = ["Input should be " + " or ".join(m[16:] for m in messages)]
+        loc = list(loc_key)
+        key = format_key(loc)
+        if find_line is not None:
+            line = find_line(key)
+        else:
+            line = line_of(text, loc) if text is not None else None
+        for message in messages:
+            problems.add(ConfigError(message, file=file, key=key or None, line=line))
+
+
+_WS = re.compile(r"\s*")
+_DECODER = json.JSONDecoder()
+
+
+def _json_positions(text: str) -> dict[str, int]:
+    """Offset of every value in valid JSON ``text``, by path (``containers[0].env.X``)."""
+    out: dict[str, int] = {}
+
+    def skip(i: int) -> int:
+        found = _WS.match(text, i)
+        return found.end() if found else i
+
+    def value(i: int, path: str) -> int:
+        i = skip(i)
+        out[path] = i
+        if text[i] not in "{[":
+            return int(_DECODER.raw_decode(text, i)[1])
+        closing = "}" if text[i] == "{" else "]"
+        i, index = skip(i + 1), 0
+        while text[i] != closing:
+            if closing == "}":
+                key, i = _DECODER.raw_decode(text, i)
+                i = skip(i) + 1  # the ':'
+                i = value(i, f"{path}.{key}" if path else str(key))
+            else:
+                i = value(i, f"{path}[{index}]")
+                index += 1
+            i = skip(i)
+            if text[i] == ",":
+                i = skip(i + 1)
+        return i + 1
+
+    value(0, "")
+    return out
+
+
+def json_line(text: str, path: str) -> int | None:
+    """The line of the value at ``path`` in the machine config (None if not found)."""
+    try:
+        positions = _json_positions(text)
+    except (ValueError, IndexError, RecursionError):
+        return None
+    while path:
+        if path in positions:
+            return text.count("\n", 0, positions[path]) + 1
+        parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", path)  # the nearest parent then
+        path = "" if parent == path else parent
+    return None

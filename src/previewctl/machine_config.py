@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from previewctl.configfile import read_text, validation_problems
+from previewctl.configfile import json_line, read_text, validation_problems
 from previewctl.errors import ConfigError, Problems
 
 # Fly machine configs are a handful of levels deep; far deeper is a mistake (and would
@@ -110,8 +110,9 @@ def load_machine_config(
             key="machine.config",
             line=line,
         )
+    text = read_text(path, "the machine config")
     try:
-        data = json.loads(read_text(path, "the machine config"))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not valid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
     except RecursionError:
@@ -127,7 +128,14 @@ def load_machine_config(
     try:
         _MachineConfigShape.model_validate(data)
     except ValidationError as exc:
-        validation_problems(exc, str(path), None, problems)
+        validation_problems(
+            exc,
+            str(path),
+            None,
+            problems,
+            root=_MachineConfigShape,
+            find_line=lambda key: json_line(text, key),
+        )
     metadata = data.get("metadata")
     for key in metadata if isinstance(metadata, dict) else ():
         if str(key).startswith("previewctl"):
@@ -136,6 +144,7 @@ def load_machine_config(
                     f"metadata key {key!r} is reserved for previewctl",
                     file=str(path),
                     key="metadata",
+                    line=json_line(text, f"metadata.{key}"),
                 )
             )
     return data

@@ -12,12 +12,13 @@ generated value with symbols cannot change the URL's structure.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import quote
 
 from previewctl import redact
+from previewctl.suggest import closest
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _DEFAULT_SEP = ":-"
@@ -131,38 +132,79 @@ class Known:
     vercel_projects: frozenset[str] = frozenset()
 
 
+def _suggest(ref: Ref, index: int, candidates: Iterable[str]) -> str:
+    """`` (did you mean ${...}?)`` with part ``index`` replaced by the closest candidate."""
+    if index >= len(ref.parts):
+        return ""
+    best = closest(ref.parts[index], candidates)
+    if best is None:
+        return ""
+    parts = list(ref.parts)
+    parts[index] = best
+    return f" (did you mean {Ref(tuple(parts))}?)"
+
+
+_SHAPES: dict[Namespace, str] = {
+    Namespace.PR: "${pr}",
+    Namespace.BRANCH: "${branch}",
+    Namespace.APP: "${app.name} or ${app.hostname}",
+    Namespace.SECRETS: "${secrets.NAME}",
+    Namespace.TUNNELS: "${tunnels.NAME.host} or ${tunnels.NAME.port}",
+    Namespace.VERCEL: "${vercel.PROJECT.url}",
+    Namespace.ENV: "${env.NAME}",
+}
+
+
+def _shape_problem(namespace: Namespace, ref: Ref) -> str | None:
+    rest = ref.parts[1:]
+    fields = {
+        Namespace.APP: (1, 0, ("name", "hostname")),
+        Namespace.TUNNELS: (2, 1, ("host", "port")),
+        Namespace.VERCEL: (2, 1, ("url",)),
+    }.get(namespace)
+    if fields is None:
+        want = {Namespace.PR: 0, Namespace.BRANCH: 0}.get(namespace, 1)
+        return None if len(rest) == want else ""
+    length, index, names = fields
+    if len(rest) == length and rest[index] in names:
+        return None
+    return _suggest(ref, index + 1, names) if len(rest) == length else ""
+
+
 def check_ref(ref: Ref, allowed: frozenset[Namespace], known: Known) -> None:
-    """Raise :class:`TemplateError` when ``ref`` is unknown or not allowed here."""
+    """Raise :class:`TemplateError` when ``ref`` is unknown or not allowed here.
+
+    The message names the closest known name, as a person would want to hear it.
+    """
     ns, rest = ref.parts[0], ref.parts[1:]
     try:
         namespace = Namespace(ns)
     except ValueError:
-        raise TemplateError(
-            f"unknown placeholder {ref}: namespaces are " + ", ".join(n.value for n in Namespace)
-        ) from None
+        names = ", ".join(n.value for n in Namespace)
+        hint = _suggest(ref, 0, [n.value for n in Namespace])
+        raise TemplateError(f"unknown placeholder {ref}{hint}: namespaces are {names}") from None
     if namespace not in allowed:
         raise TemplateError(f"placeholder {ref} is not allowed here")
     if ref.default is not None and namespace is not Namespace.ENV:
         raise TemplateError(
             f"placeholder {ref}: only ${{env.NAME:-DEFAULT}} may have a default (:-)"
         )
-    shape_ok = {
-        Namespace.PR: len(rest) == 0,
-        Namespace.BRANCH: len(rest) == 0,
-        Namespace.APP: len(rest) == 1 and rest[0] in ("name", "hostname"),
-        Namespace.SECRETS: len(rest) == 1,
-        Namespace.TUNNELS: len(rest) == 2 and rest[1] in ("host", "port"),
-        Namespace.VERCEL: len(rest) == 2 and rest[1] == "url",
-        Namespace.ENV: len(rest) == 1,
-    }[namespace]
-    if not shape_ok:
-        raise TemplateError(f"unknown placeholder {ref}")
+    shape = _shape_problem(namespace, ref)
+    if shape is not None:
+        raise TemplateError(f"unknown placeholder {ref}{shape}: use {_SHAPES[namespace]}")
     if namespace is Namespace.SECRETS and rest[0] not in known.secrets:
-        raise TemplateError(f"unknown secret in {ref}: add it to [secrets] generate")
+        hint = _suggest(ref, 1, known.secrets)
+        raise TemplateError(
+            f"unknown secret in {ref}{hint}" + ("" if hint else ": add it to [secrets] generate")
+        )
     if namespace is Namespace.TUNNELS and rest[0] not in known.tunnels:
-        raise TemplateError(f"unknown tunnel in {ref}: no [tunnels.{rest[0]}]")
+        hint = _suggest(ref, 1, known.tunnels)
+        raise TemplateError(f"unknown tunnel in {ref}{hint}: no [tunnels.{rest[0]}]")
     if namespace is Namespace.VERCEL and rest[0] not in known.vercel_projects:
-        raise TemplateError(f"unknown Vercel project in {ref}: no [vercel.projects.{rest[0]}]")
+        hint = _suggest(ref, 1, known.vercel_projects)
+        raise TemplateError(
+            f"unknown Vercel project in {ref}{hint}: no [vercel.projects.{rest[0]}]"
+        )
 
 
 def check(text: str, allowed: frozenset[Namespace], known: Known) -> list[Ref]:
