@@ -7,6 +7,7 @@ GitHub API or the preview's metadata, and each Vercel project's production branc
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import socket
 from collections.abc import Callable
@@ -58,29 +59,53 @@ def preflight(
     seed: bool = False,
     branch_required: bool | None = None,
     steps: str | None = None,
-) -> None:
+    want_branch: bool = False,
+) -> Target:
     """Every problem of bad input, before any change (read-only calls only), at once.
 
     ``vercel``: the command uses Vercel (its token, the production branch);
     ``branch_required`` (default: ``vercel``): the config's Vercel projects need a branch;
-    ``steps``: the section ("steps" or "seed") whose files must exist or be created.
+    ``steps``: the section ("steps" or "seed") whose files must exist or be created;
+    ``want_branch``: the branch is wanted anyway (a GitHub deployment's ref).
+
+    A branch nobody gave (no --branch, PREVIEWCTL_BRANCH or event) is looked up from the
+    GitHub API when GITHUB_TOKEN and GITHUB_REPOSITORY are set; the returned target
+    carries it.
     """
+    required = vercel if branch_required is None else branch_required
+    lookup = target.branch is None and (required or want_branch) and rt.github_available()
     problems = local_problems(
         rt,
         target,
         tunnels=tunnels,
         vercel=vercel,
         seed=seed,
-        branch_required=vercel if branch_required is None else branch_required,
+        branch_required=required and not lookup,
         steps=steps,
     )
     config = _config_or_none(rt)
-    if config is not None and target.branch and not problems.failed_credentials:
+    if lookup and not problems:  # a read, worth making once nothing else is wrong
+        with problems.check():
+            target = lookup_branch(rt, target, required=required)
+    elif config is not None and target.branch and not problems.failed_credentials:
         with problems.check():
             check_pr_branch(rt, target)
-        if vercel and rt.vercel_configured():
-            production_branch_problems(rt, target.branch, problems)
+    usable = config is not None and target.branch and not problems.failed_credentials
+    if usable and target.branch and vercel and rt.vercel_configured():
+        production_branch_problems(rt, target.branch, problems)
     problems.raise_if_any()
+    return target
+
+
+def lookup_branch(rt: Runtime, target: Target, *, required: bool) -> Target:
+    """The PR's head branch from ``GET /repos/O/R/pulls/N`` (its ``head.ref``)."""
+    head = pr_head_branch(rt, target, metadata=False)
+    if head.branch is None:
+        if required:
+            require_branch(target)  # GitHub did not answer: the usual "branch needed"
+        return target
+    rt.reporter.info(f"PR #{target.pr} is branch {head.branch} (from {head.source})")
+    return dataclasses.replace(target, branch=head.branch)
 
 
 class _Found(Problems):

@@ -40,7 +40,9 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
         projects, needs_tunnels = _seed_refs(rt)
     except InputError:  # a bad config: preflight names its problems with the others
         projects, needs_tunnels = set(), False
-    preflight(rt, target, tunnels=needs_tunnels, vercel=bool(projects), seed=True, steps="seed")
+    target = preflight(
+        rt, target, tunnels=needs_tunnels, vercel=bool(projects), seed=True, steps="seed"
+    )
     config = rt.config
     if not config.model.seed:
         rt.reporter.info("no [[seed]] steps configured: nothing to do")

@@ -56,9 +56,11 @@ def run_up(
         # credential is still found here, before anything changes (the production
         # branch too, when a Vercel token is there to ask).
         has_vercel = bool(rt.env.get("VERCEL_TOKEN"))
-        preflight(rt, target, tunnels=False, vercel=has_vercel, branch_required=True)
+        target = preflight(
+            rt, target, tunnels=False, vercel=has_vercel, branch_required=True, want_branch=True
+        )
         return start_early(rt, target)
-    preflight(rt, target, tunnels=True, vercel=True, steps="steps")
+    target = preflight(rt, target, tunnels=True, vercel=True, steps="steps", want_branch=True)
     config = rt.config
     app = config.app_name(target.pr)
     backend = rt.backend()
