@@ -140,6 +140,8 @@ class ApiError(PreviewctlError):
             text += f" [request id {request_id}]"
         super().__init__(text)
         self.api = api
+        self.method = method
+        self.path = path
         self.status = status
         self.code = code
         self.request_id = request_id
@@ -156,6 +158,27 @@ class ConflictError(ApiError):
 
 class TransientApiError(ApiError):
     """Retryable failure (408/429/5xx/connection) that outlived the retry deadline."""
+
+
+class ConnectionFailedError(TransientApiError):
+    """An API that could not be reached at all (refused, DNS, timeout) after retries."""
+
+    title = "cannot reach the API"
+
+    def __init__(
+        self,
+        api: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(api, message, method=method, path=path)
+        self.message = message  # the whole sentence: which API, where, what happened
+        self.hint = hint
+        self.args = (message,)
+        self.reason = ""  # what went wrong on the wire, in words
 
 
 class NotManagedError(PreviewctlError):

@@ -18,7 +18,13 @@ from previewctl.clients.http import (
     build_http_client,
     parse_retry_after,
 )
-from previewctl.errors import ApiError, ConflictError, NotFoundError, TransientApiError
+from previewctl.errors import (
+    ApiError,
+    ConflictError,
+    ConnectionFailedError,
+    NotFoundError,
+    TransientApiError,
+)
 
 BASE = "https://api.test"
 
@@ -169,10 +175,61 @@ def test_retry_false_sends_once(api: respx.MockRouter) -> None:
 
 
 def test_connection_error_without_retry_is_transient(api: respx.MockRouter) -> None:
-    api.get("/x").side_effect = httpx.ConnectError("refused")
-    with pytest.raises(TransientApiError, match="ConnectError: refused") as info:
+    api.get("/x").side_effect = httpx.ConnectError("[Errno 111] Connection refused")
+    with pytest.raises(TransientApiError) as info:
         make_client(fast()).request("GET", "/x", retry=False)
     assert info.value.status is None
+    assert str(info.value) == (
+        "cannot reach the API at https://api.test (GET /x): connection refused"
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (httpx.ConnectError("[Errno -2] Name or service not known"), "does not resolve (DNS)"),
+        (httpx.ConnectTimeout("timed out"), "the connection timed out"),
+        (httpx.ReadTimeout("timed out"), "no answer in time"),
+        (httpx.RemoteProtocolError("Server disconnected"), "closed without an answer"),
+    ],
+)
+def test_an_unreachable_api_is_named_with_its_url_and_what_to_check(
+    api: respx.MockRouter, exc: Exception, reason: str
+) -> None:
+    class Named(ApiClient):
+        api_title = "Fly Machines API"
+        url_env = "FLY_API_BASE_URL"
+        status_page = "https://status.flyio.net"
+
+    api.get("/v1/apps").side_effect = exc
+    retries: list[str] = []
+    client = Named(build_http_client(BASE, {}), retry=fast())
+    client.on_retry = retries.append
+    with pytest.raises(ConnectionFailedError) as info:
+        client.request("GET", "/v1/apps")
+    error = info.value
+    assert str(error).startswith(
+        "cannot reach the Fly Machines API at https://api.test (GET /v1/apps)"
+    )
+    assert reason in str(error)
+    assert "gave up after retrying for" in str(error)
+    assert error.hint is not None
+    assert "FLY_API_BASE_URL (now https://api.test)" in error.hint
+    assert "https://status.flyio.net" in error.hint
+    # every retry was said, with what is wrong and where
+    assert len(retries) == fast().attempts - 1
+    assert retries[0].startswith("Fly Machines API at https://api.test is unreachable (")
+    assert retries[-1].endswith(f"retry {len(retries)} of {len(retries)} in 0.0s")
+
+
+def test_retries_of_answers_are_said_too(api: respx.MockRouter) -> None:
+    api.get("/x").side_effect = [httpx.Response(503), httpx.Response(429), httpx.Response(200)]
+    retries: list[str] = []
+    client = make_client(fast())
+    client.on_retry = retries.append
+    client.request("GET", "/x")
+    assert retries[0].startswith("API answered 503 (GET /x): retry 1 of")
+    assert retries[1].startswith("API is rate limiting (GET /x): retry 2 of")
 
 
 # ---- errors -----------------------------------------------------------------------------

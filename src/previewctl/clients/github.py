@@ -99,6 +99,9 @@ def _normalise(body: str) -> str:
 
 class GitHubClient(ApiClient):
     api_name = "GitHub"
+    api_title = "GitHub API"
+    url_env = "GITHUB_API_URL"
+    status_page = "https://www.githubstatus.com"
 
     def __init__(
         self,

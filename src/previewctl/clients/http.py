@@ -18,6 +18,7 @@ from previewctl import __version__, redact
 from previewctl.errors import (
     ApiError,
     ConflictError,
+    ConnectionFailedError,
     InputError,
     NotFoundError,
     TransientApiError,
@@ -138,10 +139,38 @@ class RetryPolicy:
         return _Runner(self, before_sleep)
 
 
+def _transport_reason(exc: httpx.TransportError) -> str:
+    """What went wrong on the wire, in words ("connection refused", "timed out")."""
+    text = str(exc).strip()
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "the connection timed out"
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer in time"
+    lowered = text.lower()
+    for needle, words in (
+        ("refused", "connection refused"),
+        ("name or service not known", "the host name does not resolve (DNS)"),
+        ("nodename nor servname", "the host name does not resolve (DNS)"),
+        ("temporary failure in name resolution", "the host name does not resolve (DNS)"),
+        ("certificate", "TLS certificate problem"),
+        ("reset", "the connection was reset"),
+    ):
+        if needle in lowered:
+            return words
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the connection closed without an answer ({text or type(exc).__name__})"
+    return text or type(exc).__name__
+
+
 class ApiClient:
     """Base of the API clients: subclasses name the API and parse its error body."""
 
     api_name = "API"
+    api_title = "API"
+    """How a person names it: "Fly Machines API"."""
+    url_env: str | None = None
+    """The env var that sets its base URL, named in connection errors."""
+    status_page: str | None = None
 
     def __init__(
         self,
@@ -153,6 +182,8 @@ class ApiClient:
         self.http = http
         self.retry = retry or RetryPolicy()
         self.on_request = on_request
+        self.on_retry: Callable[[str], None] | None = None
+        """Told about every retry, so that a person sees why nothing seems to happen."""
         self.calls = 0
 
     # Subclasses override to read their API's error shape. Only the API's own message
@@ -222,12 +253,18 @@ class ApiClient:
                 return self._attempt(method, path, params, json, headers, timeout)
             except _Retryable as exc:
                 raise exc.error from exc.__cause__
+        retries: list[Attempt] = []
+        first = time.monotonic()
         try:
-            return self.retry.retrying()(
+            return self.retry.retrying(lambda a: self._before_sleep(a, retries))(
                 self._attempt, method, path, params, json, headers, timeout
             )
         except _Retryable as exc:
-            raise exc.error from None
+            error = exc.error
+            if isinstance(error, ConnectionFailedError) and retries:
+                error.message += f"; gave up after retrying for {time.monotonic() - first:.0f}s"
+                error.args = (error.message,)
+            raise error from None
 
     def create_once(
         self,
@@ -264,7 +301,7 @@ class ApiClient:
                 raise
 
         try:
-            return self.retry.retrying()(attempt)
+            return self.retry.retrying(lambda a: self._before_sleep(a, []))(attempt)
         except _Retryable as exc:
             raise exc.error from None
 
@@ -294,12 +331,7 @@ class ApiClient:
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
-            lost: ApiError = TransientApiError(
-                self.api_name,
-                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-                method=method,
-                path=path,
-            )
+            lost: ApiError = self._unreachable(exc, method, path)
             if self.on_request:
                 self.on_request(f"{self.api_name} {method} {path} !! {type(exc).__name__}")
             raise _Retryable(lost, None, maybe_done=True) from exc
@@ -315,6 +347,40 @@ class ApiClient:
             maybe_done = response.status_code >= 500
             raise _Retryable(error, self.retry_after(response), maybe_done=maybe_done)
         raise error
+
+    def _unreachable(
+        self, exc: httpx.TransportError, method: str, path: str
+    ) -> ConnectionFailedError:
+        base = redact.scrub(str(self.http.base_url).rstrip("/"))
+        message = (
+            f"cannot reach the {self.api_title} at {base} ({method} {path}): "
+            f"{_transport_reason(exc)}"
+        )
+        hint = "check this machine's network (proxy, DNS, firewall)"
+        if self.url_env:
+            hint = f"check {self.url_env} (now {base}) and " + hint[6:]
+        if self.status_page:
+            hint += f"; {self.status_page} says whether the service is down"
+        failed = ConnectionFailedError(self.api_name, message, hint=hint, method=method, path=path)
+        failed.reason = _transport_reason(exc)
+        return failed
+
+    def _before_sleep(self, attempt: Attempt, retries: list[Attempt]) -> None:
+        retries.append(attempt)
+        exc = attempt.error
+        if self.on_retry is None or not isinstance(exc, _Retryable):
+            return
+        error = exc.error
+        base = redact.scrub(str(self.http.base_url).rstrip("/"))
+        if isinstance(error, ConnectionFailedError):
+            what = f"{self.api_title} at {base} is unreachable ({error.reason})"
+        elif error.status == 429:
+            what = f"{self.api_title} is rate limiting ({error.method} {error.path})"
+        else:
+            what = f"{self.api_title} answered {error.status} ({error.method} {error.path})"
+        self.on_retry(
+            f"{what}: retry {attempt.number} of {self.retry.attempts - 1} in {attempt.delay:.1f}s"
+        )
 
 
 def build_http_client(

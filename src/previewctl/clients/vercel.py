@@ -183,6 +183,9 @@ class EnvInput:
 
 class VercelClient(ApiClient):
     api_name = "Vercel"
+    api_title = "Vercel API"
+    url_env = "VERCEL_API_URL"
+    status_page = "https://www.vercel-status.com"
 
     def __init__(
         self,

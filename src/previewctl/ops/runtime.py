@@ -96,6 +96,9 @@ class Runtime:
             )
         return self._backend
 
+    def _retrying(self, line: str) -> None:
+        self.reporter.info(f"  {line}")
+
     def vercel_configured(self) -> bool:
         vercel = self.config.model.vercel
         return bool(vercel and vercel.projects)
@@ -117,6 +120,7 @@ class Runtime:
                 retry=self.retry,
                 on_request=self._log,
             )
+            self._vercel.on_retry = self._retrying
         return self._vercel
 
     def github_available(self) -> bool:
@@ -138,6 +142,7 @@ class Runtime:
                 },
             )
             self._github = GitHubClient(http, retry=self.retry, on_request=self._log)
+            self._github.on_retry = self._retrying
         return self._github
 
     @property

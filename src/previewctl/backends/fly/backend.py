@@ -237,6 +237,7 @@ class FlyPlatform:
         retry: RetryPolicy,
     ) -> PreviewBackend:
         fly = build_fly_client(env, retry=retry, on_request=reporter.detail)
+        fly.on_retry = lambda line: reporter.info(f"  {line}")  # a person sees each retry
         return FlyBackend(fly, config, reporter, env)
 
 

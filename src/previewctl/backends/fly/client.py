@@ -49,6 +49,9 @@ T = TypeVar("T")
 
 class FlyClient(ApiClient):
     api_name = "Fly"
+    api_title = "Fly Machines API"
+    url_env = "FLY_API_BASE_URL"
+    status_page = "https://status.flyio.net"
 
     def error_message(self, response: httpx.Response) -> tuple[str, str | None]:
         message, code = super().error_message(response)
