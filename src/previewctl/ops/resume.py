@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
+from contextlib import AbstractContextManager
 
-from previewctl import redact, template
+from previewctl import redact, template, tunnel_state
 from previewctl.backends.base import Tunnels
 from previewctl.errors import PreviewctlError
 from previewctl.ops.envcmd import step_env
@@ -32,6 +34,16 @@ def _start(rt: Runtime, found: Found) -> None:
             found.app, found.instance.id, deadline=deadline, reporter=rt.reporter
         )
         rt.reporter.success(f"machine {ready.id} is started and healthy")
+
+
+def _published(
+    rt: Runtime, found: Found, tunnels: Tunnels | None
+) -> AbstractContextManager[object]:
+    """Tell `previewctl env` where this process's tunnels listen, while they are open."""
+    if tunnels is None:
+        return contextlib.nullcontext()
+    ports = {name: t.port for name, t in tunnels.tunnels.items()}
+    return tunnel_state.published(rt.env, found.app, found.target.pr, found.instance.id, ports)
 
 
 def _hold(rt: Runtime, tunnels: Tunnels | None) -> None:
@@ -70,7 +82,10 @@ def run_resume(rt: Runtime, pr: str, *, json_output: bool = False) -> None:
     _start(rt, found)
     values = rt.values(found.target, secrets=found.secrets)
     values.vercel_urls = domain_urls(rt, values)
-    with open_tunnels(rt, found.app, found.instance.id, values) as tunnels:
+    with (
+        open_tunnels(rt, found.app, found.instance.id, values) as tunnels,
+        _published(rt, found, tunnels),
+    ):
         run_steps(
             rt,
             rt.config.model.steps,
@@ -94,7 +109,10 @@ def run_tunnel(rt: Runtime, pr: str, *, json_output: bool = False) -> None:
         )
     values = rt.values(found.target, secrets=found.secrets)
     values.vercel_urls = domain_urls(rt, values)
-    with open_tunnels(rt, found.app, found.instance.id, values) as tunnels:
+    with (
+        open_tunnels(rt, found.app, found.instance.id, values) as tunnels,
+        _published(rt, found, tunnels),
+    ):
         if json_output:
             ports = {n: {"host": h, "port": p} for n, (h, p) in values.tunnels.items()}
             sys.stdout.write(redact.scrub(json.dumps({"app": found.app, "tunnels": ports})) + "\n")

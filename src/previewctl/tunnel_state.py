@@ -1,0 +1,106 @@
+"""Which local ports the running ``previewctl tunnel``/``resume`` processes listen on.
+
+``env`` must print only ports where a tunnel really listens; with ``local_port = 0``
+that port is chosen when flyctl starts, so the process holding the tunnels writes a
+small file (``tunnels-APP-PID.json`` in ``$XDG_STATE_HOME/previewctl``, else
+``~/.local/state/previewctl``) once they are open, and removes it when it ends. A file
+whose process is gone (killed with SIGKILL) is stale: ignored, and removed when seen.
+The file holds no secret: names, ports, the app, the PR and the PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def state_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_STATE_HOME") or ""
+    root = Path(base) if base.startswith("/") else Path(env.get("HOME") or "~") / ".local/state"
+    return root.expanduser() / "previewctl"
+
+
+@dataclass(frozen=True)
+class LiveTunnels:
+    app: str
+    pr: int
+    pid: int
+    machine: str
+    started_at: str
+    ports: dict[str, int]  # tunnel name -> local port on 127.0.0.1
+    path: Path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process with that PID: not ours, but alive
+    return True
+
+
+def _read(path: Path) -> LiveTunnels | None:
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        return LiveTunnels(
+            app=str(data["app"]),
+            pr=int(data["pr"]),
+            pid=int(data["pid"]),
+            machine=str(data.get("machine") or ""),
+            started_at=str(data.get("started_at") or ""),
+            ports={str(k): int(v) for k, v in dict(data["ports"]).items()},
+            path=path,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def find_live(env: Mapping[str, str], app: str) -> LiveTunnels | None:
+    """The newest running tunnel process of ``app``; stale files are removed."""
+    found: list[LiveTunnels] = []
+    for path in state_dir(env).glob(f"tunnels-{app}-*.json"):
+        live = _read(path)
+        if live is None or live.app != app:
+            continue
+        if not _alive(live.pid):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        found.append(live)
+    return max(found, key=lambda t: t.started_at) if found else None
+
+
+@contextlib.contextmanager
+def published(
+    env: Mapping[str, str], app: str, pr: int, machine: str, ports: Mapping[str, int]
+) -> Iterator[Path]:
+    """Announce this process's open tunnels for as long as the block runs."""
+    directory = state_dir(env)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / f"tunnels-{app}-{os.getpid()}.json"
+    body = {
+        "app": app,
+        "pr": pr,
+        "pid": os.getpid(),
+        "machine": machine,
+        "started_at": datetime.now(UTC).isoformat(),
+        "ports": dict(ports),
+    }
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tunnels-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(body, fh)
+    os.replace(tmp, path)  # whole or not at all: a reader never sees half a file
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
