@@ -297,6 +297,18 @@ def test_wait_until_ready_returns_when_postgres_answers(
         deadline=time.monotonic() + 10,
         reporter=reporter,
     )
+    assert output(reporter) == (  # a plain log: the wait, and no line per probe
+        f"… waiting for manage_db (postgres on localhost:{postgres_server.port})\n"
+    )
+    reporter.verbose = True
+    wait_until_ready(
+        "manage_db",
+        ProbeKind.POSTGRES,
+        postgres_server.host,
+        postgres_server.port,
+        deadline=time.monotonic() + 10,
+        reporter=reporter,
+    )
     assert f"tunnel manage_db: postgres ready on localhost:{postgres_server.port}" in output(
         reporter
     )

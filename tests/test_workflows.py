@@ -370,8 +370,13 @@ def test_permissions_are_minimal() -> None:
     assert load("ci.yml")["permissions"] == {"contents": "read"}
     jobs = load("preview.yml")["jobs"]
     for job in ("up", "down"):
-        # the PR comment goes through the issues comments API on a PR: pull-requests: write
-        assert jobs[job]["permissions"] == {"contents": "read", "pull-requests": "write"}
+        # the PR comment goes through the issues comments API on a PR: pull-requests: write;
+        # the preview is a GitHub deployment (created by up, made inactive by down)
+        assert jobs[job]["permissions"] == {
+            "contents": "read",
+            "pull-requests": "write",
+            "deployments": "write",
+        }
     gc_job = load("preview-gc.yml")["jobs"]["gc"]
     assert gc_job["permissions"] == {"contents": "read", "pull-requests": "read"}
     for path in _workflow_files():

@@ -49,6 +49,7 @@ NS_BASIC = frozenset({Namespace.PR, Namespace.BRANCH, Namespace.ENV})
 NS_MACHINE = frozenset(
     {Namespace.PR, Namespace.BRANCH, Namespace.APP, Namespace.SECRETS, Namespace.ENV}
 )
+NS_GITHUB = frozenset({Namespace.PR, Namespace.BRANCH})
 NS_VERCEL = NS_MACHINE | {Namespace.VERCEL}
 NS_STEPS = NS_VERCEL | {Namespace.TUNNELS}
 NS_SEED = NS_STEPS
@@ -184,6 +185,10 @@ class TimeoutsSection(StrictModel):
 
 class GitHubSection(StrictModel):
     comment: bool = True
+    deployments: bool = True
+    """Record each preview as a GitHub deployment (the PR shows "View deployment")."""
+    environment: str = Field(default="pr-${pr}", min_length=1)
+    """The deployment's environment; ${pr} and ${branch} may be used."""
 
 
 class PricingSection(StrictModel):
@@ -312,6 +317,7 @@ def _all_strings(config: Config) -> Iterator[tuple[str, str]]:
 def _templated(config: Config) -> Iterator[tuple[str, str, frozenset[Namespace]]]:
     m = config.model
     yield "app.name", m.app.name, NS_NAME
+    yield "github.environment", m.github.environment, NS_GITHUB
     for path, text in template.strings_in(config.machine_template):
         yield f"{m.machine.config}:{path}", text, NS_MACHINE
     for name, tunnel in m.tunnels.items():

@@ -299,7 +299,7 @@ def _wait_loop(target: ProbeTarget, how: _Wait, update: Callable[[str], None]) -
             update(seen)
             raise NotYet(seen)
         shown = f"{kind} ({seen})" if target.login is not None else str(kind)
-        how.reporter.info(f"tunnel {name}: {shown} ready on localhost:{port}")
+        how.reporter.detail(f"tunnel {name}: {shown} ready on localhost:{port}")  # said by session
 
     def timed_out(last: BaseException) -> TimeoutExceededError:
         waited = time.monotonic() - started

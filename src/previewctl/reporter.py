@@ -1,8 +1,9 @@
 """How previewctl talks to the person or the CI log while it works.
 
 Everything goes to stderr (stdout is for results), through :mod:`redact`.
-On a terminal long waits show a live status line; in CI (or when stderr is not a
-terminal) the same events are plain, timestamp-free lines, and phases become
+On a terminal every wait shows live, with what it waits for and its elapsed time
+(:mod:`previewctl.progress`); whenever ``CI`` is set or stdout or stderr is not a
+terminal, the same events are plain lines (no control sequences), and phases become
 ``::group::`` blocks inside GitHub Actions.
 """
 
@@ -12,7 +13,7 @@ import io
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -21,6 +22,18 @@ from rich.console import Console
 
 from previewctl import redact
 from previewctl.actions import GitHubActions
+from previewctl.progress import Board, Heartbeat, Wait
+
+
+def ci_set(env: Mapping[str, str]) -> bool:
+    """``CI`` set to anything but an explicit no (as most CI services and tools read it)."""
+    value = env.get("CI")
+    return value is not None and value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def wants_plain(env: Mapping[str, str]) -> bool:
+    """Plain lines unless a person watches both streams on a terminal, outside CI."""
+    return ci_set(env) or not (sys.stderr.isatty() and sys.stdout.isatty())
 
 
 @dataclass
@@ -36,12 +49,21 @@ class Reporter:
     verbose: bool = False
     stream: TextIO | None = None
     timings: list[PhaseTiming] = field(default_factory=list)
+    plain: bool | None = None
+    """Plain lines; None: decide from the stream (a given stream is plain unless a tty)."""
+    board: Board | None = None
+    """The live area of waits; a buffered child shares its parent's."""
 
     def __post_init__(self) -> None:
         out = self.stream or sys.stderr
-        self._interactive = out.isatty() and not self.actions.enabled
+        if self.plain is None:
+            self.plain = not out.isatty()
+        self._interactive = not self.plain and not self.actions.enabled
         self._console = Console(file=out, highlight=False, soft_wrap=True)
+        if self._interactive and self.board is None:
+            self.board = Board(self._console)
         self._lock = threading.Lock()
+        self._heartbeat = Heartbeat(self._emit)
 
     # ---- lines -------------------------------------------------------------------
     def _emit(self, text: str, style: str | None = None) -> None:
@@ -91,7 +113,13 @@ class Reporter:
 
         Masks and annotations still go out at once (they share ``actions``).
         """
-        return Reporter(actions=self.actions, verbose=self.verbose, stream=io.StringIO())
+        return Reporter(
+            actions=self.actions,
+            verbose=self.verbose,
+            stream=io.StringIO(),
+            plain=True,
+            board=self.board,  # its waits still show live on a terminal
+        )
 
     def replay(self, child: Reporter, name: str, seconds: float, ok: bool) -> None:
         """Show a background phase's lines as one block, and count its time."""
@@ -123,33 +151,34 @@ class Reporter:
 
     @contextmanager
     def waiting(self, label: str) -> Iterator[Callable[[str], None]]:
-        """A long wait: yields ``update(text)`` to say what is being waited on now.
+        """A wait: yields ``update(text)`` to say what is being waited on now.
 
-        Terminal: a spinner with the latest text. CI: a line when the text changes.
+        Terminal: a live spinner line whose elapsed time counts up by itself. Plain: a
+        line when the text changes, and a heartbeat line when it stays quiet.
         """
-        started = time.monotonic()
-        last: list[str] = [""]
-
-        if self._interactive:
-            status = self._console.status(redact.scrub(label))
-            status.start()
+        wait = Wait(redact.scrub(label))
+        if self.board is not None:
+            self.board.add(wait)
 
             def update(text: str) -> None:
-                elapsed = time.monotonic() - started
-                status.update(redact.scrub(f"{label}: {text} ({elapsed:.0f}s)"))
+                wait.text = text
 
             try:
                 yield update
             finally:
-                status.stop()
+                self.board.remove(wait)
             return
 
-        self._emit(f"… {label}")
+        self._emit(f"… {wait.label}")
+        self._heartbeat.said(wait)
 
         def update_plain(text: str) -> None:
-            if text != last[0]:
-                last[0] = text
-                elapsed = time.monotonic() - started
-                self._emit(f"  {label}: {text} ({elapsed:.1f}s)")
+            if text != wait.text:
+                wait.text = text
+                self._emit(f"  {wait.line()}")
+                self._heartbeat.said(wait)
 
-        yield update_plain
+        try:
+            yield update_plain
+        finally:
+            self._heartbeat.done(wait)

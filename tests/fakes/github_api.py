@@ -1,7 +1,8 @@
 """A stateful fake of the parts of the GitHub REST API previewctl uses.
 
 Pull requests (get, list with ``state`` and ``Link`` pagination), issue comments
-(list with ``Link`` pagination, create, update, delete) and the primary rate limit: every
+(list with ``Link`` pagination, create, update, delete), deployments and their statuses
+(:mod:`tests.fakes.github_deployments`) and the primary rate limit: every
 response carries ``x-ratelimit-*`` headers, and with ``rate_limit_after = N`` the
 N+1st request of a window (counted once authorized and routed; injected faults and
 401s do not count) answers 403 "API rate limit exceeded" with
@@ -23,6 +24,7 @@ from urllib.parse import urlencode
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
+from tests.fakes.github_deployments import DEPLOYMENT_RULES, DeploymentsMixin
 from tests.fakes.loopback import LoopbackApi, RecordedRequest
 
 DOCS = "https://docs.github.com/rest"
@@ -48,7 +50,7 @@ def _iso(ts: float | None = None) -> str:
     )
 
 
-class GitHubFake(LoopbackApi):
+class GitHubFake(DeploymentsMixin, LoopbackApi):
     """Loopback fake of ``api.github.com`` for one repository."""
 
     name = "github"
@@ -81,6 +83,7 @@ class GitHubFake(LoopbackApi):
             endpoint="delete_comment",
             methods=["DELETE"],
         ),
+        *DEPLOYMENT_RULES,
     ]
 
     def __init__(
@@ -111,6 +114,7 @@ class GitHubFake(LoopbackApi):
         (GITHUB_TOKEN), whose repository answer carries none."""
         self._window_used = 0
         self._window_reset = 0
+        self.init_deployments()
 
     # ---- seeding and controls --------------------------------------------------------
     def add_pr(

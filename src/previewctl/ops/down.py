@@ -6,7 +6,7 @@ from typing import Any
 
 from previewctl import bookkeeping
 from previewctl.managed import require
-from previewctl.ops import comment
+from previewctl.ops import comment, deployment
 from previewctl.ops.preflight import down_branch, local_problems, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.up import skip_without_secrets
@@ -59,6 +59,8 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
             result["app_deleted"] = deleted
             rt.reporter.success(f"destroyed Fly app {app}" if deleted else f"{app} already gone")
 
+    result["deployments_inactive"] = deployment.mark_inactive(rt, target)
+    result["timings"] = {t.name: round(t.seconds, 3) for t in rt.reporter.timings}
     comment.publish(
         rt,
         target,

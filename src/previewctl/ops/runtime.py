@@ -21,7 +21,7 @@ from previewctl.clients.http import RetryPolicy, build_http_client
 from previewctl.clients.vercel import VercelClient
 from previewctl.config import Config, load_config
 from previewctl.errors import InputError, MissingCredentialsError
-from previewctl.reporter import Reporter
+from previewctl.reporter import Reporter, wants_plain
 from previewctl.target import Target
 from previewctl.tokens import read_token, without_scheme
 
@@ -45,7 +45,9 @@ class Runtime:
         env = dict(os.environ)
         actions = GitHubActions(env)
         return cls(
-            env=env, reporter=Reporter(actions=actions, verbose=verbose), config_path=config_path
+            env=env,
+            reporter=Reporter(actions=actions, verbose=verbose, plain=wants_plain(env)),
+            config_path=config_path,
         )
 
     @property

@@ -93,4 +93,5 @@ def run_seed(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
         "app": found.app,
         "seeded": [s.name for s in config.model.seed],
         "deployments": deployments,
+        "timings": {t.name: round(t.seconds, 3) for t in rt.reporter.timings},
     }

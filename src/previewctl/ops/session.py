@@ -44,8 +44,6 @@ def open_tunnels(
     tunnels = backend.tunnels(app, instance_id, requests, start_timeout=timeouts.tunnel)
     with rt.reporter.phase("tunnels"), tunnels:
         values.tunnels = {n: (t.host, t.port) for n, t in tunnels.tunnels.items()}
-        for name, t in tunnels.tunnels.items():
-            rt.reporter.info(f"tunnel {name}: localhost:{t.port} -> {t.remote_port}")
 
         def describe() -> str:
             try:
@@ -71,6 +69,12 @@ def open_tunnels(
             alive_check=tunnels.check_alive,
             hint=rt.platform.logs_hint,
         )
+        for target in targets:  # one line per tunnel, once it is open and answers
+            remote = tunnels.tunnels[target.name].remote_port
+            check = "no check" if target.kind is ProbeKind.NONE else f"{target.kind} ready"
+            rt.reporter.success(
+                f"tunnel {target.name}: localhost:{target.port} → {app}:{remote} ({check})"
+            )
         yield tunnels
 
 

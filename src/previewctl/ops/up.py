@@ -6,7 +6,8 @@ import dataclasses
 import time
 from typing import Any
 
-from previewctl.ops import comment
+from previewctl.backends.base import Converged, Instance
+from previewctl.ops import comment, deployment
 from previewctl.ops.background import BackgroundPhase
 from previewctl.ops.desired import desired
 from previewctl.ops.early import EarlyFailure, early_row, start_early
@@ -14,6 +15,7 @@ from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
 from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls
+from previewctl.progress import elapsed_text
 from previewctl.target import Target
 
 
@@ -64,7 +66,6 @@ def run_up(
     config = rt.config
     app = config.app_name(target.pr)
     backend = rt.backend()
-    timeouts = config.model.timeouts
     rt.actions.set_outputs(
         {
             "app": app,
@@ -78,55 +79,20 @@ def run_up(
     if early is not None:
         rt.reporter.warn(f"the early `up --no-wait` of this job failed: {early}; converging now")
         rows.append(early_row(early))
-    with comment.failure_reported(rt, target, app, "up", rows):
-        with rt.reporter.phase("fly machine"):
-            deadline = time.monotonic() + timeouts.machine
-            result = backend.converge(desired(rt, target), deadline=deadline, wait=True)
-            what = ", ".join(result.actions) if result.actions else "no change"
-            rt.reporter.success(f"machine {result.instance.id} is started ({what})")
-        # Tunnels need the machine started, not healthy: open them while Fly's checks
-        # settle, and write Vercel (it needs only secrets and hostname) meanwhile too.
-        health = BackgroundPhase(
-            "machine health",
-            rt.reporter,
-            lambda reporter: backend.wait_ready(
-                app, result.instance.id, deadline=deadline, reporter=reporter
-            ),
-        ).start()
-        values = rt.values(target, secrets=result.secrets)
-        values.vercel_urls = domain_urls(rt, values)
-        job: BackgroundPhase[VercelOutcome] | None = None
-        if rt.vercel_configured():
-            snapshot = dataclasses.replace(values)
-            job = BackgroundPhase(
-                "vercel",
-                rt.reporter,
-                lambda reporter: apply_vercel(rt, target, snapshot, reporter=reporter),
-            ).start()
-        try:
-            with open_tunnels(rt, app, result.instance.id, values) as tunnels:
-                machine = health.join()
-                rt.reporter.success(f"machine {machine.id} is healthy")
-                run_steps(
-                    rt,
-                    config.model.steps,
-                    values,
-                    section="steps",
-                    tunnels=tunnels,
-                )
-        finally:
-            vercel = job.join() if job is not None else VercelOutcome()
-        rows.append(("Machine", f"`{machine.id}` {machine.state}"))
-        rows.append(("Hostname", f"`{result.hostname}`"))
-        for name, info in vercel.projects.items():
-            if info.get("domain"):
-                rows.append((name, f"https://{info['domain']}"))
-    comment.publish(
-        rt,
-        target,
-        comment.Report("ready", app, f"ready for PR #{target.pr}", rows),
-    )
-    rt.reporter.success(f"preview for PR #{target.pr} is ready: {app}")
+    started = time.monotonic()
+    with (
+        comment.failure_reported(rt, target, app, "up", rows),
+        deployment.failure_recorded(rt, target, app),
+    ):
+        result, machine, vercel = _converge(rt, target, app)
+    rows.append(("Machine", f"`{machine.id}` {machine.state}"))
+    rows.append(("Hostname", f"`{result.hostname}`"))
+    domains = {n: f"https://{i['domain']}" for n, i in vercel.projects.items() if i.get("domain")}
+    rows += list(domains.items())
+    url = next(iter(domains.values()), f"https://{result.hostname}")
+    recorded = deployment.record(rt, target, app, "success", url=url, description=f"{app} ready")
+    comment.publish(rt, target, comment.Report("ready", app, f"ready for PR #{target.pr}", rows))
+    say_ready(rt, target.pr, result.hostname, domains, time.monotonic() - started)
     return {
         "pr": target.pr,
         "branch": target.branch,
@@ -135,5 +101,66 @@ def run_up(
         "machine": {"id": machine.id, "state": machine.state, "region": machine.region},
         "actions": result.actions,
         "vercel": vercel.to_json(),
+        "urls": {"hostname": result.hostname, **domains},
+        "deployment": recorded,
+        "next": next_steps(target.pr),
         "timings": {t.name: round(t.seconds, 3) for t in rt.reporter.timings},
+        "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _converge(rt: Runtime, target: Target, app: str) -> tuple[Converged, Instance, VercelOutcome]:
+    """The machine, then (at once) its health wait, Vercel, tunnels and the steps."""
+    config = rt.config
+    backend = rt.backend()
+    with rt.reporter.phase("fly machine"):
+        deadline = time.monotonic() + config.model.timeouts.machine
+        result = backend.converge(desired(rt, target), deadline=deadline, wait=True)
+        what = ", ".join(result.actions) if result.actions else "no change"
+        rt.reporter.success(f"machine {result.instance.id} is started ({what})")
+    # Tunnels need the machine started, not healthy: open them while Fly's checks
+    # settle, and write Vercel (it needs only secrets and hostname) meanwhile too.
+    health = BackgroundPhase(
+        "machine health",
+        rt.reporter,
+        lambda reporter: backend.wait_ready(
+            app, result.instance.id, deadline=deadline, reporter=reporter
+        ),
+    ).start()
+    values = rt.values(target, secrets=result.secrets)
+    values.vercel_urls = domain_urls(rt, values)
+    job: BackgroundPhase[VercelOutcome] | None = None
+    if rt.vercel_configured():
+        snapshot = dataclasses.replace(values)
+        job = BackgroundPhase(
+            "vercel",
+            rt.reporter,
+            lambda reporter: apply_vercel(rt, target, snapshot, reporter=reporter),
+        ).start()
+    try:
+        with open_tunnels(rt, app, result.instance.id, values) as tunnels:
+            machine = health.join()
+            rt.reporter.success(f"machine {machine.id} is healthy")
+            run_steps(rt, config.model.steps, values, section="steps", tunnels=tunnels)
+    finally:
+        vercel = job.join() if job is not None else VercelOutcome()
+    return result, machine, vercel
+
+
+def next_steps(pr: int) -> list[str]:
+    return [
+        f"previewctl tunnel --pr {pr}",
+        f'eval "$(previewctl env --pr {pr})"',
+        f"previewctl resume --pr {pr}",
+    ]
+
+
+def say_ready(rt: Runtime, pr: int, hostname: str, domains: dict[str, str], seconds: float) -> None:
+    """The result line: where the preview is, and what to do with it next."""
+    where = ", ".join([hostname, *(f"{url} ({name})" for name, url in domains.items())])
+    rt.reporter.success(f"preview for PR #{pr} is ready in {elapsed_text(seconds)}: {where}")
+    rt.reporter.info(
+        f"  next: `previewctl tunnel --pr {pr}` to reach it from here (then "
+        f'`eval "$(previewctl env --pr {pr})"` for local tools); after a stop, '
+        f"`previewctl resume --pr {pr}`"
+    )

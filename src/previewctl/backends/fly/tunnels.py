@@ -306,7 +306,7 @@ class TunnelSet:
             self.tunnels[proc.spec.name] = Tunnel(
                 spec=proc.spec, host=LOCAL_HOST, port=proc.port, pid=proc.pid
             )
-            self.reporter.info(
+            self.reporter.detail(  # the caller says one line per tunnel once it is ready
                 f"tunnel {proc.spec.name}: {LOCAL_HOST}:{proc.port} → "
                 f"{proc.spec.remote_host}:{proc.spec.remote_port}"
             )
