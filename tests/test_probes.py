@@ -398,6 +398,7 @@ def test_wait_all_reports_the_failing_tunnel_and_describes_the_machine_once(
         ProbeTarget("spicedb", ProbeKind.TCP, "127.0.0.1", dead),
         ProbeTarget("other", ProbeKind.TCP, "127.0.0.1", free_port()),
     ]
+    reporter.verbose = True  # the per-tunnel "ready" line is a detail (ops.session says it)
     started = time.monotonic()
     with pytest.raises(TimeoutExceededError) as info:
         wait_all(targets, deadline=started + 1.0, reporter=reporter, describe_remote=describe)
@@ -434,6 +435,7 @@ def test_wait_all_waits_for_a_late_server_through_a_real_tunnel(
 
     # The server starts only once the probe has said what it saw through the tunnel with
     # nothing behind it: no timer decides which of the two comes first.
+    reporter.verbose = True  # the per-tunnel "ready" line is a detail (ops.session says it)
     late = PostgresServer()
     late.init()
     closed_seen = threading.Event()
