@@ -266,6 +266,7 @@ def test_wait_until_ready_with_a_login_returns_once_the_database_exists(
 
     worker = threading.Thread(target=create_after_a_few_probes, daemon=True)
     worker.start()
+    reporter.verbose = True  # the per-tunnel "ready" line is a detail (ops.session says it)
     try:
         wait_until_ready(
             "manage_db",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -122,12 +123,20 @@ def test_shell_completion_shows_installs_and_completes(tmp_path: Path, env: dict
     home = tmp_path / "home"
     home.mkdir()
     env = {**env, "HOME": str(home), "SHELL": "/bin/bash"}
-    shown = run("--show-completion", "bash", cwd=tmp_path, env=env)
-    assert shown.returncode == 0, shown.stderr
-    assert "_previewctl_completion" in shown.stdout
+
+    def in_bash(flag: str) -> subprocess.CompletedProcess[str]:
+        # as a person types it in their shell: the shell is detected from the parent
+        # (`; true` keeps bash from exec-ing previewctl in its place)
+        line = f"{shlex.quote(previewctl_executable())} {flag}; true"
+        return subprocess.run(
+            ["bash", "-c", line], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+        )
+
+    shown = in_bash("--show-completion")
+    assert "_previewctl_completion" in shown.stdout, shown.stderr
     assert "_PREVIEWCTL_COMPLETE" in shown.stdout
-    installed = run("--install-completion", "bash", cwd=tmp_path, env=env)
-    assert installed.returncode == 0, installed.stderr
+    installed = in_bash("--install-completion")
+    assert "bash completion installed" in installed.stdout, installed.stderr
     script = home / ".bash_completions" / "previewctl.sh"
     assert "_previewctl_completion" in script.read_text()
     assert "previewctl.sh" in (home / ".bashrc").read_text()
