@@ -40,6 +40,14 @@ class Wait:
     label: str
     started: float = field(default_factory=time.monotonic)
     text: str = ""
+    _spinner: Spinner | None = None
+
+    @property
+    def spinner(self) -> Spinner:
+        """One spinner per wait, so that its frames advance."""
+        if self._spinner is None:
+            self._spinner = Spinner("dots", text=self, style="cyan")
+        return self._spinner
 
     @property
     def elapsed(self) -> float:
@@ -65,7 +73,7 @@ class Board:
     def __rich__(self) -> RenderableType:
         with self._lock:
             waits = list(self._waits)
-        return Group(*(Spinner("dots", text=w, style="cyan") for w in waits))
+        return Group(*(w.spinner for w in waits))
 
     def add(self, wait: Wait) -> None:
         with self._lock:
