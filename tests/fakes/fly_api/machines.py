@@ -74,6 +74,25 @@ class MachinesApi(FlyBase):
         with self.lock:
             self.machine(app, machine_id).unhealthy.discard(container)
 
+    def crash_container(
+        self,
+        app: str,
+        machine_id: str,
+        container: str,
+        *,
+        exit_code: int = 1,
+        output: str = "connection refused",
+        oom_killed: bool = False,
+    ) -> None:
+        """``container`` exited: its checks fail with ``output``, an exit event is logged."""
+        with self.lock:
+            machine = self.machine(app, machine_id)
+            machine.unhealthy.add(container)
+            machine.check_outputs[container] = output
+            machine.container_states[container] = "exited"
+            exit_event = {"exit_code": exit_code, "oom_killed": oom_killed, "requested_stop": False}
+            machine.event("exit", "exited", "flyd", {"exit_event": exit_event}, after_start=True)
+
     def set_host_status(
         self,
         app: str,
@@ -136,6 +155,7 @@ class MachinesApi(FlyBase):
             if name and any(m.name == name for m in state.live_machines()):
                 raise ApiError(409, f"machine name {name!r} already in use", "already_exists")
             machine = self._new_machine(state, config, region, name)
+            machine.event("launch", "created")
             if data.get("skip_launch"):
                 machine.schedule((0.0, "created"), (self.stop_seconds, "stopped"))
             else:

@@ -19,6 +19,8 @@ MAX_WAIT_SECONDS = 60.0
 WAIT_POLL_SECONDS = 0.01
 LEASE_NONCE_HEADER = "fly-machine-lease-nonce"
 SEEDED_LONG_AGO = 3600.0  # seeded machines count as started (and healthy) for an hour
+# The events Fly logs when a machine reaches a state (type by state).
+_TIMELINE_EVENTS = {"started": "start", "stopped": "exit", "destroyed": "destroy"}
 DEFAULT_LEASE_TTL = 30.0
 DEFAULT_NEW_APP_HIDDEN_SECONDS = 0.02
 COMPAT_CHECK = "bg_deployments_compat_tcp"
@@ -111,6 +113,12 @@ class MachineState:
     config_as: str = "omitted"  # omitted | null | empty
     incomplete_metadata: bool = True  # whether incomplete_config still has the metadata
     checks_without_status: bool = False  # checks come back without their "status" field
+    # Machine events (fly-go's MachineEvent: type, status, source, timestamp in ms,
+    # request): what happened, newest first in answers. Actions add theirs at once;
+    # "start"/"exit" are added when the timeline reaches started/stopped.
+    events: list[dict[str, Any]] = field(default_factory=list)
+    container_states: dict[str, str] = field(default_factory=dict)  # name -> forced state
+    check_outputs: dict[str, str] = field(default_factory=dict)  # health key -> output
 
     # ---- state -----------------------------------------------------------------
     def state_at(self, now: float) -> str:
@@ -139,8 +147,53 @@ class MachineState:
     def schedule(self, *steps: tuple[float, str]) -> None:
         """Replace the timeline with ``(delay from now, state)`` steps."""
         now = time.monotonic()
+        self.events.extend(self._reached(now))  # what the old timeline already did
         self.timeline = [(now + delay, state) for delay, state in steps]
         self.updated_at = _now_iso()
+
+    def event(
+        self,
+        kind: str,
+        status: str,
+        source: str = "user",
+        request: dict[str, Any] | None = None,
+        *,
+        after_start: bool = False,
+    ) -> None:
+        """Log an event now (``after_start``: not before the machine has started)."""
+        now = time.monotonic()
+        at = max(now, (self.started_at or now) + 0.001) if after_start else now
+        entry: dict[str, Any] = {
+            "id": secrets.token_hex(13).upper(),
+            "type": kind,
+            "status": status,
+            "source": source,
+            "timestamp": int((time.time() + (at - now)) * 1000),
+        }
+        if request is not None:
+            entry["request"] = request
+        self.events.append(entry)
+
+    def _reached(self, now: float) -> list[dict[str, Any]]:
+        out = []
+        for at, state in self.timeline:
+            kind = _TIMELINE_EVENTS.get(state)
+            if kind is not None and at <= now:
+                wall_ms = int((time.time() - (now - at)) * 1000)
+                out.append(
+                    {
+                        "id": f"T{int(at * 1000)}",
+                        "type": kind,
+                        "status": state,
+                        "source": "flyd",
+                        "timestamp": wall_ms,
+                    }
+                )
+        return out
+
+    def events_json(self, now: float) -> list[dict[str, Any]]:
+        everything = [*self.events, *self._reached(now)]
+        return sorted(everything, key=lambda e: e["timestamp"], reverse=True)[:20]
 
     @property
     def host_ok(self) -> bool:
@@ -213,12 +266,11 @@ class MachineState:
                 changed = started_at + self.health_seconds(key)
             else:
                 changed = self.timeline[0][0]
+            failing = self.check_outputs.get(key, "connection refused")
             check = {
                 "name": name,
                 "status": "passing" if healthy else "critical",
-                "output": "OK"
-                if healthy
-                else ("connection refused" if key in self.unhealthy else ""),
+                "output": "OK" if healthy else (failing if key in self.unhealthy else ""),
                 "updated_at": _iso_from_monotonic(min(changed, now)),
             }
             if self.checks_without_status:  # fly-go: status is omitempty
@@ -234,7 +286,7 @@ class MachineState:
         else:
             cstate = "created"
         return [
-            {"name": c.get("name", ""), "state": cstate}
+            {"name": c.get("name", ""), "state": self.container_states.get(c.get("name"), cstate)}
             for c in self.config.get("containers") or []
         ]
 
@@ -252,7 +304,7 @@ class MachineState:
             "image_ref": {},
             "created_at": self.created_at,
             "updated_at": self.updated_at,
-            "events": [],
+            "events": self.events_json(now),
             "checks": self.checks_json(now, state),
             "containers": self.containers_json(state),
             "host_status": self.host_status,

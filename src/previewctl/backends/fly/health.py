@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from previewctl.backends.fly import diagnose
 from previewctl.backends.fly.client import FlyClient
 from previewctl.backends.fly.converge import MachineGoneError
 from previewctl.backends.fly.models import Machine
@@ -28,15 +29,18 @@ def _look(fly: FlyClient, app: str, machine_id: str) -> Machine:
         return machine
     if machine.state not in _STARTING:
         raise PreviewctlError(
-            f"machine {machine_id} of {app} went to '{machine.state}' while starting: "
-            + machine.describe_health()
+            f"machine {machine_id} of {app} went to '{machine.state}' while starting:\n"
+            + diagnose.describe(machine),
+            hint=f"see the containers' logs with `flyctl logs -a {app}`",
         )
     raise _Pending(machine)
 
 
 class _Pending(NotYet):
     def __init__(self, machine: Machine) -> None:
-        pending = [c.name for c in machine.checks if c.status != "passing"]
+        pending = [
+            f"{c.name} ({c.status or 'no status'})" for c in machine.checks if c.status != "passing"
+        ]
         super().__init__("checks pending: " + (", ".join(pending) or machine.state))
         self.machine = machine
 
@@ -60,9 +64,11 @@ def wait_healthy(
                 raise
 
         def too_late(last: BaseException) -> TimeoutExceededError:
-            health = last.machine.describe_health() if isinstance(last, _Pending) else ""
+            health = diagnose.describe(last.machine) if isinstance(last, _Pending) else ""
             return TimeoutExceededError(
-                f"machine {machine_id} of {app} did not become healthy in time: {health}"
+                f"machine {machine_id} of {app} did not become healthy in time:\n{health}",
+                hint=f"see the containers' logs with `flyctl logs -a {app}`; raise "
+                "[timeouts] machine if it is only slow",
             )
 
         retry = Retry(CHECKS_BACKOFF, clock=time.monotonic, sleep=fly.retry.sleep)
@@ -70,5 +76,5 @@ def wait_healthy(
 
 
 def describe(fly: FlyClient, app: str, machine_id: str) -> str:
-    """The machine's state, containers and failing checks, for an error message."""
-    return fly.get_machine(app, machine_id).describe_health()
+    """The machine's state, containers, failing checks and last events, for an error."""
+    return f"machine {machine_id}:\n" + diagnose.describe(fly.get_machine(app, machine_id))

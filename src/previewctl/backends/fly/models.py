@@ -68,6 +68,16 @@ class ContainerState(_Lenient):
     state: str | None = None
 
 
+class MachineEvent(_Lenient):
+    """fly-go's MachineEvent: what happened to a machine (``exit`` carries an exit_event)."""
+
+    type: str = ""
+    status: str = ""
+    source: str | None = None
+    timestamp: int | None = None  # milliseconds since the epoch
+    request: dict[str, Any] | None = None
+
+
 class Machine(_Lenient):
     id: str
     name: str | None = None
@@ -80,6 +90,7 @@ class Machine(_Lenient):
     updated_at: str | None = None
     checks: list[Check] = Field(default_factory=list)
     containers: list[ContainerState] = Field(default_factory=list)
+    events: list[MachineEvent] = Field(default_factory=list)
     host_status: str | None = None
     # What Fly still knows while the host is not "ok": partial, not to be trusted.
     incomplete_config: dict[str, Any] | None = None
@@ -89,7 +100,7 @@ class Machine(_Lenient):
     def _null_config(cls, value: Any) -> Any:
         return {} if value is None else value  # host trouble: Fly sends no config
 
-    @field_validator("checks", "containers", mode="before")
+    @field_validator("checks", "containers", "events", mode="before")
     @classmethod
     def _null_list(cls, value: Any) -> Any:
         return [] if value is None else value
