@@ -46,6 +46,18 @@ def test_up_records_a_successful_deployment_with_the_preview_url(wired: Wired) -
     assert create["auto_merge"] is False  # never a merge commit on the PR's branch
     assert create["required_contexts"] == []  # never blocked by the PR's running checks
     data = result.json()
+    # time per phase: in --json and in the step summary
+    assert {"fly machine", "machine health", "vercel"} <= set(data["timings"])
+    assert all(isinstance(v, float) for v in data["timings"].values())
+    assert data["seconds"] >= max(data["timings"].values())
+    summary = wired.summary.read_text()
+    assert "<details><summary>Timings</summary>" in summary
+    assert "| fly machine |" in summary
+    assert data["urls"] == {
+        "hostname": "pr-8-svc.fly.dev",
+        "api": "https://pr-8-api.preview.example.com",
+    }
+    assert data["next"][0] == "previewctl tunnel --pr 8"
     assert data["deployment"] == {
         "id": deployment["id"],
         "environment": "pr-8",

@@ -4,6 +4,7 @@ of a running `tunnel`/`resume` (a state file it writes and removes); else exit 2
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -122,3 +123,13 @@ def test_resume_publishes_its_tunnels_for_env_too(stack: Stack) -> None:
     code, _, err = interrupt(proc, signal.SIGINT)
     assert code == 130, err
     assert state_files(stack) == []
+
+
+def test_up_announces_each_tunnel_once(stack: Stack) -> None:
+    result = stack.cli.run("up", "--pr", "21")
+    assert result.code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "tunnel db" in line]
+    assert len(lines) == 1, result.stderr
+    assert re.fullmatch(
+        r"✓ tunnel db: localhost:\d+ → pr-21-stack:5432 \(postgres ready\)", lines[0]
+    ), lines

@@ -99,3 +99,30 @@ def test_with_the_event_no_lookup_is_made(wired: Wired) -> None:
     result = wired.cli.run("up")
     assert result.code == 0, result.output
     assert wired.github.calls("GET", rf"^/repos/{REPO}/pulls/\d+$") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (("gc", "--max-age", "soon"), ("--max-age", "FLY_API_TOKEN is not set")),
+        (("status", "--pr", "0"), ("PR number must be a positive integer", "FLY_API_TOKEN")),
+        (("stop", "--pr", "3"), ("unknown key 'regoin'", "FLY_API_TOKEN is not set")),
+        (("env", "--pr", "3"), ("unknown key 'regoin'", "FLY_API_TOKEN is not set")),
+    ],
+)
+def test_other_commands_report_their_problems_together(
+    project: Project,
+    fly: FlyEmulator,
+    tmp_path: Path,
+    args: tuple[str, ...],
+    needles: tuple[str, ...],
+) -> None:
+    if args[0] in ("stop", "env"):
+        project.write(BASIC_TOML.replace('region = "iad"', 'region = "iad"\nregoin = "x"'))
+    cli = Cli(project, {**base_env(tmp_path), "FLY_API_BASE_URL": fly.url})
+    result = cli.run(*args)
+    assert result.code == 2, result.output
+    assert "2 problems, found before anything was changed" in result.stderr
+    for needle in needles:
+        assert needle in result.stderr
+    assert fly.requests == []
