@@ -163,3 +163,12 @@ def test_a_fork_pr_gets_no_deployment(wired: Wired) -> None:
     assert result.code == 0, result.output
     assert wired.github.calls(None, r"/deployments") == []
     assert wired.fly.mutating_calls() == []
+
+
+def test_a_lost_answer_to_the_create_does_not_make_a_second_deployment(wired: Wired) -> None:
+    wired.github.inject("POST", rf"^/repos/{REPO}/deployments$", drop_after=True)
+    result = wired.cli.run("up")
+    assert result.code == 0, result.output
+    [deployment] = wired.github.deployments_in("pr-8")  # made once, found again
+    assert len(wired.github.calls("POST", rf"^/repos/{REPO}/deployments$")) == 1
+    assert wired.github.state_of(deployment["id"]) == "success"

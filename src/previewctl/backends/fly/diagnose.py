@@ -51,7 +51,9 @@ def describe(machine: Machine) -> str:
         states = ", ".join(f"{c.name} {c.state or 'unknown'}" for c in machine.containers)
         lines.append(f"  containers: {states}")
     if machine.awaiting_check_results:
-        lines.append(f"  checks: no results yet for {machine.configured_checks} configured")
+        lines.append(
+            f"  checks: no results yet for its {machine.configured_checks} configured check(s)"
+        )
     failing = [c for c in machine.checks if c.status != "passing"]
     if failing:
         lines.append("  failing checks:")
