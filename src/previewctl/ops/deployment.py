@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from previewctl import redact, template
-from previewctl.clients.github import MAX_STATUS_DESCRIPTION, Deployment, DeploymentsApi
+from previewctl.clients.github_deployments import MAX_STATUS_DESCRIPTION, Deployment, DeploymentsApi
 from previewctl.errors import ApiError, PreviewctlError
 from previewctl.ops.runtime import Runtime
 from previewctl.target import Target
