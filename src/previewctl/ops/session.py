@@ -69,13 +69,18 @@ def open_tunnels(
             alive_check=tunnels.check_alive,
             hint=rt.platform.logs_hint,
         )
-        for target in targets:  # one line per tunnel, once it is open and answers
-            remote = tunnels.tunnels[target.name].remote_port
-            check = "no check" if target.kind is ProbeKind.NONE else f"{target.kind} ready"
-            rt.reporter.success(
-                f"tunnel {target.name}: localhost:{target.port} → {app}:{remote} ({check})"
-            )
+        _announce(rt, app, targets, tunnels)
         yield tunnels
+
+
+def _announce(rt: Runtime, app: str, targets: list[ProbeTarget], tunnels: Tunnels) -> None:
+    """One line per tunnel, once it is open and answers."""
+    for target in targets:
+        remote = tunnels.tunnels[target.name].remote_port
+        check = "no check" if target.kind is ProbeKind.NONE else f"{target.kind} ready"
+        rt.reporter.success(
+            f"tunnel {target.name}: localhost:{target.port} → {app}:{remote} ({check})"
+        )
 
 
 def _render(text: str, values: template.Values, where: str) -> str:
