@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from tests.fakes.fly_api import FlyEmulator
-from tests.fakes.postgres import PostgresServer
+from tests.fakes.postgres import PostgresServer, free_port
 from tests.fakes.vercel_api import VercelFake
 from tests.support.checks import assert_no_leak
 from tests.support.cli import Cli
@@ -183,7 +183,10 @@ def test_secret_next_to_a_url_in_a_compact_json_body_is_sent_as_generated(
 def test_symbol_secrets_round_trip_through_urls_steps_and_env_output(stack: Stack) -> None:
     """A password with symbols: the migrate step logs in through a URL (real libpq),
     `env --format shell` evaluates in bash to the same URL, and nothing prints it."""
-    _write(stack, SYMBOLS_FORMAT)
+    # a fixed local port: `env` prints only ports where a tunnel would really listen
+    stack.project.write(
+        stack_toml(stack.dbname, stack.role, local_port=free_port(), extra=SYMBOLS_FORMAT)
+    )
     up = stack.cli.run("--json", "up", "--pr", PR)
     assert up.code == 0, up.output
     assert stack.widgets() == 1  # the step connected with the encoded password
