@@ -8,8 +8,9 @@ import re
 
 import pytest
 
-from tests.conftest import BASIC_TOML, Cli, Project
 from tests.fakes.fly_api import FlyEmulator
+from tests.support.cli import Cli
+from tests.support.project import BASIC_TOML, Project
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASIC_TOML, Project, assert_no_leak, machine_secrets
 from tests.fakes.fly_api import FlyEmulator
+from tests.support.checks import assert_no_leak, machine_secrets
+from tests.support.project import BASIC_TOML, Project
 from tests.support.wiring import REPO, VERCEL_TOML, Wired, wire, write_event
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BASIC_TOML, Project, assert_no_leak, machine_secrets
 from tests.fakes.fly_api import FlyEmulator
+from tests.support.checks import assert_no_leak, machine_secrets
+from tests.support.project import BASIC_TOML, Project
 from tests.support.wiring import Wired, wire
 
 pytestmark = pytest.mark.e2e

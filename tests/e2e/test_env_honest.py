@@ -14,10 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.e2e.stack import Stack, interrupt, make_stack, read_until
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer
-from tests.processes import wait_gone
+from tests.support.processes import wait_gone
+from tests.support.stack import Stack, interrupt, make_stack, read_until
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASIC_TOML, Cli, Project, base_env
 from tests.fakes.fly_api import FlyEmulator
+from tests.support.cli import Cli, base_env
+from tests.support.project import BASIC_TOML, Project
 from tests.support.wiring import REPO, VERCEL_TOML, Wired, wire
 
 pytestmark = pytest.mark.e2e

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project, base_env, previewctl_executable
 from tests.fakes.fly_api import FlyEmulator
+from tests.support.cli import base_env, previewctl_executable
+from tests.support.project import Project
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,9 @@ import pytest
 
 from previewctl.clients.fly import FlyClient
 from previewctl.clients.github import GitHubClient
+from previewctl.clients.http import ApiClient
 from previewctl.clients.vercel import VercelClient
-from tests.conftest import Cli
+from tests.support.cli import Cli
 
 pytestmark = pytest.mark.e2e
 
@@ -49,8 +50,9 @@ def test_unreachable_fly_api_is_named_retried_visibly_and_an_error_object(cli: C
     ],
 )
 def test_each_api_is_named_with_the_variable_that_sets_its_url(
-    client: type, title: str, env: str
+    client: type[ApiClient], title: str, env: str
 ) -> None:
     assert client.api_title == title
     assert client.url_env == env
+    assert client.status_page is not None
     assert client.status_page.startswith("https://")

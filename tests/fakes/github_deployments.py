@@ -34,7 +34,7 @@ from typing import Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.loopback import ApiError
+from tests.fakes.loopback import ApiError, LoopbackApi
 
 _REPO = "/repos/<owner>/<repo>"
 STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
@@ -68,13 +68,22 @@ DEPLOYMENT_RULES = [
 ]
 
 
-class DeploymentsMixin:
-    """State and handlers; the host class provides ``repo``, ``prs``, ``lock``,
-    ``json_response``, ``_paged``, ``_is_repo``, ``_not_found`` and ``bot_login``."""
+class DeploymentsMixin(LoopbackApi):
+    """State and handlers; the host class provides ``repo``, ``prs``, ``bot_login`` and
+    the three helpers below (its paging, repository check and 404)."""
 
     repo: str
     prs: dict[int, dict[str, Any]]
     bot_login: str
+
+    def _paged(self, request: Request, items: list[dict[str, Any]]) -> Response:
+        raise NotImplementedError  # the host's
+
+    def _is_repo(self, owner: str, repo: str) -> bool:
+        raise NotImplementedError  # the host's
+
+    def _not_found(self) -> Response:
+        raise NotImplementedError  # the host's
 
     def init_deployments(self) -> None:
         self.deployments: list[dict[str, Any]] = []

@@ -12,10 +12,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import BASIC_TOML, Cli, Project, base_env
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.vercel_api import VercelFake
+from tests.support.cli import Cli, base_env
+from tests.support.project import BASIC_TOML, Project
 
 REPO = "acme/agents"
 RUN_ID = "4242"
