@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from previewctl.clients.fly import FlyClient
+from previewctl.backends.fly.client import FlyClient
 from previewctl.clients.github import GitHubClient
 from previewctl.clients.http import ApiClient
 from previewctl.clients.vercel import VercelClient
