@@ -1,7 +1,7 @@
 """Which local ports the running ``previewctl tunnel``/``resume`` processes listen on.
 
 ``env`` must print only ports where a tunnel really listens; with ``local_port = 0``
-that port is chosen when flyctl starts, so the process holding the tunnels writes a
+that port is chosen when the tunnel opens, so the process holding the tunnels writes a
 small file (``tunnels-APP-PID.json`` in ``$XDG_STATE_HOME/previewctl``, else
 ``~/.local/state/previewctl``) once they are open, and removes it when it ends. A file
 whose process is gone (killed with SIGKILL) is stale: ignored, and removed when seen.
