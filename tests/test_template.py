@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from previewctl import redact, template
@@ -312,9 +314,7 @@ SYMBOLIC = "Ab1!#%*+-.:=?@^_~x"
 
 
 def symbolic_values() -> Values:
-    values = full_values()
-    values.secrets = {"pg_password": SYMBOLIC}
-    return values
+    return dataclasses.replace(full_values(), secrets={"pg_password": SYMBOLIC})
 
 
 @pytest.mark.parametrize(
@@ -370,8 +370,7 @@ def test_a_url_safe_secret_is_unchanged_and_the_encoded_form_is_redacted() -> No
 
 
 def test_the_mask_plan_shows_stays_the_mask_in_a_url() -> None:
-    values = full_values()
-    values.secrets = {"pg_password": redact.MASK}
+    values = dataclasses.replace(full_values(), secrets={"pg_password": redact.MASK})
     assert template.render("pg://u:${secrets.pg_password}@h", values) == "pg://u:***@h"
 
 

@@ -214,9 +214,10 @@ def check(text: str, allowed: frozenset[Namespace], known: Known) -> list[Ref]:
     return found
 
 
-@dataclass
+@dataclass(frozen=True)
 class Values:
-    """What placeholders resolve to at one moment of a run.
+    """What placeholders resolve to at one moment of a run (built from the PreviewSpec;
+    a later moment that knows more, such as the tunnels' ports, is a new Values).
 
     Missing entries (a tunnel not open yet, a deployment not known) raise
     :class:`TemplateError` unless the caller passes ``fallback``.

@@ -137,7 +137,7 @@ class InProcess:
         return self.call(run_status, pr, **kw)
 
     def stop(self, pr: str, **kw: Any) -> OpResult:
-        from previewctl.ops.lifecycle import run_stop
+        from previewctl.ops.stop import run_stop
 
         return self.call(run_stop, pr, **kw)
 

@@ -137,7 +137,8 @@ def _print(text: str) -> None:
 
 @app.command(**helptext.for_command("plan"))
 def plan(pr: PrOption = None, branch: BranchOption = None) -> None:
-    from previewctl.ops.plan import build_plan, render_plan
+    from previewctl.cli.render.plan import render_plan
+    from previewctl.ops.plan import build_plan
 
     rt = _runtime()
     result = build_plan(rt, pr, branch)
@@ -236,7 +237,7 @@ def status(pr: PrOption = None) -> None:
 
 @app.command(**helptext.for_command("stop"))
 def stop(pr: RequiredPr) -> None:
-    from previewctl.ops.lifecycle import run_stop
+    from previewctl.ops.stop import run_stop
 
     rt = _runtime()
     result = run_stop(rt, pr)
@@ -246,18 +247,26 @@ def stop(pr: RequiredPr) -> None:
 
 @app.command(**helptext.for_command("resume"))
 def resume(pr: RequiredPr) -> None:
-    from previewctl.ops.resume import run_resume
+    from previewctl.cli.render.resume import render_resumed
+    from previewctl.ops.resume import resumed
 
     rt = _runtime()
-    run_resume(rt, pr, json_output=state.json)
+    with resumed(rt, pr) as held:
+        _print(render_resumed(held, json_output=state.json))
+        held.hold()
 
 
 @app.command(**helptext.for_command("tunnel"))
 def tunnel(pr: RequiredPr) -> None:
-    from previewctl.ops.resume import run_tunnel
+    from previewctl.cli.render.resume import render_tunneled
+    from previewctl.ops.resume import tunneled
 
     rt = _runtime()
-    run_tunnel(rt, pr, json_output=state.json)
+    with tunneled(rt, pr) as held:
+        text = render_tunneled(held, json_output=state.json)
+        if text is not None:
+            _print(text)
+        held.hold()
 
 
 class EnvFormat(StrEnum):
@@ -273,7 +282,8 @@ def env_cmd(
         EnvFormat.shell
     ),
 ) -> None:
-    from previewctl.ops.envcmd import render_env, run_env
+    from previewctl.cli.render.env import render_env
+    from previewctl.ops.envcmd import run_env
 
     rt = _runtime()
     values = run_env(rt, pr)

@@ -83,7 +83,7 @@ def _team_domain(rt: Runtime, name: str) -> dict[str, Any] | None:
 def check_domain(rt: Runtime, project: str, pattern: str, scope: str) -> Check:
     name = f"vercel domain {project}"
     try:
-        domain = template.render(pattern, rt.values(EXAMPLE))
+        domain = template.render(pattern, rt.spec(EXAMPLE).values())
     except TemplateError as exc:
         hint = f"set it in the workflow's env, or change [vercel.projects.{project}] domain"
         return Check(name, FAIL, str(exc), hint)

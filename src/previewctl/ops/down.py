@@ -7,9 +7,8 @@ from typing import Any
 from previewctl import bookkeeping
 from previewctl.managed import require
 from previewctl.ops import comment, deployment
-from previewctl.ops.preflight import down_branch, local_problems, resolve
+from previewctl.ops.preflight import down_branch, local_problems, resolve, skip_without_secrets
 from previewctl.ops.runtime import Runtime
-from previewctl.ops.up import skip_without_secrets
 from previewctl.ops.vercel_ops import remove_vercel
 from previewctl.target import Target
 
@@ -38,8 +37,7 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
     if rt.vercel_configured():
         if target.branch:
             with rt.reporter.phase("vercel"):
-                values = rt.values(target)
-                result["vercel"] = remove_vercel(rt, target, values)
+                result["vercel"] = remove_vercel(rt, rt.spec(target))
         else:
             rt.reporter.warn(
                 "branch unknown (no preview records it, nothing confirms --branch): "

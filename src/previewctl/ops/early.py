@@ -77,21 +77,16 @@ def early_row(message: str) -> tuple[str, str]:
 
 def start_early(rt: Runtime, target: Target) -> dict[str, Any]:
     """Converge app, IPs and machine; no wait, no tunnels, steps, Vercel or comment."""
-    config = rt.config
-    app = config.app_name(target.pr)
+    spec = rt.spec(target)
+    app = spec.app
     record = EarlyFailure.of(rt.env, app)
     rt.actions.set_outputs(
-        {
-            "app": app,
-            "hostname": rt.platform.hostname(app),
-            "pr": str(target.pr),
-            "branch": target.branch or "",
-        }
+        {"app": app, "hostname": spec.hostname, "pr": str(target.pr), "branch": target.branch or ""}
     )
     try:
         with rt.reporter.phase("fly machine"):
-            deadline = time.monotonic() + config.model.timeouts.machine
-            result = rt.backend().converge(desired(rt, target), deadline=deadline, wait=False)
+            deadline = time.monotonic() + rt.config.model.timeouts.machine
+            result = rt.backend().converge(desired(spec), deadline=deadline, wait=False)
     except Exception as exc:  # whatever it was, the later `up` of the job says so
         record.record(exc)
         raise

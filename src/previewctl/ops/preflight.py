@@ -12,13 +12,14 @@ import errno
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from previewctl import bookkeeping
 from previewctl.config import Config
 from previewctl.errors import ApiError, InputError, NotFoundError, Problems
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import check_step_files
-from previewctl.ops.vercel_ops import domain_urls, require_branch
+from previewctl.ops.vercel_ops import require_branch
 from previewctl.target import Target, require_target
 
 # Tunnels listen on the loopback interface only.
@@ -39,6 +40,33 @@ def resolve(rt: Runtime, pr: str | None, branch: str | None) -> Target:
             rt.backend()
         problems.raise_if_any()
         raise  # pragma: no cover - raise_if_any raised
+
+
+def skip_without_secrets(rt: Runtime, target: Target) -> dict[str, Any] | None:
+    """A PR that gets no secrets is skipped with a notice and exit 0, not a failure mail.
+
+    Forks never get them; Dependabot's PRs get none of the repository's secrets either.
+    Only a run on the PR's own event is judged so: a missing token on the command
+    line is still bad input (exit 2).
+    """
+    if target.is_fork:
+        rt.reporter.notice(
+            f"PR #{target.pr} comes from a fork ({target.head_repo}): it gets no secrets, "
+            "so no preview is made for it",
+            title="previewctl skipped a fork PR",
+        )
+        return {"pr": target.pr, "skipped": "fork"}
+    has_token = rt.platform.has_credentials(rt.env)
+    if target.from_event and rt.actions.enabled and not has_token:
+        actor = rt.env.get("GITHUB_ACTOR") or "this run"
+        rt.reporter.notice(
+            f"PR #{target.pr}: no FLY_API_TOKEN in this run ({actor} gets no secrets, as "
+            "for Dependabot), so no preview is made for it; if this PR should have one, "
+            "add FLY_API_TOKEN to the repository's Actions secrets",
+            title="previewctl skipped a PR without secrets",
+        )
+        return {"pr": target.pr, "skipped": "no secrets"}
+    return None
 
 
 def check_all(*checks: Callable[[], object]) -> None:
@@ -138,7 +166,7 @@ def local_problems(
             rt.check_env_refs(seed=seed)
         if steps is not None:
             with problems.check():
-                check_step_files(config, rt.values(target), steps)
+                check_step_files(config, rt.spec(target), steps)
     needs_vercel = vercel and config is not None and rt.vercel_configured()
     for make in (rt.backend, rt.vercel) if needs_vercel else (rt.backend,):
         try:
@@ -151,7 +179,7 @@ def local_problems(
             require_branch(target)
     if config is not None and vercel and rt.vercel_configured():
         with problems.check():
-            domain_urls(rt, rt.values(target))  # none may render empty
+            rt.spec(target).domains()  # none may render empty
     if config is not None and tunnels and config.model.tunnels:
         with problems.check():
             rt.platform.check_tunnel_tool(rt.env)

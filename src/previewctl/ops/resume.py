@@ -1,31 +1,60 @@
-"""`resume` and `tunnel`: bring a preview back to a laptop, in the foreground."""
+"""`resume` and `tunnel`: bring a preview back to a laptop, in the foreground.
+
+Both are context managers: inside the block the preview's tunnels are open (and, for
+`resume`, the machine started and the steps re-run); the CLI says what it needs to
+say, then holds until Ctrl-C. Leaving the block closes everything.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import sys
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 
-from previewctl import redact, template, tunnel_state
+from previewctl import tunnel_state
 from previewctl.backends.base import Tunnels
 from previewctl.errors import PreviewctlError
-from previewctl.ops.envcmd import step_env
-from previewctl.ops.lifecycle import Found, find_preview
+from previewctl.ops.existing import OpenPreview, open_preview
 from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
-from previewctl.ops.session import open_tunnels, run_steps
-from previewctl.ops.vercel_ops import domain_urls
+from previewctl.ops.session import OpenTunnels, open_tunnels, run_steps
+from previewctl.reporter import Reporter
 
 
-def _find(rt: Runtime, pr: str) -> Found:
+@dataclass(frozen=True)
+class Foreground:
+    """A preview open on this machine until Ctrl-C: what there is to tell, then hold."""
+
+    app: str
+    pr: int
+    tunnels: dict[str, tuple[str, int]]  # where each tunnel listens here
+    env_keys: list[str] = field(default_factory=list)  # what `previewctl env` prints
+    any_port: list[str] = field(default_factory=list)  # tunnels on a port chosen at start
+    _tunnels: Tunnels | None = field(default=None, repr=False)
+    _reporter: Reporter | None = field(default=None, repr=False)
+
+    @property
+    def env_command(self) -> str:
+        return f'eval "$(previewctl env --pr {self.pr})"'
+
+    def hold(self) -> None:
+        """Keep the tunnels up until Ctrl-C; a tunnel that dies ends the command."""
+        if self._tunnels is None:
+            return
+        if self._reporter is not None:
+            self._reporter.info("tunnels are open; press Ctrl-C to close them")
+        self._tunnels.hold()
+
+
+def _find(rt: Runtime, pr: str) -> OpenPreview:
     target = resolve(rt, pr, None)
     preflight(rt, target, tunnels=True, vercel=False)  # tunnel tool, free ports: before a start
-    return find_preview(rt, target)
+    return open_preview(rt, target)
 
 
-def _start(rt: Runtime, found: Found) -> None:
+def _start(rt: Runtime, found: OpenPreview) -> None:
     backend = rt.backend()
     deadline = time.monotonic() + rt.config.model.timeouts.machine
     with rt.reporter.phase("start machine"):
@@ -37,7 +66,7 @@ def _start(rt: Runtime, found: Found) -> None:
 
 
 def _published(
-    rt: Runtime, found: Found, tunnels: Tunnels | None
+    rt: Runtime, found: OpenPreview, tunnels: Tunnels | None
 ) -> AbstractContextManager[object]:
     """Tell `previewctl env` where this process's tunnels listen, while they are open."""
     if tunnels is None:
@@ -46,75 +75,50 @@ def _published(
     return tunnel_state.published(rt.env, found.app, found.target.pr, found.instance.id, ports)
 
 
-def _hold(rt: Runtime, tunnels: Tunnels | None) -> None:
-    """Keep the tunnels up until Ctrl-C; a tunnel that dies ends the command."""
-    if tunnels is None:
-        return
-    rt.reporter.info("tunnels are open; press Ctrl-C to close them")
-    tunnels.hold()
+def _foreground(
+    rt: Runtime, found: OpenPreview, opened: OpenTunnels, env_keys: list[str]
+) -> Foreground:
+    spec = found.spec
+    listening = dict(opened.values.tunnels)
+    return Foreground(
+        app=found.app,
+        pr=found.target.pr,
+        tunnels=listening,
+        env_keys=env_keys,
+        any_port=sorted(n for n in listening if not spec.tunnels[n].local_port),
+        _tunnels=opened.tunnels,
+        _reporter=rt.reporter,
+    )
 
 
-def _say_how_to_get_env(
-    rt: Runtime, found: Found, values: template.Values, *, json_output: bool
-) -> None:
-    """Only `env` prints secret values: `resume` names the command, and the keys."""
-    env = step_env(rt, values)
-    pr = found.target.pr
-    command = f'eval "$(previewctl env --pr {pr})"'
-    if json_output:
-        text = json.dumps({"app": found.app, "pr": pr, "env_keys": sorted(env), "env": command})
-        sys.stdout.write(redact.scrub(text) + "\n")
-    else:
-        sys.stdout.write(f"# the env for local tools ({', '.join(sorted(env)) or 'none'}),\n")
-        sys.stdout.write("# pointing at these tunnels, in another shell:\n")
-        sys.stdout.write(command + "\n")
-        for name, (_, port) in sorted(values.tunnels.items()):
-            if not rt.config.model.tunnels[name].local_port:
-                sys.stdout.write(
-                    f"# tunnel {name} is on localhost:{port} now (local_port = 0); "
-                    "`env` points at a fixed local_port only\n"
-                )
-    sys.stdout.flush()
-
-
-def run_resume(rt: Runtime, pr: str, *, json_output: bool = False) -> None:
+@contextlib.contextmanager
+def resumed(rt: Runtime, pr: str) -> Iterator[Foreground]:
+    """Start the machine, open the tunnels, re-run ``[[steps]]`` (the data is ephemeral)."""
     found = _find(rt, pr)
     _start(rt, found)
-    values = rt.values(found.target, secrets=found.secrets)
-    values.vercel_urls = domain_urls(rt, values)
     with (
-        open_tunnels(rt, found.app, found.instance.id, values) as tunnels,
-        _published(rt, found, tunnels),
+        open_tunnels(rt, found.spec, found.instance.id, found.values()) as opened,
+        _published(rt, found, opened.tunnels),
     ):
-        run_steps(
-            rt,
-            rt.config.model.steps,
-            values,
-            section="steps",
-            tunnels=tunnels,
-        )
+        run_steps(rt, found.spec, opened.values, section="steps", tunnels=opened.tunnels)
         rt.reporter.success(f"PR #{found.target.pr} is back: data re-created by the steps")
-        _say_how_to_get_env(rt, found, values, json_output=json_output)
-        _hold(rt, tunnels)
+        env_keys = sorted(found.spec.steps_env(opened.values))
+        yield _foreground(rt, found, opened, env_keys)
 
 
-def run_tunnel(rt: Runtime, pr: str, *, json_output: bool = False) -> None:
+@contextlib.contextmanager
+def tunneled(rt: Runtime, pr: str) -> Iterator[Foreground]:
+    """Only the tunnels of a started preview."""
     found = _find(rt, pr)
-    if not rt.config.model.tunnels:
+    if not found.spec.tunnels:
         raise PreviewctlError("the config has no [tunnels]")
     if found.instance.state != "started":
         raise PreviewctlError(
             f"machine {found.instance.id} is {found.instance.state}",
             hint=f"start it with `previewctl resume --pr {found.target.pr}`",
         )
-    values = rt.values(found.target, secrets=found.secrets)
-    values.vercel_urls = domain_urls(rt, values)
     with (
-        open_tunnels(rt, found.app, found.instance.id, values) as tunnels,
-        _published(rt, found, tunnels),
+        open_tunnels(rt, found.spec, found.instance.id, found.values()) as opened,
+        _published(rt, found, opened.tunnels),
     ):
-        if json_output:
-            ports = {n: {"host": h, "port": p} for n, (h, p) in values.tunnels.items()}
-            sys.stdout.write(redact.scrub(json.dumps({"app": found.app, "tunnels": ports})) + "\n")
-            sys.stdout.flush()
-        _hold(rt, tunnels)
+        yield _foreground(rt, found, opened, [])

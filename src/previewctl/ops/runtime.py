@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from previewctl import template
 from previewctl.actions import GitHubActions
 from previewctl.backends import platform
 from previewctl.backends.base import Platform, PreviewBackend
@@ -22,6 +21,7 @@ from previewctl.clients.vercel import VercelClient
 from previewctl.config import Config, load_config
 from previewctl.errors import InputError, MissingCredentialsError
 from previewctl.reporter import Reporter, wants_plain
+from previewctl.spec import PreviewSpec, build_spec
 from previewctl.target import Target
 from previewctl.tokens import read_token, without_scheme
 
@@ -39,6 +39,7 @@ class Runtime:
     _backend: PreviewBackend | None = None
     _vercel: VercelClient | None = None
     _github: GitHubClient | None = None
+    _specs: dict[tuple[Target, tuple[str, ...]], PreviewSpec] = field(default_factory=dict)
 
     @classmethod
     def from_environ(cls, config_path: Path, *, verbose: bool = False) -> Runtime:
@@ -68,18 +69,14 @@ class Runtime:
                 "the config uses environment variables that are not set: " + ", ".join(missing)
             )
 
-    def values(
-        self, target: Target, *, secrets: Mapping[str, str] | None = None
-    ) -> template.Values:
-        app = self.config.app_name(target.pr)
-        return template.Values(
-            pr=target.pr,
-            branch=target.branch or "",
-            app_name=app,
-            app_hostname=self.platform.hostname(app),
-            secrets=dict(secrets or {}),
-            env=self.env,
-        )
+    def spec(self, target: Target, profiles: tuple[str, ...] = ()) -> PreviewSpec:
+        """What ``target``'s preview should be; computed once per command and target."""
+        key = (target, profiles)
+        if key not in self._specs:
+            self._specs[key] = build_spec(
+                self.config, target, self.env, hostname=self.platform.hostname, profiles=profiles
+            )
+        return self._specs[key]
 
     # ---- clients ---------------------------------------------------------------------
     def _log(self, line: str) -> None:

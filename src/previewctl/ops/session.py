@@ -3,10 +3,12 @@ inside one previewctl process, so nothing outlives the tunnels it depends on."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from previewctl import template
@@ -16,34 +18,46 @@ from previewctl.errors import ConfigError, PreviewctlError, TunnelError
 from previewctl.ops.runtime import Runtime
 from previewctl.probes import PgLogin, ProbeKind, ProbeTarget, wait_all
 from previewctl.retry import Attempt, Backoff, Retry
+from previewctl.spec import PreviewSpec
 from previewctl.step_kinds import Prepared, Render, StepConfig, StepRunner
 from previewctl.template import TemplateError
 
 
-def tunnel_requests(rt: Runtime) -> list[TunnelRequest]:
+def tunnel_requests(spec: PreviewSpec) -> list[TunnelRequest]:
     return [
         TunnelRequest(name=name, remote_port=t.remote_port, local_port=t.local_port)
-        for name, t in rt.config.model.tunnels.items()
+        for name, t in spec.tunnels.items()
     ]
+
+
+@dataclass(frozen=True)
+class OpenTunnels:
+    """The open tunnels (None when the preview has none) and the values pointing at them."""
+
+    tunnels: Tunnels | None
+    values: template.Values
 
 
 @contextmanager
 def open_tunnels(
-    rt: Runtime, app: str, instance_id: str, values: template.Values
-) -> Iterator[Tunnels | None]:
-    """Open every configured tunnel, probe each through it, fill ``values.tunnels``.
+    rt: Runtime, spec: PreviewSpec, instance_id: str, values: template.Values
+) -> Iterator[OpenTunnels]:
+    """Open every tunnel of the preview, probe each through it; ``values`` plus where the
+    tunnels listen.
 
     The tunnels are closed when the block ends, however it ends.
     """
-    requests = tunnel_requests(rt)
+    requests = tunnel_requests(spec)
     if not requests:
-        yield None
+        yield OpenTunnels(None, values)
         return
+    app = spec.app
     timeouts = rt.config.model.timeouts
     backend = rt.backend()
     tunnels = backend.tunnels(app, instance_id, requests, start_timeout=timeouts.tunnel)
     with rt.reporter.phase("tunnels"), tunnels:
-        values.tunnels = {n: (t.host, t.port) for n, t in tunnels.tunnels.items()}
+        listening = {n: (t.host, t.port) for n, t in tunnels.tunnels.items()}
+        values = dataclasses.replace(values, tunnels=listening)
 
         def describe() -> str:
             try:
@@ -54,10 +68,10 @@ def open_tunnels(
         targets = [
             ProbeTarget(
                 name,
-                ProbeKind(rt.config.model.tunnels[name].check),
+                ProbeKind(spec.tunnels[name].check),
                 t.host,
                 t.port,
-                probe_login(rt.config.model.tunnels[name], values, f"tunnels.{name}.login"),
+                probe_login(spec.tunnels[name], values, f"tunnels.{name}.login"),
             )
             for name, t in tunnels.tunnels.items()
         ]
@@ -70,7 +84,7 @@ def open_tunnels(
             hint=rt.platform.logs_hint,
         )
         _announce(rt, app, targets, tunnels)
-        yield tunnels
+        yield OpenTunnels(tunnels, values)
 
 
 def _announce(rt: Runtime, app: str, targets: list[ProbeTarget], tunnels: Tunnels) -> None:
@@ -110,13 +124,17 @@ def step_renderer(values: template.Values, where: str) -> Render:
     return render
 
 
-def check_step_files(config: Config, values: template.Values, section: str) -> None:
+def _section(spec: PreviewSpec, section: str) -> tuple[StepConfig, ...]:
+    return spec.seed if section == "seed" else spec.steps
+
+
+def check_step_files(config: Config, spec: PreviewSpec, section: str) -> None:
     """Every file a step reads exists, or an earlier step declares it in ``creates``:
     bad input is found before the first remote call, files made on the way are not."""
-    steps = config.model.seed if section == "seed" else config.model.steps
-    root = config.root
+    values = spec.values()
+    root = spec.root
     created: set[Path] = set()
-    for index, step in enumerate(steps):
+    for index, step in enumerate(_section(spec, section)):
         where = f"{section}[{index}]"
         render = step_renderer(values, where)
         created.update(_resolve(root, made) for made in step.files_created(render))
@@ -169,16 +187,18 @@ def _say_retry(rt: Runtime, step: StepConfig, attempt: Attempt) -> None:
 
 def run_steps(
     rt: Runtime,
-    steps: Sequence[StepConfig],
+    spec: PreviewSpec,
     values: template.Values,
     *,
     section: str,
     tunnels: Tunnels | None = None,
 ) -> None:
-    """Run steps in order; a failure stops the run (after saying which tunnel died, if one did)."""
+    """Run the preview's ``[[steps]]`` (or, for ``section="seed"``, its ``[[seed]]``) in
+    order; a failure stops the run (after saying which tunnel died, if one did)."""
+    steps = _section(spec, section)
     if not steps:
         return
-    with StepRunner(rt.reporter, rt.config.root) as runner:
+    with StepRunner(rt.reporter, spec.root) as runner:
         for index, step in enumerate(steps):
             prepared = step.build(step_renderer(values, f"{section}[{index}]"), runner.root)
             label = f"{section[:-1] if section == 'steps' else section}: {step.name}"

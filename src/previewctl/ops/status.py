@@ -5,6 +5,7 @@ Needs only Fly credentials. The listing is ops/inventory.py's, shared with `gc`.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,8 @@ from previewctl.managed import NOT_MANAGED, UNKNOWN
 from previewctl.ops.inventory import AppScan, scan_previews
 from previewctl.ops.preflight import check_all
 from previewctl.ops.runtime import Runtime
-from previewctl.target import parse_pr
+from previewctl.spec import PreviewSpec
+from previewctl.target import Target, parse_pr
 
 # ---- status ------------------------------------------------------------------------------
 
@@ -117,13 +119,11 @@ def run_status(rt: Runtime, pr: str | None, *, now: datetime | None = None) -> d
     }
 
 
-def _vercel_hosts(rt: Runtime, pr: int, branch: str | None) -> dict[str, str]:
-    vercel = rt.config.model.vercel
-    if not vercel:
-        return {}
-    values = template.Values(pr=pr, branch=branch, env=rt.env)
+def _vercel_hosts(spec: PreviewSpec, branch: str | None) -> dict[str, str]:
+    """The branch domains of the preview's Vercel projects, those that can be told."""
+    values = dataclasses.replace(spec.values(), branch=branch)
     hosts: dict[str, str] = {}
-    for name, project in vercel.projects.items():
+    for name, project in spec.vercel_projects.items():
         if not project.domain:
             continue
         try:
@@ -134,7 +134,8 @@ def _vercel_hosts(rt: Runtime, pr: int, branch: str | None) -> dict[str, str]:
 
 
 def _detail(rt: Runtime, pr: int, now: datetime, backend: PreviewBackend) -> dict[str, Any]:
-    app = rt.config.app_name(pr)
+    spec = rt.spec(Target(pr=pr, branch=None))
+    app = spec.app
     verdict = backend.find(pr)
     if verdict is None:
         raise PreviewctlError(
@@ -152,7 +153,7 @@ def _detail(rt: Runtime, pr: int, now: datetime, backend: PreviewBackend) -> dic
         "managed": scan.managed,
         "standing": verdict.standing.value,
         "reason": scan.not_managed_reason,
-        "hostname": backend.hostname(app),
+        "hostname": spec.hostname,
         "machines": [],
         "prices": backend.prices(),
     }
@@ -175,6 +176,6 @@ def _detail(rt: Runtime, pr: int, now: datetime, backend: PreviewBackend) -> dic
             rows.append(row)
     data["machines"] = rows
     data["branch"] = scan.branch
-    data["vercel"] = _vercel_hosts(rt, pr, scan.branch)
+    data["vercel"] = _vercel_hosts(spec, scan.branch)
     data["totals"] = _totals(rows)
     return data

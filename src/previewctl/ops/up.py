@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -11,39 +10,12 @@ from previewctl.ops import comment, deployment
 from previewctl.ops.background import BackgroundPhase
 from previewctl.ops.desired import desired
 from previewctl.ops.early import EarlyFailure, early_row, start_early
-from previewctl.ops.preflight import preflight, resolve
+from previewctl.ops.preflight import preflight, resolve, skip_without_secrets
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
-from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel, domain_urls
+from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel
 from previewctl.progress import elapsed_text
-from previewctl.target import Target
-
-
-def skip_without_secrets(rt: Runtime, target: Target) -> dict[str, Any] | None:
-    """A PR that gets no secrets is skipped with a notice and exit 0, not a failure mail.
-
-    Forks never get them; Dependabot's PRs get none of the repository's secrets either.
-    Only a run on the PR's own event is judged so: a missing token on the command
-    line is still bad input (exit 2).
-    """
-    if target.is_fork:
-        rt.reporter.notice(
-            f"PR #{target.pr} comes from a fork ({target.head_repo}): it gets no secrets, "
-            "so no preview is made for it",
-            title="previewctl skipped a fork PR",
-        )
-        return {"pr": target.pr, "skipped": "fork"}
-    has_token = rt.platform.has_credentials(rt.env)
-    if target.from_event and rt.actions.enabled and not has_token:
-        actor = rt.env.get("GITHUB_ACTOR") or "this run"
-        rt.reporter.notice(
-            f"PR #{target.pr}: no FLY_API_TOKEN in this run ({actor} gets no secrets, as "
-            "for Dependabot), so no preview is made for it; if this PR should have one, "
-            "add FLY_API_TOKEN to the repository's Actions secrets",
-            title="previewctl skipped a PR without secrets",
-        )
-        return {"pr": target.pr, "skipped": "no secrets"}
-    return None
+from previewctl.spec import PreviewSpec
 
 
 def run_up(
@@ -63,18 +35,12 @@ def run_up(
         )
         return start_early(rt, target)
     target = preflight(rt, target, tunnels=True, vercel=True, steps="steps", want_branch=True)
-    config = rt.config
-    app = config.app_name(target.pr)
-    backend = rt.backend()
+    spec = rt.spec(target)
+    app = spec.app
     rt.actions.set_outputs(
-        {
-            "app": app,
-            "hostname": backend.hostname(app),
-            "pr": str(target.pr),
-            "branch": target.branch or "",
-        }
+        {"app": app, "hostname": spec.hostname, "pr": str(target.pr), "branch": target.branch or ""}
     )
-    rows: list[tuple[str, str]] = [("Fly app", f"`{app}` ({config.model.app.region})")]
+    rows: list[tuple[str, str]] = [("Fly app", f"`{app}` ({spec.region})")]
     early = EarlyFailure.of(rt.env, app).take()
     if early is not None:
         rt.reporter.warn(f"the early `up --no-wait` of this job failed: {early}; converging now")
@@ -84,7 +50,7 @@ def run_up(
         comment.failure_reported(rt, target, app, "up", rows),
         deployment.failure_recorded(rt, target, app),
     ):
-        result, machine, vercel = _converge(rt, target, app)
+        result, machine, vercel = _converge(rt, spec)
     rows.append(("Machine", f"`{machine.id}` {machine.state}"))
     rows.append(("Hostname", f"`{result.hostname}`"))
     domains = {n: f"https://{i['domain']}" for n, i in vercel.projects.items() if i.get("domain")}
@@ -109,13 +75,13 @@ def run_up(
     }
 
 
-def _converge(rt: Runtime, target: Target, app: str) -> tuple[Converged, Instance, VercelOutcome]:
+def _converge(rt: Runtime, spec: PreviewSpec) -> tuple[Converged, Instance, VercelOutcome]:
     """The machine, then (at once) its health wait, Vercel, tunnels and the steps."""
-    config = rt.config
     backend = rt.backend()
+    app = spec.app
     with rt.reporter.phase("fly machine"):
-        deadline = time.monotonic() + config.model.timeouts.machine
-        result = backend.converge(desired(rt, target), deadline=deadline, wait=True)
+        deadline = time.monotonic() + rt.config.model.timeouts.machine
+        result = backend.converge(desired(spec), deadline=deadline, wait=True)
         what = ", ".join(result.actions) if result.actions else "no change"
         rt.reporter.success(f"machine {result.instance.id} is started ({what})")
     # Tunnels need the machine started, not healthy: open them while Fly's checks
@@ -127,21 +93,19 @@ def _converge(rt: Runtime, target: Target, app: str) -> tuple[Converged, Instanc
             app, result.instance.id, deadline=deadline, reporter=reporter
         ),
     ).start()
-    values = rt.values(target, secrets=result.secrets)
-    values.vercel_urls = domain_urls(rt, values)
+    values = spec.values(secrets=result.secrets, vercel_urls=spec.domain_urls())
     job: BackgroundPhase[VercelOutcome] | None = None
     if rt.vercel_configured():
-        snapshot = dataclasses.replace(values)
         job = BackgroundPhase(
             "vercel",
             rt.reporter,
-            lambda reporter: apply_vercel(rt, target, snapshot, reporter=reporter),
+            lambda reporter: apply_vercel(rt, spec, values, reporter=reporter),
         ).start()
     try:
-        with open_tunnels(rt, app, result.instance.id, values) as tunnels:
+        with open_tunnels(rt, spec, result.instance.id, values) as opened:
             machine = health.join()
             rt.reporter.success(f"machine {machine.id} is healthy")
-            run_steps(rt, config.model.steps, values, section="steps", tunnels=tunnels)
+            run_steps(rt, spec, opened.values, section="steps", tunnels=opened.tunnels)
     finally:
         vercel = job.join() if job is not None else VercelOutcome()
     return result, machine, vercel

@@ -9,6 +9,7 @@ from previewctl import template
 from previewctl.errors import ConfigError, InputError
 from previewctl.ops.runtime import Runtime
 from previewctl.reporter import Reporter
+from previewctl.spec import PreviewSpec
 from previewctl.target import Target
 from previewctl.template import TemplateError
 from previewctl.vercel_sync import remove_branch_env, sync_branch_env
@@ -21,29 +22,6 @@ class VercelOutcome:
 
     def to_json(self) -> dict[str, Any]:
         return {"projects": self.projects, "redeployed": self.redeployed}
-
-
-def render_domain(project: str, domain: str, values: template.Values) -> str:
-    """A project's branch domain; one that renders empty (an unset ``${env.D:-}``) would
-    make ``${vercel.PROJECT.url}`` the bare ``https://``: bad input, found up front."""
-    rendered = template.render(domain, values).strip()
-    if not rendered:
-        raise ConfigError(
-            f"the domain renders empty ({domain!r}): set what it uses, or drop `domain`",
-            key=f"vercel.projects.{project}.domain",
-        )
-    return rendered
-
-
-def domain_urls(rt: Runtime, values: template.Values) -> dict[str, str]:
-    vercel = rt.config.model.vercel
-    if not vercel:
-        return {}
-    return {
-        name: "https://" + render_domain(name, p.domain, values)
-        for name, p in vercel.projects.items()
-        if p.domain
-    }
 
 
 def require_branch(target: Target) -> str:
@@ -70,21 +48,22 @@ def _without_empty(project: str, desired: dict[str, str], say: Reporter) -> dict
 
 
 def apply_vercel(
-    rt: Runtime, target: Target, values: template.Values, *, reporter: Reporter | None = None
+    rt: Runtime, spec: PreviewSpec, values: template.Values, *, reporter: Reporter | None = None
 ) -> VercelOutcome:
     say = reporter or rt.reporter
     vercel = rt.config.model.vercel
     outcome = VercelOutcome()
-    if not vercel or not vercel.projects:
+    if not vercel or not spec.vercel_projects:
         return outcome
-    branch = require_branch(target)
+    branch = require_branch(spec.target)
     client = rt.vercel()
-    for name, project in vercel.projects.items():
+    domains = spec.domains()
+    for name, project in spec.vercel_projects.items():
         try:
             desired = {k: template.render(v, values) for k, v in project.env.items()}
-            domain = template.render(project.domain, values) if project.domain else None
         except TemplateError as exc:
             raise ConfigError(str(exc), key=f"vercel.projects.{name}") from None
+        domain = domains.get(name)
         desired = _without_empty(name, desired, say)
         result = sync_branch_env(client, name, branch, desired, say, env_type=project.env_type)
         if domain:
@@ -116,16 +95,16 @@ def apply_vercel(
     return outcome
 
 
-def remove_vercel(rt: Runtime, target: Target, values: template.Values) -> dict[str, Any]:
-    vercel = rt.config.model.vercel
+def remove_vercel(rt: Runtime, spec: PreviewSpec) -> dict[str, Any]:
     removed: dict[str, Any] = {}
-    if not vercel or not vercel.projects:
+    if not spec.vercel_projects:
         return removed
-    branch = require_branch(target)
+    branch = require_branch(spec.target)
     client = rt.vercel()
-    for name, project in vercel.projects.items():
+    domains = spec.domains()
+    for name in spec.vercel_projects:
         keys = remove_branch_env(client, name, branch, rt.reporter)
-        domain = template.render(project.domain, values) if project.domain else None
+        domain = domains.get(name)
         domain_removed = False
         if domain:
             current = client.get_domain(name, domain)

@@ -1,0 +1,75 @@
+"""`plan` as text: everything `up` would do, the machine config last."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from previewctl import step_kinds
+from previewctl.backends import platform
+
+
+def render_plan(plan: dict[str, Any]) -> str:
+    lines: list[str] = []
+    app = plan["app"]
+    head = f"Plan for PR {plan['pr']}"
+    if plan["example_pr"]:
+        head += " (no PR given: PR 1 shown as an example; pass --pr N)"
+    lines.append(head)
+    lines.append(f"  config:   {plan['config']}")
+    lines.append(f"  branch:   {plan['branch'] or '(unknown)'}")
+    lines.append("")
+    lines.append(f"Fly app {app['name']} (org {app['org']}, region {app['region']})")
+    lines.append(f"  hostname: {app['hostname']}")
+    if app["ips"]:
+        lines.append(f"  public IPs: {', '.join(app['ips'])}")
+    machine = plan["machine"]
+    guest = machine.get("guest") or {}
+    if guest:
+        lines.append(
+            f"  machine:  {guest.get('cpu_kind', 'shared')} x{guest.get('cpus', 1)}, "
+            f"{guest.get('memory_mb', 256)} MB"
+        )
+    for c in machine.get("containers") or []:
+        lines.append(f"    container {c['name']}: {c['image']}")
+    for s in machine.get("services") or []:
+        ports = ", ".join(
+            f"{p.get('port')}{'/' + '+'.join(p.get('handlers', [])) if p.get('handlers') else ''}"
+            for p in s.get("ports", [])
+        )
+        lines.append(f"    service {s.get('protocol')} :{s.get('internal_port')} <- {ports}")
+    if plan["secrets"]:
+        lines.append(f"  secrets (generated once per preview): {', '.join(plan['secrets'])}")
+    if plan["tunnels"]:
+        lines.append("")
+        lines.append(f"Tunnels ({platform().tunnel_tool})")
+        for name, t in plan["tunnels"].items():
+            check = t["check"]
+            if t["login"]:
+                check += f": logs in to {t['login']['database']} as {t['login']['user']}"
+            lines.append(f"  {name}: localhost:{t['local_port']} -> {t['remote']} ({check})")
+    for title, key in (("Steps (up, resume)", "steps"), ("Seed (seed)", "seed")):
+        if plan[key]:
+            lines.append("")
+            lines.append(title)
+            for step in plan[key]:
+                lines += step_kinds.plan_lines(step)
+    if plan["vercel"]:
+        lines.append("")
+        redeploy = "redeploy when vars change" if plan["vercel"]["redeploy"] else "no redeploy"
+        lines.append(f"Vercel (branch-scoped preview vars; {redeploy})")
+        for name, project in plan["vercel"]["projects"].items():
+            lines.append(
+                f"  {name}" + (f"  domain {project['domain']}" if project["domain"] else "")
+            )
+            for k, v in project["env"].items():
+                lines.append(f"      {k}={v}")
+            for k in project["not_written"]:
+                lines.append(f"      {k} renders empty: not written")
+    if plan["unset_env"]:
+        lines.append("")
+        lines.append("Not set in this environment (needed by up): " + ", ".join(plan["unset_env"]))
+    lines.append("")
+    lines.append("Machine config:")
+    lines.append(json.dumps(machine, indent=2))
+    return "\n".join(lines)
