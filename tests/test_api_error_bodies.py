@@ -18,7 +18,8 @@ from previewctl.backends.fly.client import FlyClient
 from previewctl.backends.fly.settings import auth_header
 from previewctl.clients.github import GitHubClient
 from previewctl.clients.http import RetryPolicy, build_http_client
-from previewctl.clients.vercel import EnvInput, VercelClient
+from previewctl.clients.vercel import VercelClient
+from previewctl.clients.vercel_models import EnvInput
 from previewctl.errors import ApiError
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake

@@ -25,7 +25,7 @@ FLY = SRC / "backends" / "fly"
 FLY_NAMES = {"FlyClient", "Machine", "MachineEvent", "build_fly_client"}
 FLY_TEXT = ("flyctl", ".fly.dev", ".internal")
 # What a person reads about the contract may name Fly's tools.
-TEXT_ALLOWED = {"cli", "config.py"}
+TEXT_ALLOWED = {"cli", "config_sections.py"}  # the [app] hints name flyctl commands
 SHARED = ["bookkeeping.py", "managed.py", "retry.py", "process.py", "backends/base.py"]
 
 

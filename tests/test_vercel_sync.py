@@ -12,7 +12,8 @@ import respx
 
 from previewctl.actions import GitHubActions
 from previewctl.clients.http import RetryPolicy, build_http_client
-from previewctl.clients.vercel import EnvVar, VercelClient
+from previewctl.clients.vercel import VercelClient
+from previewctl.clients.vercel_models import EnvVar
 from previewctl.errors import ApiError, InputError, NotManagedError, PreviewctlError
 from previewctl.reporter import Reporter
 from previewctl.vercel_sync import (

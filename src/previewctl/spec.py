@@ -18,7 +18,8 @@ from types import MappingProxyType
 from typing import Any
 
 from previewctl import template
-from previewctl.config import Config, TunnelSection, VercelProjectSection
+from previewctl.config import Config
+from previewctl.config_sections import TunnelSection, VercelProjectSection
 from previewctl.errors import ConfigError, InputError
 from previewctl.secretgen import SecretFormat
 from previewctl.step_kinds import StepConfig

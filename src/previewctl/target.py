@@ -100,6 +100,41 @@ def _event_head(event: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return ref or None, full_name if isinstance(full_name, str) else None
 
 
+@dataclass(frozen=True)
+class _EventSays:
+    """What the pull_request event says about the command's PR (nothing: not its PR)."""
+
+    from_event: bool = False
+    branch: str | None = None
+    head_repo: str | None = None
+
+
+def _from_event(
+    event: dict[str, Any], pr_text: str | None, branch_text: str | None, problems: Problems
+) -> tuple[str | None, str | None, _EventSays]:
+    """The PR and branch with the event's filled in, when the event is about that PR."""
+    event_pr = str(event["number"])
+    # The event only speaks for its own PR: never mix its branch into another one.
+    if pr_text is not None and pr_text.strip() != event_pr:
+        return pr_text, branch_text, _EventSays()
+    pr_text = pr_text or event_pr
+    event_branch: str | None = None
+    head_repo: str | None = None
+    with problems.check():
+        event_branch, head_repo = _event_head(event)
+    if branch_text is None:
+        branch_text = event_branch
+    elif event_branch is not None and branch_text != event_branch:
+        problems.add(
+            InputError(
+                f"branch {branch_text!r} is not the head branch of PR #{pr_text.strip()}: "
+                f"its pull_request event says {event_branch!r}",
+                hint="drop --branch/PREVIEWCTL_BRANCH to use the event's branch",
+            )
+        )
+    return pr_text, branch_text, _EventSays(True, event_branch, head_repo)
+
+
 def resolve_target(
     pr: str | None, branch: str | None, env: Mapping[str, str], *, need_pr: bool = True
 ) -> Target | None:
@@ -117,27 +152,10 @@ def resolve_target(
         if pr_text is None or branch_text is None:
             raise
         event = None  # flags said everything; a broken event file does not matter
-    from_event = False
-    head_repo: str | None = None
-    event_branch: str | None = None
+    seen = _EventSays()
     if event is not None and event.get("number") is not None:
-        event_pr = str(event["number"])
-        # The event only speaks for its own PR: never mix its branch into another one.
-        if pr_text is None or pr_text.strip() == event_pr:
-            pr_text = pr_text or event_pr
-            from_event = True
-            with problems.check():
-                event_branch, head_repo = _event_head(event)
-            if branch_text is None:
-                branch_text = event_branch
-            elif event_branch is not None and branch_text != event_branch:
-                problems.add(
-                    InputError(
-                        f"branch {branch_text!r} is not the head branch of PR #{pr_text.strip()}: "
-                        f"its pull_request event says {event_branch!r}",
-                        hint="drop --branch/PREVIEWCTL_BRANCH to use the event's branch",
-                    )
-                )
+        pr_text, branch_text, seen = _from_event(event, pr_text, branch_text, problems)
+    from_event, head_repo, event_branch = seen.from_event, seen.head_repo, seen.branch
     if pr_text is None:
         if branch_text:
             with problems.check():

@@ -13,7 +13,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from previewctl.clients.vercel import ENV_TYPES, EnvInput, EnvVar, VercelClient
+from previewctl.clients.vercel import VercelClient
+from previewctl.clients.vercel_models import ENV_TYPES, EnvInput, EnvVar
 from previewctl.errors import InputError, NotManagedError
 from previewctl.reporter import Reporter
 
@@ -75,6 +76,39 @@ def _branch_vars(client: VercelClient, project: str, branch: str) -> list[EnvVar
     return [v for v in client.list_env(project, git_branch=branch) if v.git_branch == branch]
 
 
+def _writable_vars(
+    client: VercelClient,
+    project: str,
+    branch: str,
+    desired: Mapping[str, str],
+    env_type: str,
+) -> list[EnvVar]:
+    """The branch's current vars, once everything that could refuse the sync is checked:
+    the branch, the type, the production branch, a desired key someone else set."""
+    _check_branch(project, branch)
+    if env_type not in ENV_TYPES:
+        raise InputError(f"Vercel env type {env_type!r} is not one of {sorted(ENV_TYPES)}")
+    info = client.get_project(project)
+    if info.production_branch and branch == info.production_branch:
+        raise InputError(
+            f"Vercel project {project}: {branch!r} is the production branch; "
+            "previewctl never writes preview vars for it",
+            hint="run previewctl for a pull request's branch",
+        )
+    current = _branch_vars(client, project, branch)
+    foreign = sorted(
+        key for key in desired if any(v.key == key and not is_managed(v) for v in current)
+    )
+    if foreign:
+        raise NotManagedError(
+            f"Vercel project {project}, branch {branch}: "
+            f"{', '.join(foreign)} already set by someone else (no previewctl comment); "
+            "previewctl will not overwrite it",
+            hint="delete that var in Vercel, or stop listing the key in previewctl.toml",
+        )
+    return current
+
+
 def sync_branch_env(
     client: VercelClient,
     project: str,
@@ -89,31 +123,10 @@ def sync_branch_env(
     Created and changed vars go in one upsert; managed vars no longer desired are
     deleted. Everything that could refuse the sync is checked before any write.
     """
-    _check_branch(project, branch)
-    if env_type not in ENV_TYPES:
-        raise InputError(f"Vercel env type {env_type!r} is not one of {sorted(ENV_TYPES)}")
-    info = client.get_project(project)
-    if info.production_branch and branch == info.production_branch:
-        raise InputError(
-            f"Vercel project {project}: {branch!r} is the production branch; "
-            "previewctl never writes preview vars for it",
-            hint="run previewctl for a pull request's branch",
-        )
-
-    current = _branch_vars(client, project, branch)
+    current = _writable_vars(client, project, branch, desired, env_type)
     by_key: dict[str, list[EnvVar]] = {}
     for var in current:
         by_key.setdefault(var.key, []).append(var)
-
-    foreign = sorted(key for key in desired if any(not is_managed(v) for v in by_key.get(key, [])))
-    if foreign:
-        raise NotManagedError(
-            f"Vercel project {project}, branch {branch}: "
-            f"{', '.join(foreign)} already set by someone else (no previewctl comment); "
-            "previewctl will not overwrite it",
-            hint="delete that var in Vercel, or stop listing the key in previewctl.toml",
-        )
-
     _warn_generic_fallbacks(client, project, branch, desired, reporter)
 
     result = SyncResult(project=project)
@@ -126,14 +139,9 @@ def sync_branch_env(
             result.unchanged.append(key)
             continue
         (result.updated if mine else result.created).append(key)
+        comment = managed_comment(key, value)
         writes.append(
-            EnvInput(
-                key=key,
-                value=value,
-                git_branch=branch,
-                comment=managed_comment(key, value),
-                type=env_type,
-            )
+            EnvInput(key=key, value=value, git_branch=branch, comment=comment, type=env_type)
         )
     client.upsert_env(project, writes)
 

@@ -11,12 +11,8 @@ import respx
 
 from previewctl.actions import GitHubActions
 from previewctl.clients.http import RetryPolicy, build_http_client
-from previewctl.clients.vercel import (
-    REDEPLOY_KEY,
-    Deployment,
-    EnvInput,
-    VercelClient,
-)
+from previewctl.clients.vercel import VercelClient
+from previewctl.clients.vercel_models import REDEPLOY_KEY, Deployment, EnvInput
 from previewctl.errors import (
     ApiError,
     ConflictError,

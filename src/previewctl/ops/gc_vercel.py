@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any
+from dataclasses import dataclass
 
 from previewctl import template
 from previewctl.clients.vercel import VercelClient
+from previewctl.clients.vercel_models import EnvVar
 from previewctl.errors import PreviewctlError
 from previewctl.ops.gc_rules import GcResult, GcVercelRow
 from previewctl.ops.inventory import bounded_map
@@ -37,6 +39,67 @@ def domain_pattern(
     return re.compile("^" + "".join(out) + r"\Z", re.IGNORECASE)
 
 
+@dataclass
+class _Listing:
+    """One project's managed vars and previewctl's branch domains, by branch."""
+
+    vars: dict[str, list[EnvVar]]
+    domains: dict[str, list[str]]
+
+
+@dataclass
+class _VercelSweep:
+    rt: Runtime
+    client: VercelClient
+    kept: set[str]
+    destroyed: set[str]
+    open_branches: set[str] | None
+    dry_run: bool
+
+    def why(self, branch: str) -> str | None:
+        """Why the branch's vars go; None when they stay."""
+        if branch in self.kept:
+            return None
+        if branch in self.destroyed:
+            return "preview destroyed"
+        if self.open_branches is not None and branch not in self.open_branches:
+            return "no open PR for the branch"
+        return None
+
+    def listing(self, project: str, domain_template: str | None) -> _Listing:
+        found = _Listing(managed_vars_by_branch(self.client, project), {})
+        if domain_template:
+            env = dict(self.rt.env)
+            for domain in self.client.list_domains(project):
+                if domain.git_branch:
+                    pattern = domain_pattern(domain_template, domain.git_branch, env)
+                    if pattern is not None and pattern.match(domain.name):
+                        found.domains.setdefault(domain.git_branch, []).append(domain.name)
+        return found
+
+    def clean(self, project: str, listing: _Listing, branch: str) -> GcVercelRow:
+        keys = sorted(v.key for v in listing.vars.get(branch, []))
+        domains = sorted(listing.domains.get(branch, []))
+        row = GcVercelRow(project, branch, keys, domains, "", self.why(branch) or "")
+        if self.dry_run:
+            row.action = "would " + _removal(len(keys), len(domains))
+            return row
+        reporter = self.rt.reporter
+        try:
+            if keys:
+                row.vars = remove_branch_env(self.client, project, branch, reporter)
+            for name in domains:
+                self.client.remove_domain(project, name)
+            row.action = _removal(len(row.vars), len(domains))
+            reporter.info(f"{project}: {row.action} of branch {branch} ({row.reason})")
+        except PreviewctlError as exc:
+            row.action = "remove"
+            row.ok = False
+            row.error = str(exc)
+            reporter.error(f"{project}, branch {branch}: {exc}", title="gc")
+        return row
+
+
 def sweep_vercel(
     rt: Runtime,
     client: VercelClient,
@@ -50,64 +113,32 @@ def sweep_vercel(
     """
     vercel = rt.config.model.vercel
     assert vercel is not None
-    destroyed = {r.branch for r in result.rows if r.removes and r.branch}
-    kept = {r.branch for r in result.rows if r.branch and not r.removes}
-    env = dict(rt.env)
+    sweep = _VercelSweep(
+        rt,
+        client,
+        kept={r.branch for r in result.rows if r.branch and not r.removes},
+        destroyed={r.branch for r in result.rows if r.removes and r.branch},
+        open_branches=open_branches,
+        dry_run=dry_run,
+    )
     rows: list[GcVercelRow] = []
-
-    def why(branch: str) -> str | None:
-        if branch in kept:
-            return None
-        if branch in destroyed:
-            return "preview destroyed"
-        if open_branches is not None and branch not in open_branches:
-            return "no open PR for the branch"
-        return None
-
     for project, section in vercel.projects.items():
         try:
-            by_branch = managed_vars_by_branch(client, project)
-            domains_by_branch: dict[str, list[str]] = {}
-            if section.domain:
-                for domain in client.list_domains(project):
-                    if domain.git_branch:
-                        pattern = domain_pattern(section.domain, domain.git_branch, env)
-                        if pattern is not None and pattern.match(domain.name):
-                            domains_by_branch.setdefault(domain.git_branch, []).append(domain.name)
+            listing = sweep.listing(project, section.domain)
         except PreviewctlError as exc:
             rows.append(
                 GcVercelRow(project, "*", [], [], "skip", "could not list", False, str(exc))
             )
             continue
-        targets = sorted(b for b in set(by_branch) | set(domains_by_branch) if why(b) is not None)
-
-        def clean(
-            branch: str,
-            project: str = project,
-            by_branch: dict[str, Any] = by_branch,
-            domains_by_branch: dict[str, list[str]] = domains_by_branch,
-        ) -> GcVercelRow:
-            keys = sorted(v.key for v in by_branch.get(branch, []))
-            domains = sorted(domains_by_branch.get(branch, []))
-            row = GcVercelRow(project, branch, keys, domains, "", why(branch) or "")
-            if dry_run:
-                row.action = "would " + _removal(len(keys), len(domains))
-                return row
-            try:
-                if keys:
-                    row.vars = remove_branch_env(client, project, branch, rt.reporter)
-                for name in domains:
-                    client.remove_domain(project, name)
-                row.action = _removal(len(row.vars), len(domains))
-                rt.reporter.info(f"{project}: {row.action} of branch {branch} ({row.reason})")
-            except PreviewctlError as exc:
-                row.action = "remove"
-                row.ok = False
-                row.error = str(exc)
-                rt.reporter.error(f"{project}, branch {branch}: {exc}", title="gc")
-            return row
-
-        rows.extend(bounded_map(clean, targets, rt.config.model.gc.concurrency))
+        branches = set(listing.vars) | set(listing.domains)
+        targets = sorted(b for b in branches if sweep.why(b) is not None)
+        rows.extend(
+            bounded_map(
+                functools.partial(sweep.clean, project, listing),
+                targets,
+                rt.config.model.gc.concurrency,
+            )
+        )
     if open_branches is None and vercel.projects:
         result.notes.append(
             "Vercel: only the branches of destroyed previews were swept (PR state unknown)"

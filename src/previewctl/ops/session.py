@@ -13,7 +13,8 @@ from pathlib import Path
 
 from previewctl import template
 from previewctl.backends.base import TunnelRequest, Tunnels
-from previewctl.config import Config, TunnelSection
+from previewctl.config import Config
+from previewctl.config_sections import TunnelSection
 from previewctl.errors import ConfigError, PreviewctlError, TunnelError
 from previewctl.ops.runtime import Runtime
 from previewctl.probes import PgLogin, ProbeKind, ProbeTarget, wait_all

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from previewctl.config import PricingSection
+from previewctl.config_sections import PricingSection
 
 HOURS_PER_MONTH = 730.0
 SHARED_CPU_HOUR = 0.00115

@@ -24,20 +24,7 @@ def render_plan(plan: dict[str, Any]) -> str:
     if app["ips"]:
         lines.append(f"  public IPs: {', '.join(app['ips'])}")
     machine = plan["machine"]
-    guest = machine.get("guest") or {}
-    if guest:
-        lines.append(
-            f"  machine:  {guest.get('cpu_kind', 'shared')} x{guest.get('cpus', 1)}, "
-            f"{guest.get('memory_mb', 256)} MB"
-        )
-    for c in machine.get("containers") or []:
-        lines.append(f"    container {c['name']}: {c['image']}")
-    for s in machine.get("services") or []:
-        ports = ", ".join(
-            f"{p.get('port')}{'/' + '+'.join(p.get('handlers', [])) if p.get('handlers') else ''}"
-            for p in s.get("ports", [])
-        )
-        lines.append(f"    service {s.get('protocol')} :{s.get('internal_port')} <- {ports}")
+    lines += _machine_lines(machine)
     if plan["secrets"]:
         lines.append(f"  secrets (generated once per preview): {', '.join(plan['secrets'])}")
     if plan["tunnels"]:
@@ -55,17 +42,7 @@ def render_plan(plan: dict[str, Any]) -> str:
             for step in plan[key]:
                 lines += step_kinds.plan_lines(step)
     if plan["vercel"]:
-        lines.append("")
-        redeploy = "redeploy when vars change" if plan["vercel"]["redeploy"] else "no redeploy"
-        lines.append(f"Vercel (branch-scoped preview vars; {redeploy})")
-        for name, project in plan["vercel"]["projects"].items():
-            lines.append(
-                f"  {name}" + (f"  domain {project['domain']}" if project["domain"] else "")
-            )
-            for k, v in project["env"].items():
-                lines.append(f"      {k}={v}")
-            for k in project["not_written"]:
-                lines.append(f"      {k} renders empty: not written")
+        lines += _vercel_lines(plan["vercel"])
     if plan["unset_env"]:
         lines.append("")
         lines.append("Not set in this environment (needed by up): " + ", ".join(plan["unset_env"]))
@@ -73,3 +50,32 @@ def render_plan(plan: dict[str, Any]) -> str:
     lines.append("Machine config:")
     lines.append(json.dumps(machine, indent=2))
     return "\n".join(lines)
+
+
+def _machine_lines(machine: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    guest = machine.get("guest") or {}
+    if guest:
+        lines.append(
+            f"  machine:  {guest.get('cpu_kind', 'shared')} x{guest.get('cpus', 1)}, "
+            f"{guest.get('memory_mb', 256)} MB"
+        )
+    for c in machine.get("containers") or []:
+        lines.append(f"    container {c['name']}: {c['image']}")
+    for s in machine.get("services") or []:
+        ports = ", ".join(
+            f"{p.get('port')}{'/' + '+'.join(p.get('handlers', [])) if p.get('handlers') else ''}"
+            for p in s.get("ports", [])
+        )
+        lines.append(f"    service {s.get('protocol')} :{s.get('internal_port')} <- {ports}")
+    return lines
+
+
+def _vercel_lines(vercel: dict[str, Any]) -> list[str]:
+    redeploy = "redeploy when vars change" if vercel["redeploy"] else "no redeploy"
+    lines = ["", f"Vercel (branch-scoped preview vars; {redeploy})"]
+    for name, project in vercel["projects"].items():
+        lines.append(f"  {name}" + (f"  domain {project['domain']}" if project["domain"] else ""))
+        lines += [f"      {k}={v}" for k, v in project["env"].items()]
+        lines += [f"      {k} renders empty: not written" for k in project["not_written"]]
+    return lines
