@@ -5,12 +5,12 @@ Heavy modules are imported inside the commands so that ``--help`` stays fast.
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -23,16 +23,8 @@ except ImportError:  # pragma: no cover - older typer on the real click
 
 from previewctl import __version__
 from previewctl.cli import failure, helptext
-from previewctl.cli.options import (
-    JSON_HELP,
-    VERBOSE_HELP,
-    PreviewctlGroup,
-    state,
-    wants_json,
-)
-
-if TYPE_CHECKING:
-    from previewctl.ops.runtime import Runtime
+from previewctl.cli.application import Application
+from previewctl.cli.options import JSON_HELP, VERBOSE_HELP, PreviewctlGroup, wants_json
 
 app = typer.Typer(
     name="previewctl",
@@ -45,8 +37,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-TOKEN_VARS = ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN", "VERCEL_TOKEN", "GITHUB_TOKEN")
 
 PrOption = Annotated[
     str | None,
@@ -82,6 +72,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     config: Annotated[
         Path,
         typer.Option(
@@ -102,54 +93,26 @@ def _global(
         ),
     ] = False,
 ) -> None:
-    state.config = config
-    state.json = json_output
-    state.verbose = verbose
-
-
-def _runtime() -> Runtime:
-    from previewctl import redact
-    from previewctl.ops.runtime import Runtime
-
-    rt = Runtime.from_environ(state.config, verbose=state.verbose)
-    redact.on_register(rt.actions.add_mask)
-    for name in TOKEN_VARS:  # no output may carry a token either (an echoed header, say)
-        token = rt.env.get(name, "").strip()
-        if token:
-            redact.register(token)
-            redact.register(token.rpartition(" ")[2])  # "FlyV1 fm2_…": the token itself
-    return rt
-
-
-def _emit_json(data: dict[str, Any]) -> None:
-    from previewctl import redact
-
-    sys.stdout.write(redact.scrub(json.dumps(data, indent=2, sort_keys=True, default=str)) + "\n")
-    sys.stdout.flush()
-
-
-def _print(text: str) -> None:
-    from previewctl import redact
-
-    sys.stdout.write(redact.scrub(text) + ("" if text.endswith("\n") else "\n"))
-    sys.stdout.flush()
+    application = Application.of(ctx)
+    application.config = config
+    application.json = json_output
+    application.verbose = verbose
 
 
 @app.command(**helptext.for_command("plan"))
-def plan(pr: PrOption = None, branch: BranchOption = None) -> None:
+def plan(ctx: typer.Context, pr: PrOption = None, branch: BranchOption = None) -> None:
     from previewctl.cli.render.plan import render_plan
     from previewctl.ops.plan import build_plan
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     result = build_plan(rt, pr, branch)
-    if state.json:
-        _emit_json(result)
-    else:
-        _print(render_plan(result))
+    application.show(result, render_plan)
 
 
 @app.command(**helptext.for_command("up"))
 def up(
+    ctx: typer.Context,
     pr: PrOption = None,
     branch: BranchOption = None,
     no_wait: Annotated[
@@ -165,34 +128,35 @@ def up(
 ) -> None:
     from previewctl.ops.up import run_up
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     result = run_up(rt, pr, branch, no_wait=no_wait)
-    if state.json:
-        _emit_json(result)
+    application.show_json_only(result)
 
 
 @app.command(**helptext.for_command("seed"))
-def seed(pr: PrOption = None, branch: BranchOption = None) -> None:
+def seed(ctx: typer.Context, pr: PrOption = None, branch: BranchOption = None) -> None:
     from previewctl.ops.seed import run_seed
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     result = run_seed(rt, pr, branch)
-    if state.json:
-        _emit_json(result)
+    application.show_json_only(result)
 
 
 @app.command(**helptext.for_command("down"))
-def down(pr: PrOption = None, branch: BranchOption = None) -> None:
+def down(ctx: typer.Context, pr: PrOption = None, branch: BranchOption = None) -> None:
     from previewctl.ops.down import run_down
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     result = run_down(rt, pr, branch)
-    if state.json:
-        _emit_json(result)
+    application.show_json_only(result)
 
 
 @app.command(**helptext.for_command("gc"))
 def gc(
+    ctx: typer.Context,
     max_age: Annotated[
         str | None,
         typer.Option(
@@ -208,64 +172,65 @@ def gc(
     from previewctl.cli.render.gc import render_gc
     from previewctl.ops.gc import run_gc
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     result = run_gc(rt, max_age=max_age, dry_run=dry_run)
     failed = "some previews could not be handled: see the rows marked failed"
-    if state.json:
+    if application.json:
         data = result.to_json()
         if result.failed:  # the result, and the error object a failure always carries
             data.update(failure.error_object(1, "gc failed", failed, None))
-        _emit_json(data)
+        application.emit_json(data)
     else:
-        _print(render_gc(result))
+        application.print(render_gc(result))
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 
 
 @app.command(**helptext.for_command("status"))
-def status(pr: PrOption = None) -> None:
+def status(ctx: typer.Context, pr: PrOption = None) -> None:
     from previewctl.cli.render.status import render_status
     from previewctl.ops.status import run_status
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     result = run_status(rt, pr)
-    if state.json:
-        _emit_json(result)
-    else:
-        _print(render_status(result))
+    application.show(result, render_status)
 
 
 @app.command(**helptext.for_command("stop"))
-def stop(pr: RequiredPr) -> None:
+def stop(ctx: typer.Context, pr: RequiredPr) -> None:
     from previewctl.ops.stop import run_stop
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     result = run_stop(rt, pr)
-    if state.json:
-        _emit_json(result)
+    application.show_json_only(result)
 
 
 @app.command(**helptext.for_command("resume"))
-def resume(pr: RequiredPr) -> None:
+def resume(ctx: typer.Context, pr: RequiredPr) -> None:
     from previewctl.cli.render.resume import render_resumed
     from previewctl.ops.resume import resumed
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     with resumed(rt, pr) as held:
-        _print(render_resumed(held, json_output=state.json))
+        application.print(render_resumed(held, json_output=application.json))
         held.hold()
 
 
 @app.command(**helptext.for_command("tunnel"))
-def tunnel(pr: RequiredPr) -> None:
+def tunnel(ctx: typer.Context, pr: RequiredPr) -> None:
     from previewctl.cli.render.resume import render_tunneled
     from previewctl.ops.resume import tunneled
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     with tunneled(rt, pr) as held:
-        text = render_tunneled(held, json_output=state.json)
+        text = render_tunneled(held, json_output=application.json)
         if text is not None:
-            _print(text)
+            application.print(text)
         held.hold()
 
 
@@ -277,6 +242,7 @@ class EnvFormat(StrEnum):
 
 @app.command(name="env", **helptext.for_command("env"))
 def env_cmd(
+    ctx: typer.Context,
     pr: RequiredPr,
     fmt: Annotated[EnvFormat, typer.Option("--format", "-f", help="Output format.")] = (
         EnvFormat.shell
@@ -285,7 +251,8 @@ def env_cmd(
     from previewctl.cli.render.env import render_env
     from previewctl.ops.envcmd import run_env
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     values = run_env(rt, pr)
     sys.stdout.write(render_env(values, fmt.value))
     sys.stdout.flush()
@@ -298,6 +265,7 @@ class TemplateName(StrEnum):
 
 @app.command(**helptext.for_command("init"))
 def init(
+    ctx: typer.Context,
     directory: Annotated[
         Path,
         typer.Argument(metavar="DIR", help="The repository to write into.", file_okay=False),
@@ -322,27 +290,27 @@ def init(
     from previewctl.ops.init import render_init, run_init
 
     result = run_init(directory, template.value, force=force, action=action)
-    if state.json:
-        _emit_json(result.to_json())
-    else:
-        _print(render_init(result))
+    Application.of(ctx).show(result.to_json(), lambda _data: render_init(result))
 
 
 @app.command(**helptext.for_command("doctor"))
-def doctor() -> None:
+def doctor(
+    ctx: typer.Context,
+) -> None:
     from previewctl.ops.doctor import render_doctor, run_doctor
 
-    rt = _runtime()
+    application = Application.of(ctx)
+    rt = application.runtime()
     checks = run_doctor(rt)
     failed = any(c.status == "fail" for c in checks)
-    if state.json:
+    if application.json:
         data: dict[str, Any] = {"ok": not failed, "checks": [c.to_json() for c in checks]}
         if failed:  # the result, and the error object a failure always carries
             message = "some checks failed: see the checks marked fail"
             data.update(failure.error_object(1, "doctor found problems", message, None))
-        _emit_json(data)
+        application.emit_json(data)
     else:
-        _print(render_doctor(checks))
+        application.print(render_doctor(checks))
     if failed:
         raise typer.Exit(1)
 
@@ -350,55 +318,52 @@ def doctor() -> None:
 # ---- the one place errors become messages and exit codes ---------------------------------
 
 
-def _unexpected(exc: Exception) -> NoReturn:
+def _unexpected(application: Application, exc: Exception) -> NoReturn:
     from previewctl.actions import GitHubActions
 
     short = process_exit.format_exception(exc, full=False)
     GitHubActions(os.environ).annotate("error", short, "unexpected error (a bug in previewctl)")
-    text = process_exit.format_exception(exc, full=True) if state.verbose else short
+    text = process_exit.format_exception(exc, full=True) if application.verbose else short
     sys.stderr.write("unexpected error (a bug in previewctl):\n" + text)
-    if not state.verbose:
+    if not application.verbose:
         sys.stderr.write("run with -v for the traceback\n")
     sys.stderr.flush()
-    if _json_mode():
+    if _json_mode(application):
         message = "unexpected error (a bug in previewctl): " + short.strip()
         failure.emit_json_error(1, "unexpected error", message, "run with -v for the traceback")
     raise SystemExit(1)
 
 
-def _json_mode() -> bool:
-    return state.json or wants_json(sys.argv[1:])
+def _json_mode(application: Application) -> bool:
+    return application.json or wants_json(sys.argv[1:])
 
 
-def _fail(code: int, title: str, message: str, hint: str | None = None) -> NoReturn:
-    failure.fail(code, title, message, hint, json_mode=_json_mode())
-
-
-def _usage_error(exc: click_exceptions.UsageError) -> NoReturn:
+def _usage_error(application: Application, exc: click_exceptions.UsageError) -> NoReturn:
     no_args = getattr(click_exceptions, "NoArgsIsHelpError", None)
     if no_args is not None and isinstance(exc, no_args) and exc.ctx is not None:
         # bare `previewctl`: the help, on stdout, exit 0 (as gh and flyctl do)
         sys.stdout.write(exc.ctx.get_help() + "\n")
         raise SystemExit(0)
     hint = f"run '{exc.ctx.command_path} --help' for help" if exc.ctx is not None else None
-    failure.fail(2, "usage error", exc.format_message(), hint, json_mode=_json_mode())
+    failure.fail(2, "usage error", exc.format_message(), hint, json_mode=_json_mode(application))
 
 
 def main() -> None:
     process_exit.install()
     try:
-        _main()
+        _main(Application())
     finally:
         process_exit.ignore_interrupts_if_interrupted()
 
 
-def _main() -> None:
+def _main(application: Application) -> None:
+    json_mode = functools.partial(_json_mode, application)
     try:
-        result = app(standalone_mode=False)
+        result = app(standalone_mode=False, obj=application)
     except click_exceptions.UsageError as exc:
-        _usage_error(exc)
+        _usage_error(application, exc)
     except click_exceptions.ClickException as exc:
-        _fail(exc.exit_code, "error", exc.format_message())
+        failure.fail(exc.exit_code, "error", exc.format_message(), json_mode=json_mode())
     except (KeyboardInterrupt, typer.Abort):
         result = 130
     except SystemExit:
@@ -407,14 +372,14 @@ def _main() -> None:
         from previewctl.errors import PreviewctlError
 
         if isinstance(exc, PreviewctlError):
-            _fail(exc.exit_code, exc.title, exc.message, exc.hint)
-        _unexpected(exc)
+            failure.fail(exc.exit_code, exc.title, exc.message, exc.hint, json_mode=json_mode())
+        _unexpected(application, exc)
     if result == 130:  # typer turns KeyboardInterrupt (Ctrl-C, our SIGTERM) into Exit(130)
         failure.fail(
             130,
             "interrupted",
             "everything previewctl started has been stopped",
-            json_mode=_json_mode(),
+            json_mode=json_mode(),
             annotate=False,
             prefix="interrupted: ",
         )

@@ -3,14 +3,14 @@
 ``previewctl --json plan`` and ``previewctl plan --pr 3 --json`` mean the same: the
 group parses the options it sees before the command, and :class:`PreviewctlGroup`
 gives every command (also those added later) its own copy of ``--config``, ``--json``
-and ``-v``, whose callbacks write the same :data:`state`. A command's own copy has no
-default and no env var, so it only ever overrides what was given.
+and ``-v``, whose callbacks write the same :class:`Application` (the context object).
+A command's own copy has no default and no env var, so it only ever overrides what
+was given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,35 +19,27 @@ import typer
 import typer.main
 from typer.core import TyperGroup
 
+from previewctl.cli.application import Application
+
 GLOBAL_NAMES = ("--config", "--json", "--verbose")
 CONFIG_HELP = "Path to previewctl.toml (env PREVIEWCTL_CONFIG; default ./previewctl.toml)."
 JSON_HELP = 'Print one JSON object on stdout (no secrets); a failure is {"error": {...}}.'
 VERBOSE_HELP = "Show each API call and more detail."
 
 
-@dataclass
-class State:
-    config: Path = Path("previewctl.toml")
-    json: bool = False
-    verbose: bool = False
-
-
-state = State()
-
-
-def _set_config(value: str | None) -> None:
+def _set_config(ctx: typer.Context, value: str | None) -> None:
     if value is not None:
-        state.config = Path(value)
+        Application.of(ctx).config = Path(value)
 
 
-def _set_json(value: bool) -> None:
+def _set_json(ctx: typer.Context, value: bool) -> None:
     if value:
-        state.json = True
+        Application.of(ctx).json = True
 
 
-def _set_verbose(value: bool) -> None:
+def _set_verbose(ctx: typer.Context, value: bool) -> None:
     if value:
-        state.verbose = True
+        Application.of(ctx).verbose = True
 
 
 def _template(
