@@ -82,8 +82,13 @@ class Desired:
     pr: int
     branch: str | None
     app: str
+    region: str
     render: Callable[[dict[str, str]], tuple[dict[str, Any], str]]
     """The instance config for these secrets, and its hash (what tells a change)."""
+    complete: Callable[[dict[str, str]], dict[str, str]]
+    """The preview's secrets: the stored ones kept, the missing (or unfit) ones generated."""
+    addresses: tuple[str, ...] = ()
+    """Public address kinds the app should have (only when the instance has services)."""
 
 
 @dataclass

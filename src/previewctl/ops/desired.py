@@ -1,9 +1,11 @@
-"""What `up` asks the backend to make true: the PR's app and its machine's config."""
+"""What `up` asks the backend to make true, from the preview's spec: the PR's app, its
+machine's config and secrets, its public addresses."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from previewctl import bookkeeping
 from previewctl.backends.base import Desired
 from previewctl.config import config_hash
 from previewctl.spec import PreviewSpec
@@ -15,10 +17,18 @@ def render_machine_config(spec: PreviewSpec, secrets: dict[str, str]) -> tuple[d
     return rendered, config_hash(rendered, spec.region)
 
 
+def complete_secrets(spec: PreviewSpec, existing: dict[str, str]) -> dict[str, str]:
+    wanted = spec.secrets
+    return bookkeeping.complete_secrets(existing, wanted.names, wanted.length, wanted.formats)
+
+
 def desired(spec: PreviewSpec) -> Desired:
     return Desired(
         pr=spec.pr,
         branch=spec.branch,
         app=spec.app,
+        region=spec.region,
         render=lambda secrets: render_machine_config(spec, secrets),
+        complete=lambda existing: complete_secrets(spec, existing),
+        addresses=spec.ips if spec.has_services else (),
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from previewctl import bookkeeping, managed
@@ -148,9 +147,10 @@ def _await_taken_name(ctx: Ctx, app: str, deadline: float, taken: ApiError) -> A
         raise
 
 
-def ensure_ips(ctx: Ctx, app: str, actions: list[str], *, fresh_app: bool = False) -> None:
-    wanted = ctx.config.model.app.ips
-    if not wanted or not ctx.config.machine_has_services():
+def ensure_ips(
+    ctx: Ctx, app: str, wanted: tuple[str, ...], actions: list[str], *, fresh_app: bool = False
+) -> None:
+    if not wanted:
         return
     fly = ctx.fly
     have = [] if fresh_app else fly.list_ips(app)
@@ -214,7 +214,7 @@ def converge_machine(ctx: Ctx, want: Desired, *, deadline: float) -> Converged:
         actions.append("created app")
     try:
         machine, secrets = _ensure_machine(ctx, want, org, actions, deadline, fresh_app=created_app)
-        ensure_ips(ctx, app, actions, fresh_app=created_app)
+        ensure_ips(ctx, app, want.addresses, actions, fresh_app=created_app)
     except BaseException:
         if created_app:
             # An app without a marked machine is one gc can't recognise: remove it, unless
@@ -225,17 +225,6 @@ def converge_machine(ctx: Ctx, want: Desired, *, deadline: float) -> Converged:
                     ctx.fly.delete_app(app)
         raise
     return Converged(app, hostname(app), instance_of(machine), secrets, actions, org)
-
-
-def _complete(ctx: Ctx) -> Callable[[dict[str, str]], dict[str, str]]:
-    section = ctx.config.model.secrets
-
-    def complete(existing: dict[str, str]) -> dict[str, str]:
-        return bookkeeping.complete_secrets(
-            existing, section.generate, section.length, section.format
-        )
-
-    return complete
 
 
 def _labels(
@@ -262,8 +251,8 @@ def _labels(
 def _create_machine(ctx: Ctx, want: Desired, org: str | None, actions: list[str]) -> list[Machine]:
     """Create the one machine with fresh secrets; the app's managed machines after it."""
     app = want.app
-    region = ctx.config.model.app.region
-    secrets = _complete(ctx)({})
+    region = want.region
+    secrets = want.complete({})
     desired, digest = want.render(secrets)
     stamp = bookkeeping.now_iso()
     desired["metadata"] = _labels(
@@ -328,7 +317,7 @@ def _ensure_machine(
     app, fly = want.app, ctx.fly
     machine = _the_one(ctx, want, org, actions, fresh_app=fresh_app)
     existing = bookkeeping.read_secrets(machine)
-    secrets = _complete(ctx)(existing)
+    secrets = want.complete(existing)
     desired, digest = want.render(secrets)
     info = bookkeeping.PreviewInfo.of(machine)
     needs_update = digest != info.config_hash or secrets != existing
