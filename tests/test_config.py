@@ -108,7 +108,7 @@ def test_shipped_default_config_loads() -> None:
         "postgres",
         "spicedb",
     ]
-    assert config.machine_has_services() is True
+    assert config.machine_template["services"]
     assert config.env_refs() == set()
 
 
@@ -122,7 +122,7 @@ def test_minimal_config_and_defaults(tmp_path: Path) -> None:
     assert model.tunnels["db"].local_port == 0
     assert model.vercel is None
     assert model.steps == []
-    assert config.machine_has_services() is False
+    assert "services" not in config.machine_template
     assert config.known.secrets == frozenset({"pg_password"})
     assert config.known.tunnels == frozenset({"db"})
     assert config.known.vercel_projects == frozenset()

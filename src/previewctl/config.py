@@ -143,9 +143,6 @@ class Config:
         """The line of ``key`` (``seed[2].http.body_file``) in previewctl.toml, if found."""
         return line_of(self.text, key_path(key))
 
-    def machine_has_services(self) -> bool:
-        return bool(self.machine_template.get("services"))
-
 
 def config_hash(machine_config: dict[str, Any], region: str) -> str:
     """Stable fingerprint of what the machine should be (metadata excluded)."""

@@ -18,13 +18,12 @@ import httpx
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from previewctl import redact
+from previewctl.clients.answers import json_body, text_field
 from previewctl.clients.http import (
     MAX_RETRY_AFTER,
     ApiClient,
     RetryPolicy,
-    json_body,
     parse_retry_after,
-    text_field,
 )
 from previewctl.errors import ApiError, InputError, NotFoundError
 

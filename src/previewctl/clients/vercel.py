@@ -17,13 +17,8 @@ from urllib.parse import quote
 import httpx
 
 from previewctl import redact
-from previewctl.clients.http import (
-    ApiClient,
-    RetryPolicy,
-    json_body,
-    message_field,
-    text_field,
-)
+from previewctl.clients.answers import json_body, message_field, text_field
+from previewctl.clients.http import ApiClient, RetryPolicy
 from previewctl.clients.vercel_models import (
     FAILED_STATES,
     FINAL_STATES,
