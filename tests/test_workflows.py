@@ -345,7 +345,15 @@ def test_preview_triggers_and_concurrency() -> None:
     wf = load("preview.yml")
     on = triggers(wf)
     assert set(on) == {"pull_request"}
-    assert set(on["pull_request"]["types"]) == {"opened", "synchronize", "reopened", "closed"}
+    # labeled/unlabeled: a profile's label turns it on or off (tests/test_agents_profiles.py)
+    assert set(on["pull_request"]["types"]) == {
+        "opened",
+        "synchronize",
+        "reopened",
+        "labeled",
+        "unlabeled",
+        "closed",
+    }
     assert wf["concurrency"] == {
         "group": "preview-${{ github.event.pull_request.number }}",
         "cancel-in-progress": False,
