@@ -12,13 +12,19 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
 from previewctl import config_checks, template
+from previewctl.config_profiles import (
+    Profile,
+    ProfileSection,
+    check_profile_names,
+    load_profile_machine,
+)
 from previewctl.config_sections import (
     AppSection,
     GcSection,
@@ -60,6 +66,12 @@ class ConfigModel(StrictModel):
     timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
     github: GitHubSection = Field(default_factory=GitHubSection)
     pricing: PricingSection = Field(default_factory=PricingSection)
+    profiles: dict[str, ProfileSection] = Field(default_factory=dict)
+
+    @field_validator("profiles")
+    @classmethod
+    def _profile_names(cls, value: dict[str, ProfileSection]) -> dict[str, ProfileSection]:
+        return check_profile_names(value)
 
     @field_validator("tunnels")
     @classmethod
@@ -91,10 +103,19 @@ class Config:
     model: ConfigModel
     machine_template: dict[str, Any]
     text: str
+    profile_machines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        """Every ``[profiles.NAME]``, its machine file loaded."""
+        return {
+            name: Profile(name, section, self.profile_machines.get(name, {}), section.machine)
+            for name, section in self.model.profiles.items()
+        }
 
     @property
     def known(self) -> Known:
@@ -124,13 +145,17 @@ class Config:
             )
         return name
 
-    def env_refs(self, *, seed: bool = False) -> set[str]:
+    def env_refs(self, *, seed: bool = False, profiles: tuple[str, ...] = ()) -> set[str]:
         """The ``${env.NAME}`` a command will render, so a run can check them up front.
 
-        ``seed`` renders [[seed]] (and the domains); every other command the rest.
+        ``seed`` renders [[seed]] (and the domains); every other command the rest, with
+        the strings of the active ``profiles``.
         """
         names: set[str] = set()
-        for key, text in config_checks.all_strings(self):
+        strings = list(config_checks.all_strings(self))
+        if not seed:
+            strings += config_checks.profile_strings(self, profiles)
+        for key, text in strings:
             both = key.endswith(".domain") or key.startswith("tunnels.")
             if key.startswith("seed[") != seed and not both:
                 continue
@@ -197,10 +222,19 @@ def load_config(path: Path) -> Config:
                 problems=problems,
             )
     config: Config | None = None
-    if model is not None and machine_template is not None:
-        config = Config(path=path, model=model, machine_template=machine_template, text=text)
+    profile_machines = _load_profile_machines(path, text, model, problems)
+    if model is not None and machine_template is not None and profile_machines is not None:
+        config = Config(
+            path=path,
+            model=model,
+            machine_template=machine_template,
+            text=text,
+            profile_machines=profile_machines,
+        )
         with problems.check():
             config_checks.check_secret_formats(config)
+        with problems.check():
+            config_checks.check_profiles(config)
         with problems.check():
             config_checks.check_templates(config)
         if not any(getattr(p, "key", None) == "app.name" for p in problems.found):
@@ -209,6 +243,27 @@ def load_config(path: Path) -> Config:
     problems.raise_if_any()
     assert config is not None  # no problems means every part was loaded
     return config
+
+
+def _load_profile_machines(
+    path: Path, text: str, model: ConfigModel | None, problems: Problems
+) -> dict[str, dict[str, Any]] | None:
+    """Each profile's machine file (None when one could not be read or is malformed)."""
+    if model is None:
+        return None
+    found = Problems()
+    machines: dict[str, dict[str, Any]] = {}
+    for name, profile in model.profiles.items():
+        if profile.machine is None:
+            continue
+        line = line_of(text, ["profiles", name, "machine"])
+        with found.check():
+            machines[name] = load_profile_machine(
+                path.parent, name, profile.machine, str(path), line, found
+            )
+    for problem in found.found:
+        problems.add(problem)
+    return None if found else machines
 
 
 def _raw_machine_path(data: dict[str, Any]) -> str | None:

@@ -11,7 +11,7 @@ from previewctl.durations import parse_duration
 from previewctl.secretgen import SecretFormat
 
 # Patterns are used with fullmatch: `$` would also accept a trailing newline.
-_SECRET_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+SECRET_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _ORG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _REGION_RE = re.compile(r"[a-z]{3}")
 # Vercel: letters, digits and _, not starting with a digit.
@@ -79,7 +79,7 @@ class SecretsSection(StrictModel):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _SECRET_NAME_RE.fullmatch(name):
+            if not SECRET_NAME_RE.fullmatch(name):
                 raise ValueError(f"secret name {name!r} must be letters, digits and _")
         if len(set(value)) != len(value):
             raise ValueError("secret names must be unique")
@@ -109,6 +109,16 @@ class TunnelSection(StrictModel):
         return self
 
 
+def vercel_keys(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        if not _VERCEL_KEY_RE.fullmatch(key):
+            raise ValueError(
+                f"Vercel env key {key!r} is invalid: use letters, digits and _, "
+                "not starting with a digit"
+            )
+    return value
+
+
 class VercelProjectSection(StrictModel):
     domain: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
@@ -117,13 +127,7 @@ class VercelProjectSection(StrictModel):
     @field_validator("env")
     @classmethod
     def _keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not _VERCEL_KEY_RE.fullmatch(key):
-                raise ValueError(
-                    f"Vercel env key {key!r} is invalid: use letters, digits and _, "
-                    "not starting with a digit"
-                )
-        return value
+        return vercel_keys(value)
 
 
 class VercelSection(StrictModel):

@@ -98,6 +98,11 @@ def _too_deep(data: Any, limit: int) -> bool:
     return False
 
 
+def machine_json_depth_ok(data: Any) -> bool:
+    """Nested no deeper than :data:`MAX_MACHINE_DEPTH` (rendering recurses)."""
+    return not _too_deep(data, MAX_MACHINE_DEPTH)
+
+
 def load_machine_config(
     path: Path, config_file: str, *, line: int | None, problems: Problems
 ) -> dict[str, Any]:

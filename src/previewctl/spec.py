@@ -11,17 +11,20 @@ the base: see :func:`apply_profiles`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from previewctl import template
+from previewctl import profiles, template
 from previewctl.config import Config
+from previewctl.config_profiles import Profile
 from previewctl.config_sections import TunnelSection, VercelProjectSection
-from previewctl.errors import ConfigError, InputError
+from previewctl.errors import ConfigError
 from previewctl.secretgen import SecretFormat
+from previewctl.selection import ordered
 from previewctl.step_kinds import StepConfig
 from previewctl.target import Target
 from previewctl.template import TemplateError
@@ -166,19 +169,37 @@ def build_spec(
         root=config.root,
         env=MappingProxyType(dict(env)),
     )
-    return apply_profiles(base, profiles)
+    defined = config.profiles
+    return apply_profiles(base, [defined[n] for n in ordered(model.profiles, profiles)])
 
 
-def apply_profiles(base: PreviewSpec, names: tuple[str, ...]) -> PreviewSpec:
-    """The base with each named profile merged over it, in order.
-
-    The merge is by type, as hatch's ``apply_overrides`` merges environment overrides:
-    containers, services, tunnels, steps, secrets and Vercel vars are added by name
-    (a duplicate is an error), the guest is raised to the largest one asked for. No
-    config defines a profile yet, so every name is unknown and no names is the base.
-    """
-    if names:
-        raise InputError(
-            f"unknown profile(s): {', '.join(names)} (the config defines no [profiles])"
-        )
-    return base
+def apply_profiles(base: PreviewSpec, active: Sequence[Profile]) -> PreviewSpec:
+    """The base with each profile merged over it, in order (see :mod:`previewctl.profiles`):
+    containers, services, tunnels, steps, secrets and Vercel vars added by name (a
+    duplicate, or a port used twice, is a config error), the guest raised to the largest
+    one asked for. No profile is the base itself."""
+    if not active:
+        return base
+    parts = profiles.merge(
+        profiles.Parts(
+            machine=base.machine_template,
+            tunnels=base.tunnels,
+            vercel_env={n: p.env for n, p in base.vercel_projects.items()},
+            secrets=base.secrets.names,
+            steps=base.steps,
+        ),
+        active,
+    )
+    projects = {
+        name: project.model_copy(update={"env": dict(parts.vercel_env[name])})
+        for name, project in base.vercel_projects.items()
+    }
+    return dataclasses.replace(
+        base,
+        profiles=tuple(p.name for p in active),
+        machine_template=MappingProxyType(dict(parts.machine)),
+        tunnels=MappingProxyType(dict(parts.tunnels)),
+        steps=parts.steps,
+        vercel_projects=MappingProxyType(projects),
+        secrets=dataclasses.replace(base.secrets, names=parts.secrets),
+    )

@@ -23,6 +23,10 @@ class Target:
     from_event: bool = False
     event_branch: str | None = field(default=None, compare=False)
     """The PR's head branch as its own ``pull_request`` event says (None: no event for it)."""
+    profiles: tuple[str, ...] | None = None
+    """The active profiles (None: not chosen by this run, so the preview's recorded set)."""
+    labels: tuple[str, ...] | None = field(default=None, compare=False)
+    """The PR's labels as its own ``pull_request`` event says (None: no event for it)."""
 
     @property
     def branch_confirmed(self) -> bool:
@@ -107,6 +111,7 @@ class _EventSays:
     from_event: bool = False
     branch: str | None = None
     head_repo: str | None = None
+    labels: tuple[str, ...] | None = None
 
 
 def _from_event(
@@ -132,7 +137,16 @@ def _from_event(
                 hint="drop --branch/PREVIEWCTL_BRANCH to use the event's branch",
             )
         )
-    return pr_text, branch_text, _EventSays(True, event_branch, head_repo)
+    return pr_text, branch_text, _EventSays(True, event_branch, head_repo, _labels(event))
+
+
+def _labels(event: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names of ``pull_request.labels`` (entries without a string name are skipped)."""
+    labels = event.get("labels")
+    if not isinstance(labels, list):
+        return ()
+    names = (label.get("name") for label in labels if isinstance(label, dict))
+    return tuple(name for name in names if isinstance(name, str) and name)
 
 
 def resolve_target(
@@ -183,6 +197,7 @@ def resolve_target(
         repo=env.get("GITHUB_REPOSITORY") or None,
         from_event=from_event,
         event_branch=event_branch,
+        labels=seen.labels,
     )
 
 
