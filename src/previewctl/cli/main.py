@@ -24,7 +24,13 @@ except ImportError:  # pragma: no cover - older typer on the real click
 from previewctl import __version__
 from previewctl.cli import failure, helptext
 from previewctl.cli.application import Application
-from previewctl.cli.options import JSON_HELP, VERBOSE_HELP, PreviewctlGroup, wants_json
+from previewctl.cli.options import (
+    JSON_HELP,
+    VERBOSE_HELP,
+    PreviewctlGroup,
+    ProfileOption,
+    wants_json,
+)
 
 app = typer.Typer(
     name="previewctl",
@@ -100,13 +106,18 @@ def _global(
 
 
 @app.command(**helptext.for_command("plan"))
-def plan(ctx: typer.Context, pr: PrOption = None, branch: BranchOption = None) -> None:
+def plan(
+    ctx: typer.Context,
+    pr: PrOption = None,
+    branch: BranchOption = None,
+    profile: ProfileOption = None,
+) -> None:
     from previewctl.cli.render.plan import render_plan
     from previewctl.ops.plan import build_plan
 
     application = Application.of(ctx)
     rt = application.runtime()
-    result = build_plan(rt, pr, branch)
+    result = build_plan(rt, pr, branch, tuple(profile or ()))
     application.show(result, render_plan)
 
 
@@ -125,12 +136,13 @@ def up(
             ),
         ),
     ] = False,
+    profile: ProfileOption = None,
 ) -> None:
     from previewctl.ops.up import run_up
 
     application = Application.of(ctx)
     rt = application.runtime()
-    result = run_up(rt, pr, branch, no_wait=no_wait)
+    result = run_up(rt, pr, branch, no_wait=no_wait, profiles=tuple(profile or ()))
     application.show_json_only(result)
 
 
@@ -209,13 +221,13 @@ def stop(ctx: typer.Context, pr: RequiredPr) -> None:
 
 
 @app.command(**helptext.for_command("resume"))
-def resume(ctx: typer.Context, pr: RequiredPr) -> None:
+def resume(ctx: typer.Context, pr: RequiredPr, profile: ProfileOption = None) -> None:
     from previewctl.cli.render.resume import render_resumed
     from previewctl.ops.resume import resumed
 
     application = Application.of(ctx)
     rt = application.runtime()
-    with resumed(rt, pr) as held:
+    with resumed(rt, pr, tuple(profile or ())) as held:
         application.print(render_resumed(held, json_output=application.json))
         held.hold()
 

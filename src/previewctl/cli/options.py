@@ -27,6 +27,21 @@ JSON_HELP = 'Print one JSON object on stdout (no secrets); a failure is {"error"
 VERBOSE_HELP = "Show each API call and more detail."
 
 
+ProfileOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--profile",
+        metavar="NAME",
+        help=(
+            "Turn on a [profiles.NAME] of the config (repeatable). Default: "
+            "$PREVIEWCTL_PROFILES (a,b), else the PR's labels on a pull_request event, "
+            "else the set recorded on the preview."
+        ),
+        show_default=False,
+    ),
+]
+
+
 def _set_config(ctx: typer.Context, value: str | None) -> None:
     if value is not None:
         Application.of(ctx).config = Path(value)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
-from previewctl import template
-from previewctl.errors import ConfigError
-from previewctl.ops.preflight import check_all
+from previewctl import selection, template
+from previewctl.config import Config
+from previewctl.errors import ConfigError, Problems
 from previewctl.ops.runtime import Runtime
 from previewctl.spec import PreviewSpec
 from previewctl.target import Target, resolve_target
@@ -37,13 +39,35 @@ def plan_values(spec: PreviewSpec) -> template.Values:
     )
 
 
-def build_plan(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
-    check_all(lambda: rt.config, lambda: resolve_target(pr, branch, rt.env, need_pr=False))
-    config = rt.config
-    target = resolve_target(pr, branch, rt.env, need_pr=False)
+def _target(
+    rt: Runtime, pr: str | None, branch: str | None, profiles: Sequence[str]
+) -> tuple[Target, bool]:
+    """The target (an example PR when none is given) with the profiles the run chose
+    (no recorded set: plan makes no request); every problem at once."""
+    problems = Problems()
+    config: Config | None = None
+    target: Target | None = None
+    chosen: tuple[str, ...] | None = None
+    with problems.check():
+        config = rt.config
+    with problems.check():
+        target = resolve_target(pr, branch, rt.env, need_pr=False)
+    if config is not None:
+        labels = target.labels if target is not None else None
+        with problems.check():
+            chosen = selection.choose(config.model.profiles, rt.env, flags=profiles, labels=labels)
+    problems.raise_if_any()
     example = target is None
     if target is None:
         target = Target(pr=EXAMPLE_PR, branch=branch or "feature-branch")
+    return dataclasses.replace(target, profiles=chosen or ()), example
+
+
+def build_plan(
+    rt: Runtime, pr: str | None, branch: str | None, profiles: Sequence[str] = ()
+) -> dict[str, Any]:
+    target, example = _target(rt, pr, branch, profiles)
+    config = rt.config
     spec = rt.spec(target)
     missing: set[str] = set()
     fb = _fallback(missing)
@@ -67,10 +91,33 @@ def build_plan(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any
         },
         **rendered,
         "secrets": {name: SECRET_SHOWN for name in spec.secrets.names},
+        "profiles": _plan_profiles(rt, spec),
         "tunnels": _plan_tunnels(rt, spec, values, fb),
         "gc": {"max_age_seconds": model.gc.max_age, "stop_after_seconds": model.gc.stop_after},
         "unset_env": sorted(missing),
     }
+
+
+def _plan_profiles(rt: Runtime, spec: PreviewSpec) -> dict[str, Any]:
+    """Each active profile and what it adds (its parts are in the rest of the plan)."""
+    defined = rt.config.profiles
+    out: dict[str, Any] = {}
+    for name in spec.profiles:
+        profile = defined[name]
+        section = profile.section
+        out[name] = {
+            "description": section.description,
+            "labels": list(section.labels),
+            "machine": section.machine,
+            "containers": [c["name"] for c in profile.machine.get("containers") or []],
+            "guest": profile.machine.get("guest"),
+            "ports": list(section.ports),
+            "secrets": {s: SECRET_SHOWN for s in section.secrets},
+            "tunnels": list(section.tunnels),
+            "vercel": {p: sorted(env) for p, env in section.vercel_env.items()},
+            "steps": [s.name for s in section.steps],
+        }
+    return out
 
 
 def _rendered(rt: Runtime, spec: PreviewSpec, values: template.Values, fb: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def render_plan(plan: dict[str, Any]) -> str:
     lines += _machine_lines(machine)
     if plan["secrets"]:
         lines.append(f"  secrets (generated once per preview): {', '.join(plan['secrets'])}")
+    lines += _profile_lines(plan.get("profiles") or {})
     if plan["tunnels"]:
         lines.append("")
         lines.append(f"Tunnels ({platform().tunnel_tool})")
@@ -50,6 +51,33 @@ def render_plan(plan: dict[str, Any]) -> str:
     lines.append("Machine config:")
     lines.append(json.dumps(machine, indent=2))
     return "\n".join(lines)
+
+
+def _profile_lines(profiles: dict[str, Any]) -> list[str]:
+    """What each active profile adds (merged into the sections below, too)."""
+    if not profiles:
+        return []
+    lines = ["", "Profiles (merged into the machine, tunnels, steps and Vercel vars below)"]
+    for name, p in profiles.items():
+        lines.append(f"  {name}" + (f": {p['description']}" if p["description"] else ""))
+        parts = [
+            ("containers", ", ".join(p["containers"])),
+            ("guest at least", _guest_text(p["guest"])),
+            ("ports", ", ".join(str(n) for n in p["ports"])),
+            ("secrets", ", ".join(f"{k}={v}" for k, v in p["secrets"].items())),
+            ("tunnels", ", ".join(p["tunnels"])),
+            ("vercel", "; ".join(f"{k}: {', '.join(v)}" for k, v in p["vercel"].items())),
+            ("steps (after the base's)", ", ".join(p["steps"])),
+            ("labels", ", ".join(p["labels"])),
+        ]
+        lines += [f"    {label}: {text}" for label, text in parts if text]
+    return lines
+
+
+def _guest_text(guest: dict[str, Any] | None) -> str:
+    if not guest:
+        return ""
+    return ", ".join(f"{k} {v}" for k, v in guest.items())
 
 
 def _machine_lines(machine: dict[str, Any]) -> list[str]:

@@ -24,7 +24,7 @@ def render_status(data: dict[str, Any]) -> str:
     if data.get("mode") == "detail":
         return _render_detail(data)
     table = Table(title=Text(f"previews in {data.get('org')}"), title_justify="left")
-    for column in ("PR", "app", "machine", "state", "size", "age", "last up"):
+    for column in ("PR", "app", "machine", "state", "size", "profiles", "age", "last up"):
         table.add_column(column, no_wrap=column != "state")
     table.add_column("$/day", justify="right")
     table.add_column("$ so far", justify="right")
@@ -33,7 +33,7 @@ def render_status(data: dict[str, Any]) -> str:
     for row in data["rows"]:
         if not row["managed"]:
             standing = row.get("standing") or NOT_MANAGED
-            plain_row(table, str(row["pr"]), row["app"], "—", standing, "", "", "", "", "")
+            plain_row(table, str(row["pr"]), row["app"], "—", standing, "", "", "", "", "", "")
             into = unknown if standing == UNKNOWN else unmanaged
             into.append(f"{row['app']}: {row['reason'] or standing}")
             continue
@@ -44,6 +44,7 @@ def render_status(data: dict[str, Any]) -> str:
             row["machine"],
             row["state"],
             row["size"],
+            ", ".join(row.get("profiles") or []) or "—",
             format_duration(row["age_seconds"]) if row["age_seconds"] is not None else "—",
             _ago(row["last_up_seconds"]),
             money(row["cost_per_day"]),
@@ -82,6 +83,7 @@ def _render_detail(data: dict[str, Any]) -> str:
         return _render(table, [])
     plain_row(table, "branch", data.get("branch") or "—")
     plain_row(table, "hostname", data["hostname"])
+    plain_row(table, "profiles", ", ".join(data.get("profiles") or []) or "none")
     for project, url in sorted(data.get("vercel", {}).items()):
         plain_row(table, f"vercel {project}", url)
     for machine in data["machines"]:
