@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from previewctl import redact, secretgen
+from previewctl.config_profiles import PROFILE_NAME_RE
 from previewctl.secretgen import SecretFormat
 
 MARKER_KEY = "previewctl"
@@ -26,6 +27,7 @@ KEY_HASH = "previewctl_config_hash"
 KEY_CREATED = "previewctl_created_at"
 KEY_LAST_UP = "previewctl_last_up"
 KEY_SECRETS = "previewctl_secrets"
+KEY_PROFILES = "previewctl_profiles"  # the active profiles, comma-separated
 # Touch last_up at most this often, so a repeated `up` makes no mutating call.
 LAST_UP_REFRESH = 3600.0
 
@@ -119,6 +121,7 @@ class PreviewInfo:
     config_hash: str | None
     created_at: datetime | None
     last_up: datetime | None
+    profiles: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, machine: Labelled) -> PreviewInfo:
@@ -130,7 +133,18 @@ class PreviewInfo:
             config_hash=meta.get(KEY_HASH) or None,
             created_at=parse_time(meta.get(KEY_CREATED)) or parse_time(machine.created_at),
             last_up=parse_time(meta.get(KEY_LAST_UP)),
+            profiles=parse_profiles(meta.get(KEY_PROFILES)),
         )
+
+
+def parse_profiles(value: str | None) -> tuple[str, ...]:
+    """The recorded set (names as previewctl writes them; anything else is left out)."""
+    names = (part.strip() for part in (value or "").split(","))
+    return tuple(n for n in names if PROFILE_NAME_RE.fullmatch(n))
+
+
+def profiles_label(names: Sequence[str]) -> str:
+    return ",".join(names)
 
 
 def build_metadata(
@@ -142,6 +156,7 @@ def build_metadata(
     created_at: str,
     last_up: str,
     secrets: dict[str, str],
+    profiles: Sequence[str] = (),
 ) -> dict[str, str]:
     meta = dict(base)
     meta.update(
@@ -153,6 +168,7 @@ def build_metadata(
             KEY_CREATED: created_at,
             KEY_LAST_UP: last_up,
             KEY_SECRETS: json.dumps(secrets, sort_keys=True),
+            KEY_PROFILES: profiles_label(profiles),
         }
     )
     return meta

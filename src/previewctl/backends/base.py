@@ -89,6 +89,8 @@ class Desired:
     """The preview's secrets: the stored ones kept, the missing (or unfit) ones generated."""
     addresses: tuple[str, ...] = ()
     """Public address kinds the app should have (only when the instance has services)."""
+    profiles: tuple[str, ...] = ()
+    """The active profiles, recorded on the instance (what a later run reads back)."""
 
 
 @dataclass

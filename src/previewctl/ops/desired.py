@@ -31,4 +31,5 @@ def desired(spec: PreviewSpec) -> Desired:
         render=lambda secrets: render_machine_config(spec, secrets),
         complete=lambda existing: complete_secrets(spec, existing),
         addresses=spec.ips if spec.has_services else (),
+        profiles=spec.profiles,
     )

@@ -21,7 +21,9 @@ def _used_tunnels(spec: PreviewSpec) -> set[str]:
     return used
 
 
-def listening_ports(rt: Runtime, spec: PreviewSpec) -> dict[str, tuple[str, int]]:
+def listening_ports(
+    rt: Runtime, spec: PreviewSpec, *, say: bool = True
+) -> dict[str, tuple[str, int]]:
     """Where each tunnel really listens: a running tunnel/resume's ports, else fixed ones.
 
     A tunnel with ``local_port = 0`` and no running tunnel has no port yet: bad input
@@ -46,6 +48,8 @@ def listening_ports(rt: Runtime, spec: PreviewSpec) -> dict[str, tuple[str, int]
             hint=f"run `previewctl tunnel --pr {pr}` in another shell, then `previewctl env "
             f"--pr {pr}` again; or give [tunnels.{unknown[0]}] a fixed local_port",
         )
+    if not say:
+        return ports
     for name, (_host, port) in ports.items():
         remote = spec.tunnels[name].remote_port
         how = f"open in pid {live.pid}" if live and name in live.ports else "fixed local_port"
@@ -58,7 +62,8 @@ def listening_ports(rt: Runtime, spec: PreviewSpec) -> dict[str, tuple[str, int]
 def run_env(rt: Runtime, pr: str) -> dict[str, str]:
     target = resolve(rt, pr, None)
     local_problems(rt, target, tunnels=False, vercel=False).raise_if_any()
-    tunnels = listening_ports(rt, rt.spec(target))  # before any remote call
+    listening_ports(rt, rt.spec(target), say=False)  # the base's: before any remote call
     found = open_preview(rt, target)
+    tunnels = listening_ports(rt, found.spec)  # with the recorded profiles' tunnels
     values = dataclasses.replace(found.values(), tunnels=tunnels)
     return found.spec.steps_env(values)

@@ -9,12 +9,14 @@ records, when the command was not told one): once, for the whole command.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from previewctl import bookkeeping, template
 from previewctl.backends.base import Instance
 from previewctl.errors import PreviewctlError
 from previewctl.managed import require
+from previewctl.ops.recorded import recorded_profiles
 from previewctl.ops.runtime import Runtime
 from previewctl.spec import PreviewSpec
 from previewctl.target import Target
@@ -27,6 +29,8 @@ class OpenPreview:
     spec: PreviewSpec
     instance: Instance
     secrets: dict[str, str]
+    recorded: tuple[str, ...] = ()
+    """The profiles recorded on it (the spec's differ when the run chose others)."""
 
     @property
     def target(self) -> Target:
@@ -52,13 +56,9 @@ def open_preview(rt: Runtime, target: Target, *, command: str = "previewctl") ->
         )
     instance = bookkeeping.pick_survivor(list(require(verdict, command)))
     secrets = bookkeeping.read_secrets(instance)
+    info = bookkeeping.PreviewInfo.of(instance)
     if target.branch is None:
-        info = bookkeeping.PreviewInfo.of(instance)
-        target = Target(
-            pr=target.pr,
-            branch=info.branch,
-            head_repo=target.head_repo,
-            repo=target.repo,
-            from_event=target.from_event,
-        )
-    return OpenPreview(rt.spec(target), instance, secrets)
+        target = dataclasses.replace(target, branch=info.branch, event_branch=None)
+    if target.profiles is None:  # the run chose none: the preview's own set
+        target = dataclasses.replace(target, profiles=recorded_profiles(rt, info.profiles))
+    return OpenPreview(rt.spec(target), instance, secrets, info.profiles)

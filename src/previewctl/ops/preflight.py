@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import errno
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from previewctl import bookkeeping
+from previewctl import bookkeeping, selection
 from previewctl.config import Config
+from previewctl.config_sections import TunnelSection
 from previewctl.errors import ApiError, InputError, NotFoundError, Problems
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import check_step_files
@@ -26,20 +27,40 @@ from previewctl.target import Target, require_target
 LOOPBACK = "127.0.0.1"
 
 
-def resolve(rt: Runtime, pr: str | None, branch: str | None) -> Target:
-    """The command's target; when it is bad, the config's and the Fly token's problems
-    are named with it."""
-    try:
-        return require_target(pr, branch, rt.env)
-    except InputError as exc:
-        problems = Problems()
-        problems.add(exc)
+def resolve(
+    rt: Runtime,
+    pr: str | None,
+    branch: str | None,
+    *,
+    profiles: Sequence[str] | None = None,
+    labels: bool = False,
+) -> Target:
+    """The command's target, with the profiles this run chose (``profiles``: the
+    ``--profile`` flags of a command that takes them; ``labels``: it follows the PR's
+    labels). When either is bad, the config's and the Fly token's problems are named
+    with it."""
+    problems = Problems()
+    target: Target | None = None
+    with problems.check():
+        target = require_target(pr, branch, rt.env)
+    if profiles is not None:
+        with problems.check():
+            event_labels = target.labels if target is not None and labels else None
+            chosen = selection.choose(
+                rt.config.model.profiles, rt.env, flags=profiles, labels=event_labels
+            )
+            if target is not None:
+                target = dataclasses.replace(target, profiles=chosen)
+                if chosen:  # what collides among them is found before any request
+                    rt.spec(target)
+    if problems or target is None:
         with problems.check():
             _ = rt.config
         with problems.check():
             rt.backend()
         problems.raise_if_any()
-        raise  # pragma: no cover - raise_if_any raised
+    assert target is not None  # no problems means the target was resolved
+    return target
 
 
 def skip_without_secrets(rt: Runtime, target: Target) -> dict[str, Any] | None:
@@ -163,7 +184,7 @@ def local_problems(
         with problems.check():
             config.app_name(target.pr)
         with problems.check():
-            rt.check_env_refs(seed=seed)
+            rt.check_env_refs(seed=seed, profiles=target.profiles or ())
         if steps is not None:
             with problems.check():
                 check_step_files(config, rt.spec(target), steps)
@@ -180,10 +201,14 @@ def local_problems(
     if config is not None and vercel and rt.vercel_configured():
         with problems.check():
             rt.spec(target).domains()  # none may render empty
-    if config is not None and tunnels and config.model.tunnels:
+    spec_tunnels: Mapping[str, TunnelSection] = {}
+    if config is not None and tunnels:
+        with problems.check():
+            spec_tunnels = rt.spec(target).tunnels  # the active profiles' too
+    if spec_tunnels:
         with problems.check():
             rt.platform.check_tunnel_tool(rt.env)
-        for problem in port_problems(config):
+        for problem in port_problems(spec_tunnels):
             problems.add(problem)
     return problems
 
@@ -195,14 +220,14 @@ def _config_or_none(rt: Runtime) -> Config | None:
         return None
 
 
-def port_problems(config: Config) -> list[InputError]:
+def port_problems(tunnels: Mapping[str, TunnelSection]) -> list[InputError]:
     """Fixed local ports of the tunnels that this machine cannot listen on now.
 
     A port that frees up later is fine; one taken after this check still fails when
     the tunnel starts.
     """
     found: list[InputError] = []
-    for name, tunnel in config.model.tunnels.items():
+    for name, tunnel in tunnels.items():
         if not tunnel.local_port:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

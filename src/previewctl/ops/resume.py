@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from previewctl import tunnel_state
 from previewctl.backends.base import Tunnels
 from previewctl.errors import PreviewctlError
+from previewctl.ops.desired import desired
 from previewctl.ops.existing import OpenPreview, open_preview
 from previewctl.ops.preflight import preflight, resolve
 from previewctl.ops.runtime import Runtime
@@ -48,17 +49,23 @@ class Foreground:
         self._tunnels.hold()
 
 
-def _find(rt: Runtime, pr: str) -> OpenPreview:
-    target = resolve(rt, pr, None)
+def _find(rt: Runtime, pr: str, profiles: Sequence[str] | None = None) -> OpenPreview:
+    target = resolve(rt, pr, None, profiles=profiles)
     preflight(rt, target, tunnels=True, vercel=False)  # tunnel tool, free ports: before a start
     return open_preview(rt, target)
 
 
 def _start(rt: Runtime, found: OpenPreview) -> None:
+    """Start the machine; with other profiles than it records, converge it to them."""
     backend = rt.backend()
     deadline = time.monotonic() + rt.config.model.timeouts.machine
     with rt.reporter.phase("start machine"):
-        backend.start(found.app, found.instance, deadline=deadline)
+        if found.spec.profiles != found.recorded:
+            now = ", ".join(found.spec.profiles) or "none"
+            rt.reporter.info(f"profiles change to {now}: updating the machine")
+            backend.converge(desired(found.spec), deadline=deadline, wait=True)
+        else:
+            backend.start(found.app, found.instance, deadline=deadline)
         ready = backend.wait_ready(
             found.app, found.instance.id, deadline=deadline, reporter=rt.reporter
         )
@@ -92,9 +99,12 @@ def _foreground(
 
 
 @contextlib.contextmanager
-def resumed(rt: Runtime, pr: str) -> Iterator[Foreground]:
-    """Start the machine, open the tunnels, re-run ``[[steps]]`` (the data is ephemeral)."""
-    found = _find(rt, pr)
+def resumed(rt: Runtime, pr: str, profiles: Sequence[str] = ()) -> Iterator[Foreground]:
+    """Start the machine, open the tunnels, re-run ``[[steps]]`` (the data is ephemeral).
+
+    ``profiles`` (or PREVIEWCTL_PROFILES) other than the recorded set converge the
+    machine to them first; its Vercel vars follow with the next `up`."""
+    found = _find(rt, pr, profiles)
     _start(rt, found)
     with (
         open_tunnels(rt, found.spec, found.instance.id, found.values()) as opened,

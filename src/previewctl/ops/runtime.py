@@ -39,7 +39,7 @@ class Runtime:
     _backend: PreviewBackend | None = None
     _vercel: VercelClient | None = None
     _github: GitHubClient | None = None
-    _specs: dict[tuple[Target, tuple[str, ...]], PreviewSpec] = field(default_factory=dict)
+    _specs: dict[Target, PreviewSpec] = field(default_factory=dict)
 
     @classmethod
     def from_environ(cls, config_path: Path, *, verbose: bool = False) -> Runtime:
@@ -61,22 +61,27 @@ class Runtime:
             self._config = load_config(self.config_path)
         return self._config
 
-    def check_env_refs(self, *, seed: bool = False) -> None:
+    def check_env_refs(self, *, seed: bool = False, profiles: tuple[str, ...] = ()) -> None:
         """Every ${env.NAME} the command will use must be set before anything changes."""
-        missing = sorted(n for n in self.config.env_refs(seed=seed) if n not in self.env)
+        refs = self.config.env_refs(seed=seed, profiles=profiles)
+        missing = sorted(n for n in refs if n not in self.env)
         if missing:
             raise InputError(
                 "the config uses environment variables that are not set: " + ", ".join(missing)
             )
 
-    def spec(self, target: Target, profiles: tuple[str, ...] = ()) -> PreviewSpec:
-        """What ``target``'s preview should be; computed once per command and target."""
-        key = (target, profiles)
-        if key not in self._specs:
-            self._specs[key] = build_spec(
-                self.config, target, self.env, hostname=self.platform.hostname, profiles=profiles
+    def spec(self, target: Target) -> PreviewSpec:
+        """What ``target``'s preview should be, with its active profiles (none when not
+        chosen yet); computed once per command and target."""
+        if target not in self._specs:
+            self._specs[target] = build_spec(
+                self.config,
+                target,
+                self.env,
+                hostname=self.platform.hostname,
+                profiles=target.profiles or (),
             )
-        return self._specs[key]
+        return self._specs[target]
 
     # ---- clients ---------------------------------------------------------------------
     def _log(self, line: str) -> None:

@@ -48,6 +48,7 @@ def machine_row(
         "region": machine.region,
         "size": machine.size,
         "branch": info.branch,
+        "profiles": list(info.profiles),
         "created_at": _iso(info.created_at),
         "age_seconds": _age(now, info.created_at),
         "last_up": _iso(info.last_up),
@@ -176,6 +177,7 @@ def _detail(rt: Runtime, pr: int, now: datetime, backend: PreviewBackend) -> dic
             rows.append(row)
     data["machines"] = rows
     data["branch"] = scan.branch
+    data["profiles"] = rows[0]["profiles"] if rows else []
     data["vercel"] = _vercel_hosts(spec, scan.branch)
     data["totals"] = _totals(rows)
     return data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from previewctl.backends.base import Converged, Instance
@@ -11,36 +12,37 @@ from previewctl.ops.background import BackgroundPhase
 from previewctl.ops.desired import desired
 from previewctl.ops.early import EarlyFailure, early_row, start_early
 from previewctl.ops.preflight import preflight, resolve, skip_without_secrets
+from previewctl.ops.recorded import with_recorded_profiles
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
 from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel
 from previewctl.progress import elapsed_text
 from previewctl.spec import PreviewSpec
+from previewctl.target import Target
 
 
 def run_up(
-    rt: Runtime, pr: str | None, branch: str | None, *, no_wait: bool = False
+    rt: Runtime,
+    pr: str | None,
+    branch: str | None,
+    *,
+    no_wait: bool = False,
+    profiles: Sequence[str] = (),
 ) -> dict[str, Any]:
-    target = resolve(rt, pr, branch)
+    target = resolve(rt, pr, branch, profiles=profiles, labels=True)
     skipped = skip_without_secrets(rt, target)
     if skipped:
         return skipped
     if no_wait:
-        # Only the Fly token: no tunnel tool, no Vercel token. Bad input that needs no other
-        # credential is still found here, before anything changes (the production
-        # branch too, when a Vercel token is there to ask).
-        has_vercel = bool(rt.env.get("VERCEL_TOKEN"))
-        target = preflight(
-            rt, target, tunnels=False, vercel=has_vercel, branch_required=True, want_branch=True
-        )
-        return start_early(rt, target)
+        return _up_early(rt, target)
     target = preflight(rt, target, tunnels=True, vercel=True, steps="steps", want_branch=True)
+    target = with_recorded_profiles(rt, target)
     spec = rt.spec(target)
     app = spec.app
     rt.actions.set_outputs(
         {"app": app, "hostname": spec.hostname, "pr": str(target.pr), "branch": target.branch or ""}
     )
-    rows: list[tuple[str, str]] = [("Fly app", f"`{app}` ({spec.region})")]
+    rows = _first_rows(spec)
     early = EarlyFailure.of(rt.env, app).take()
     if early is not None:
         rt.reporter.warn(f"the early `up --no-wait` of this job failed: {early}; converging now")
@@ -59,10 +61,12 @@ def run_up(
     recorded = deployment.record(rt, target, app, "success", url=url, description=f"{app} ready")
     comment.publish(rt, target, comment.Report("ready", app, f"ready for PR #{target.pr}", rows))
     say_ready(rt, target.pr, result.hostname, domains, time.monotonic() - started)
+    say_profile_tunnels(rt, spec)
     return {
         "pr": target.pr,
         "branch": target.branch,
         "app": app,
+        "profiles": list(spec.profiles),
         "hostname": result.hostname,
         "machine": {"id": machine.id, "state": machine.state, "region": machine.region},
         "actions": result.actions,
@@ -73,6 +77,25 @@ def run_up(
         "timings": {t.name: round(t.seconds, 3) for t in rt.reporter.timings},
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _up_early(rt: Runtime, target: Target) -> dict[str, Any]:
+    # Only the Fly token: no tunnel tool, no Vercel token. Bad input that needs no other
+    # credential is still found here, before anything changes (the production
+    # branch too, when a Vercel token is there to ask).
+    has_vercel = bool(rt.env.get("VERCEL_TOKEN"))
+    target = preflight(
+        rt, target, tunnels=False, vercel=has_vercel, branch_required=True, want_branch=True
+    )
+    return start_early(rt, with_recorded_profiles(rt, target))
+
+
+def _first_rows(spec: PreviewSpec) -> list[tuple[str, str]]:
+    """The PR comment's rows known before anything is done: the app, the profiles."""
+    rows = [("Fly app", f"`{spec.app}` ({spec.region})")]
+    if spec.profiles:
+        rows.append(("Profiles", ", ".join(f"`{p}`" for p in spec.profiles)))
+    return rows
 
 
 def _converge(rt: Runtime, spec: PreviewSpec) -> tuple[Converged, Instance, VercelOutcome]:
@@ -109,6 +132,17 @@ def _converge(rt: Runtime, spec: PreviewSpec) -> tuple[Converged, Instance, Verc
     finally:
         vercel = job.join() if job is not None else VercelOutcome()
     return result, machine, vercel
+
+
+def say_profile_tunnels(rt: Runtime, spec: PreviewSpec) -> None:
+    """How to reach what the active profiles added (a UI behind a tunnel, say)."""
+    config = rt.config.model.profiles
+    for name in spec.profiles:
+        for tunnel, t in config[name].tunnels.items():
+            rt.reporter.info(
+                f"  profile {name}: `previewctl tunnel --pr {spec.pr}` opens {tunnel} on "
+                f"localhost:{t.local_port or '(a free port)'}"
+            )
 
 
 def next_steps(pr: int) -> list[str]:

@@ -245,6 +245,7 @@ def _labels(
         created_at=created_at,
         last_up=last_up,
         secrets=secrets,
+        profiles=want.profiles,
     )
 
 
@@ -345,6 +346,10 @@ def _ensure_machine(
     if want.branch and not needs_update and info.branch != want.branch:
         # The PR's head branch was renamed: `down` removes the vars of the recorded one.
         fly.set_metadata(app, machine.id, bookkeeping.KEY_BRANCH, want.branch, nonce=None)
+    if not needs_update and info.profiles != want.profiles:
+        # A set that changes no container (Vercel vars only) is recorded all the same.
+        label = bookkeeping.profiles_label(want.profiles)
+        fly.set_metadata(app, machine.id, bookkeeping.KEY_PROFILES, label, nonce=None)
     if machine.state == "failed":
         raise PreviewctlError(f"machine {machine.id} of {app} is in state 'failed'")
     return machine, secrets
