@@ -148,14 +148,33 @@ def _merge_machine(
             have = {str(s.get("internal_port")): s for s in machine.get("services") or []}
             new = {str(s["internal_port"]): s for s in add["services"]}
             merged["services"] = list(_added("service on port", have, new, who).values())
+        with problems.check():
+            public = {str(p): s for s in machine.get("services") or [] for p in _public(s)}
+            wanted = {str(p): s for s in add["services"] for p in _public(s)}
+            _added("public port", public, wanted, who)
     return merged
+
+
+def _public(service: Mapping[str, Any]) -> list[int]:
+    """The edge ports of a service (``ports[].port``)."""
+    ports = service.get("ports")
+    return list(_ints(*(p.get("port") for p in ports if isinstance(p, dict)))) if ports else []
+
+
+def profile_ports(profile: Profile) -> list[int]:
+    """The ports a profile listens on: its ``ports``, and its services' internal ports
+    (where a container of it must listen, listed or not)."""
+    ports = list(profile.section.ports)
+    for service in profile.machine.get("services") or []:
+        ports += [p for p in _ints(service.get("internal_port")) if p not in ports]
+    return ports
 
 
 def _merge_ports(
     ports: Mapping[int, str], profile: Profile, base: Mapping[int, str], problems: Problems
 ) -> dict[int, str]:
     merged = dict(ports)
-    for port in profile.section.ports:
+    for port in profile_ports(profile):
         user = base.get(port) or merged.get(port)
         if user is not None:
             problems.add(

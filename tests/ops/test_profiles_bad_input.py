@@ -137,3 +137,19 @@ def test_a_guest_past_flys_largest_exits_2(wired: Wired, tmp_path: Path) -> None
     configure(wired, tmp_path, tracing={**TRACING_MACHINE, "guest": {"memory_mb": 32768}})
     result = wired.cli.run("plan", "--pr", "8", env=NO_EVENT)
     assert_refused(wired, result, "more than Fly's largest shared guest")
+
+
+def test_a_profile_service_on_a_taken_port_exits_2_even_when_not_listed(
+    wired: Wired, tmp_path: Path
+) -> None:
+    edge = {
+        "services": [
+            {"protocol": "tcp", "internal_port": 8443, "ports": [{"port": 5432}]},
+        ]
+    }
+    extra = '\n[tunnels.admin]\nremote_port = 8443\n\n[profiles.edge]\nmachine = ".fly/profiles/edge.json"\n'
+    configure(wired, tmp_path, extra, edge=edge)
+    result = wired.cli.run("plan", "--pr", "8", env=NO_EVENT)
+    assert_refused(
+        wired, result, "profile edge listens on port 8443, which tunnel admin", "public port 5432"
+    )

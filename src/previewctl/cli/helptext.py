@@ -84,7 +84,11 @@ COMMANDS: dict[str, CommandHelp] = {
         body="App, machine config (secrets as ***), IPs, tunnels, steps, Vercel vars and "
         "domains. Also validates previewctl.toml and the machine config.",
         needs=("nothing: no token, no network (a missing ${env.NAME} is shown, not fatal)",),
-        examples=("previewctl plan --pr 12", "previewctl plan --pr 12 --json"),
+        examples=(
+            "previewctl plan --pr 12",
+            "previewctl plan --pr 12 --json",
+            "previewctl plan --pr 12 --profile tracing   # what the profile adds",
+        ),
         exits="Exit codes: 0 the config is valid, 2 it is not (file:line and key named).",
     ),
     "up": CommandHelp(
@@ -108,6 +112,7 @@ COMMANDS: dict[str, CommandHelp] = {
         examples=(
             "previewctl up --no-wait && ...; previewctl up   # in a pull_request workflow",
             "previewctl up --pr 12 --branch feat/login       # from a laptop",
+            "previewctl up --pr 12 --profile tracing         # turn a profile on",
         ),
     ),
     "seed": CommandHelp(
@@ -167,7 +172,7 @@ COMMANDS: dict[str, CommandHelp] = {
         body='Then, in another shell, `eval "$(previewctl env --pr N)"` gives local tools '
         "the env pointing at the open tunnels.",
         needs=(_FLY, "flyctl on PATH (or PREVIEWCTL_FLYCTL)", "--pr N (or PREVIEWCTL_PR)"),
-        examples=("previewctl resume --pr 12",),
+        examples=("previewctl resume --pr 12", "previewctl resume --pr 12 --profile tracing"),
         exits="Exit codes: 1 an operation failed or a tunnel died, 2 bad input, "
         "130 interrupted (the normal end: Ctrl-C closes everything).",
     ),
