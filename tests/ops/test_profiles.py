@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from previewctl.ops.envcmd import run_env
 from previewctl.ops.resume import resumed, tunneled
 from previewctl.ops.runtime import Runtime
 from tests.fakes.fly_api import FlyEmulator, MachineState
@@ -250,20 +251,26 @@ def test_a_recorded_profile_the_config_dropped_is_converged_away(wired: Wired) -
     assert "NANGO_SECRET_KEY" not in branch_vars(wired.vercel, "web")
 
 
-def _open_tunnels(rt: Runtime, pr: str) -> list[str]:
+def _tunnel_and_env(rt: Runtime, pr: str) -> tuple[dict[str, tuple[str, int]], dict[str, str]]:
+    """`tunnel --pr N` holding its tunnels, and `env --pr N` asked meanwhile."""
     with tunneled(rt, pr) as held:
-        return sorted(held.tunnels)
+        return dict(held.tunnels), run_env(rt, pr)
 
 
 def test_tunnel_env_and_seed_use_the_recorded_set(wired: Wired) -> None:
     assert wired.cli.run("up", *BY_HAND, "--profile", "tracing", env=NO_EVENT).code == 0
     ops = InProcess(wired.project.config, {**wired.cli.env, **NO_EVENT})
-    assert ops.call(_open_tunnels, "8").ok() == ["jaeger"]  # the profile's tunnel
-    assert wired.cli.run("seed", *BY_HAND, env=NO_EVENT).code == 0
-    env = wired.cli.run("env", "--pr", "8", "--format", "json", env=NO_EVENT)
-    assert env.code == 0, env.output
+    tunnels, env = ops.call(_tunnel_and_env, "8").ok()
+    assert list(tunnels) == ["jaeger"]  # the recorded profile's tunnel
+    host, port = tunnels["jaeger"]
+    assert env["JAEGER_URL"] == f"http://{host}:{port}"  # its step's env, at the live port
+    seeded = wired.cli.run("seed", *BY_HAND, env=NO_EVENT)
+    assert seeded.code == 0, seeded.output
     plain = wired.cli.run("up", *BY_HAND, env=NO_EVENT)
     assert "profiles recorded on the preview: tracing" in plain.stderr
+    without = wired.cli.run("env", "--pr", "8", env=NO_EVENT)  # no tunnel open now
+    assert without.code == 2, without.output
+    assert "jaeger" in without.stderr
 
 
 def test_resume_with_another_set_updates_the_machine_to_it(wired: Wired, tmp_path: Path) -> None:

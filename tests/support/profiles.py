@@ -65,6 +65,7 @@ env = {{ OTEL_ENDPOINT = "https://${{app.hostname}}:14318/v1/traces", OTEL_HEADE
 [[profiles.tracing.steps]]
 name = "tracing-ready"
 run = ["{sys.executable}", "-c", "{append}", "{log}", "tracing-ready"]
+env = {{ JAEGER_URL = "http://${{tunnels.jaeger.host}}:${{tunnels.jaeger.port}}" }}
 
 [profiles.nango]
 description = "Nango's keys"
