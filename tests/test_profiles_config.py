@@ -147,6 +147,13 @@ def test_performance_guest_and_past_the_largest() -> None:
             TRACING_MACHINE,
             ["nope"],
         ),
+        (
+            TRACING.replace("remote_port = 16686", "remote_port = 16686\nlocal_port = 15432")
+            + "\n[tunnels.db]\nremote_port = 5432\nlocal_port = 15432\n",
+            TRACING_MACHINE,
+            ["db and jaeger all use local_port 15432"],
+        ),
+        (TRACING.replace("tunnels.jaeger]", 'tunnels."a b"]'), TRACING_MACHINE, ["'a b'"]),
     ],
 )
 def test_bad_profiles_are_config_errors_naming_where(

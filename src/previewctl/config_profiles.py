@@ -25,6 +25,7 @@ from previewctl.step_kinds import StepConfig
 
 # Names travel in a comma-separated env var and a metadata label: no commas or spaces.
 PROFILE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+TUNNEL_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -71,6 +72,14 @@ class ProfileSection(StrictModel):
         twice = sorted({p for p in value if value.count(p) > 1})
         if twice:
             raise ValueError(f"port {twice[0]} is listed twice")
+        return value
+
+    @field_validator("tunnels")
+    @classmethod
+    def _tunnel_names(cls, value: dict[str, TunnelSection]) -> dict[str, TunnelSection]:
+        for name in value:
+            if not TUNNEL_NAME_RE.fullmatch(name):
+                raise ValueError(f"tunnel name {name!r} must be letters, digits, _ and -")
         return value
 
     @field_validator("labels")

@@ -190,6 +190,21 @@ def _merge_ports(
     return merged
 
 
+def _local_ports(tunnels: Mapping[str, TunnelSection], who: str) -> None:
+    """Two tunnels cannot listen on one fixed local port (0 is any free port)."""
+    by_port: dict[int, list[str]] = {}
+    for name, tunnel in tunnels.items():
+        if tunnel.local_port:
+            by_port.setdefault(tunnel.local_port, []).append(name)
+    for port, names in sorted(by_port.items()):
+        if len(names) > 1:
+            raise ConfigError(
+                f"tunnels {' and '.join(names)} all use local_port {port}: each needs its "
+                "own port (0 = any free port)",
+                key=f"profiles.{who}.tunnels",
+            )
+
+
 def _merge_vercel(
     env: Mapping[str, Mapping[str, str]], profile: Profile, problems: Problems
 ) -> dict[str, dict[str, str]]:
@@ -219,6 +234,7 @@ def merge(base: Parts, profiles: Sequence[Profile]) -> Parts:
         machine = _merge_machine(machine, profile, problems)
         with problems.check():
             tunnels = _added("tunnel", tunnels, profile.section.tunnels, profile.name)
+            _local_ports(tunnels, profile.name)
         env = _merge_vercel(env, profile, problems)
         ports = _merge_ports(ports, profile, used, problems)
         taken = sorted(set(profile.section.secrets) & set(base.secrets))
