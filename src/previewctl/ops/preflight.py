@@ -43,11 +43,12 @@ def resolve(
     target: Target | None = None
     with problems.check():
         target = require_target(pr, branch, rt.env)
-    if profiles is not None:
+    config = _config_or_none(rt)  # a broken one is named with the rest, later
+    if profiles is not None and config is not None:
         with problems.check():
             event_labels = target.labels if target is not None and labels else None
             chosen = selection.choose(
-                rt.config.model.profiles, rt.env, flags=profiles, labels=event_labels
+                config.model.profiles, rt.env, flags=profiles, labels=event_labels
             )
             if target is not None:
                 target = dataclasses.replace(target, profiles=chosen)
