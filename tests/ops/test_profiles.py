@@ -188,6 +188,13 @@ def test_status_shows_the_set_and_the_cost_of_the_bigger_guest(wired: Wired) -> 
     assert "tracing" in table.stdout
     assert wired.cli.run("status", "--pr", "8", "--json").json()["profiles"] == ["tracing"]
 
+    write_labeled_event(wired.event, ["bug"], action="unlabeled")
+    assert wired.cli.run("up").code == 0
+    [row] = wired.cli.run("status", "--json").json()["rows"]
+    assert row["profiles"] == []
+    assert row["size"] == "shared-cpu-2x 1024MB"  # memory back down, and its cost
+    assert row["cost_per_day"] == round(24 * (2 * SHARED_CPU_HOUR + 1 * MEMORY_GB_HOUR), 4)
+
 
 def test_profile_secrets_are_never_printed(wired: Wired) -> None:
     both = ("--profile", "tracing", "--profile", "nango")
