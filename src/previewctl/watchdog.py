@@ -17,6 +17,11 @@ the standard library: run as a script (``python -I -S watchdog.py``) it starts i
 milliseconds. Imported, this module is the client side (:func:`guard`, :func:`release`).
 A process that starts a session of its own (a daemon) escapes it, as it escapes every
 process-group based supervisor.
+
+Between the fork of a child and its registration here there is a moment in which an
+interrupt (Ctrl-C, SIGTERM, SIGHUP) would unwind previewctl past a child that nobody
+ends: :class:`HeldInterrupts` holds such a signal until the child is registered, and
+then lets it take effect where the child's cleanup is sure to run.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
 
 GRACE = 3.0
 _POLL = 0.05
@@ -119,6 +126,51 @@ def main() -> None:
 
 
 # ---- the client, in previewctl ------------------------------------------------------------
+
+INTERRUPTS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class HeldInterrupts:
+    """Hold SIGINT, SIGTERM and SIGHUP from ``__enter__`` until :meth:`release` (or the
+    block's end); then the first one held is raised again, through the handlers that
+    were in place (previewctl's: KeyboardInterrupt). Only the main thread can do this;
+    elsewhere it does nothing (Python runs signal handlers in the main thread only).
+
+    Start a child inside the block and call :meth:`release` inside the ``try`` whose
+    ``finally`` ends it: an interrupt can no longer come between the two.
+    """
+
+    def __init__(self) -> None:
+        self._saved: dict[int, Any] = {}
+        self._held: list[int] = []
+
+    def _hold(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        self._held.append(signum)
+
+    def __enter__(self) -> HeldInterrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in INTERRUPTS:
+                self._saved[sig] = signal.signal(sig, self._hold)
+        return self
+
+    def release(self) -> None:
+        """Put the handlers back, and deliver the first held signal to them. Idempotent."""
+        saved, self._saved = self._saved, {}
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        held, self._held = self._held, []
+        if held:
+            signal.raise_signal(held[0])
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
 
 class Watchdog:
