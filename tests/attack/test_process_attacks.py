@@ -74,3 +74,47 @@ def test_ctrl_c_just_after_a_step_starts_still_ends_it(
     finally:
         if wait_gone([pid], 0):
             os.kill(pid, signal.SIGKILL)
+
+
+LOADING_INTERRUPTED = textwrap.dedent(
+    """
+    import builtins, os, runpy, signal, sys
+    real_import = builtins.__import__
+    sent = []
+    sig = getattr(signal, sys.argv[2])
+
+    def import_(name, *args, **kwargs):
+        if name == "typer" and not sent:  # the CLI framework is still loading
+            sent.append(1)
+            os.kill(os.getpid(), sig)
+        return real_import(name, *args, **kwargs)
+
+    builtins.__import__ = import_
+    script = sys.argv[1]
+    sys.argv = [script, "plan", "--pr", "1"]
+    runpy.run_path(script, run_name="__main__")
+    """
+)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_while_the_console_script_loads_exits_130(tmp_path: Path, sig: str) -> None:
+    """The console script, interrupted while it is still importing its CLI framework (the
+    first ~100 ms of every run): exit 130 like any interrupt, not death by the signal
+    (-15), nor a KeyboardInterrupt traceback."""
+    import subprocess
+
+    from tests.conftest import previewctl_executable
+
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADING_INTERRUPTED, previewctl_executable(), sig],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
+        check=False,
+    )
+    assert proc.returncode == 130, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr
