@@ -75,6 +75,19 @@ def register_if_contains_secret(text: str) -> None:
         register(text)
 
 
+def register_url_passwords(text: str, sources: list[str]) -> None:
+    """Register the password of every URL in ``text`` made (in part) of one of ``sources``
+    (the ``${env.NAME}`` values a template put there): whatever its name, it is one.
+    Only those: a literal password in the config (``postgres:postgres@``) is no secret,
+    and masking it would mask the word everywhere."""
+    if not any(sources):
+        return
+    for match in _URL_PASSWORD.finditer(text):
+        password = match["pw"]
+        if any(source and source in password for source in sources):
+            register(password)
+
+
 def scrub(text: str) -> str:
     pattern = _pattern
     if pattern is None or not text:
@@ -106,6 +119,8 @@ def write(stream: TextIO | None, text: str) -> None:
 
 # A key whose value is masked, whatever it is (case-insensitive, anywhere in the name).
 _SECRET_WORDS = ("secret", "key", "token", "passw", "pwd", "auth", "credential", "cookie")
+# "pass" only as a part of its own (DB_PASS, pass, pass.db): not passed, passing, compass.
+_PASS_PART = re.compile(r"(?i)(?:^|[_.\-])pass(?:phrase)?(?:$|[_.\-])")
 # Keys whose every value is masked (the names inside are kept: they help debugging).
 _BLOCK_KEYS = frozenset({"env", "envs", "environment", "metadata"})
 # Only as a quoted (JSON / repr) key: Vercel's {"key", "value"} and Fly's files' raw_value.
@@ -136,7 +151,7 @@ def _sensitive(key: str, quoted: bool) -> bool:
     low = key.lower()
     if quoted and low in _QUOTED_ONLY:
         return True
-    return any(word in low for word in _SECRET_WORDS)
+    return any(word in low for word in _SECRET_WORDS) or _PASS_PART.search(key) is not None
 
 
 def _quoted_end(text: str, start: int) -> int:

@@ -104,8 +104,9 @@ class Reporter:
         self._emit(f"error: {message}", style="red")
 
     def output_line(self, line: str) -> None:
-        """A line printed by a child process (a step), shown as it arrives."""
-        self._emit(f"  │ {line.rstrip()}", style="dim")
+        """A line printed by a child process (a step), shown as it arrives: redacted by
+        its structure too (the step may print secrets previewctl never had)."""
+        self._emit(f"  │ {redact.clean(line.rstrip())}", style="dim")
 
     # ---- work in the background -------------------------------------------------------
     def buffered(self) -> Reporter:

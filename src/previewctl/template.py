@@ -29,7 +29,7 @@ _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _WORD_END = re.compile(r"[\s\"'<>{}|\\`]")
 # ${env.NAME} values that are secrets by their name (ANTHROPIC_API_KEY, a bypass token):
 # scrubbed from output like generated ones, so `plan` shows them as ***.
-_SECRET_ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)")
+_SECRET_ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASS|PWD|CREDENTIAL|PRIVATE)")
 
 
 class Namespace(StrEnum):
@@ -284,6 +284,7 @@ def _secret_in_url(value: str) -> str:
 def render(text: str, values: Values, *, fallback: Callable[[Ref], str] | None = None) -> str:
     """Substitute every reference; a result that embeds a secret becomes a secret too."""
     pieces: list[str] = []
+    env_values: list[str] = []
     for piece in parse(text):
         if isinstance(piece, str):
             pieces.append(piece)
@@ -303,8 +304,11 @@ def render(text: str, values: Values, *, fallback: Callable[[Ref], str] | None =
             value = fallback(piece)
         elif piece.namespace == Namespace.SECRETS and in_url("".join(pieces)):
             value = _secret_in_url(value)
+        elif piece.namespace == Namespace.ENV:
+            env_values.append(value)
         pieces.append(value)
     result = "".join(pieces)
+    redact.register_url_passwords(result, env_values)
     redact.register_if_contains_secret(result)
     return result
 

@@ -65,7 +65,7 @@ def test_ctrl_c_just_after_a_step_starts_still_ends_it(
         os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: right here
         real_guard(pgid)
 
-    monkeypatch.setattr(steps.watchdog, "guard", guard_then_interrupted)
+    monkeypatch.setattr(watchdog, "guard", guard_then_interrupted)
     with pytest.raises(KeyboardInterrupt):
         steps.run_command(step, Reporter(actions=GitHubActions({})))
     pid = int(pidfile.read_text())

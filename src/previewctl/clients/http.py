@@ -196,12 +196,14 @@ class ApiClient:
             kind = ConflictError
         elif status in TRANSIENT_STATUS:
             kind = TransientApiError
+        request_id = self.request_id(response)
         return kind(
             self.api_name,
             redact.clean(message)[:MAX_MESSAGE],
             status=status,
-            code=code,
-            request_id=self.request_id(response),
+            # shown next to the message: as much the API's text as the message is
+            code=redact.clean(code) if code else None,
+            request_id=redact.clean(request_id) if request_id else None,
             method=method,
             path=path,
         )

@@ -148,7 +148,7 @@ class VercelClient(ApiClient):
             key = text_field(err.get("key")) or (
                 text_field(entry.get("key")) if isinstance(entry, dict) else None
             )
-            code = text_field(err.get("code")) or "unknown"
+            code = redact.clean(text_field(err.get("code")) or "unknown")
             codes.append(code)
             raw = err.get("message")
             message = redact.clean(raw)[:300] if isinstance(raw, str) else "no message"

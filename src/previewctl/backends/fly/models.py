@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from previewctl import redact
+
 # Checks Fly still invents for old flyctl's blue-green deploys; they say nothing about
 # the machine (fly-go drops them before judging health).
 COMPAT_CHECK_PREFIX = "bg_deployments_compat"
@@ -60,7 +62,13 @@ class App(_Lenient):
 class Check(_Lenient):
     name: str = ""
     status: str | None = None  # fly-go: omitempty; a check without one is not passing
+    # What the check saw: an HTTP check's response body, which may print a config
     output: str | None = None
+
+    @field_validator("output")
+    @classmethod
+    def _redacted(cls, value: str | None) -> str | None:
+        return redact.clean(value) if value else value
 
 
 class ContainerState(_Lenient):

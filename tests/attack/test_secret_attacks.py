@@ -1,0 +1,193 @@
+"""Hostile inputs against "no secret reaches any output", driven through the installed
+console script: values previewctl cannot know (it never generated, read or rendered
+them) in API answers, health-check output and step output must not reach stdout,
+stderr, annotations, $GITHUB_OUTPUT, the step summary, --json or the PR comment."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.wrappers import Response
+
+from tests.attack.harness import PR, ActionsStage, actions_stage, leaks, unknown_secret
+from tests.e2e.stack import Stack, make_stack
+from tests.fakes.fly_api import FlyEmulator, MachineState
+from tests.fakes.postgres import PostgresServer
+
+pytestmark = pytest.mark.e2e
+
+APP = f"pr-{PR}-stack"
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path,
+    fly: FlyEmulator,
+    fly_token: str,
+    postgres_server: PostgresServer,
+    flyctl_path: Path,
+) -> Iterator[Stack]:
+    s = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def stage(stack: Stack, tmp_path: Path) -> Iterator[ActionsStage]:
+    st = actions_stage(stack, tmp_path)
+    yield st
+    st.github.stop()
+
+
+def _config(stack: Stack, old: str, new: str) -> None:
+    path = stack.project.config
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+FAILING_STEP = textwrap.dedent(
+    """
+    import os, sys
+    print("connecting to postgresql://app:" + os.environ["OTHER_PASSWORD"] + "@db:5432/app")
+    print("DB_PASS=" + os.environ["OTHER_PASSWORD2"])
+    print("error: could not connect", flush=True)
+    sys.exit(3)
+    """
+)
+
+
+def test_a_failing_steps_output_with_secrets_previewctl_never_saw_stays_out_of_every_output(
+    stage: ActionsStage, stack: Stack
+) -> None:
+    """A migration fails and prints a connection string and a `DB_PASS=` line whose values
+    came from the runner's environment, not from previewctl. The runner masks its own
+    secrets in the log, but the PR comment and the step summary are not masked by anyone:
+    the structure (a URL's password, a key named like a password) must be enough."""
+    (stack.project.root / "migrate.py").write_text(FAILING_STEP)
+    first, second = unknown_secret(), unknown_secret()
+    result = stage.run("up", env={"OTHER_PASSWORD": first, "OTHER_PASSWORD2": second})
+    assert result.code == 1, result.output
+    assert "failed with exit code 3" in result.stderr
+    assert "could not connect" in stage.comments()  # the tail is shown...
+    assert leaks(stage.everything(), [first, second]) == []  # ...without the values
+
+
+def _checks_say(monkeypatch: pytest.MonkeyPatch, output: str) -> None:
+    """Every check of every machine stays critical, its output ``output`` (Fly shows an
+    HTTP check's response body there, an app's health page can print its config)."""
+    real = MachineState._own_checks_json
+
+    def critical(self: MachineState, now: float, state: str) -> list[dict[str, Any]]:
+        checks = real(self, now, state)
+        for check in checks:
+            check.update(status="critical", output=output)
+        return checks
+
+    monkeypatch.setattr(MachineState, "_own_checks_json", critical)
+
+
+def test_a_health_check_output_holding_a_database_url_is_redacted(
+    stage: ActionsStage, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fly's answer carries the health check's output; a /healthz that dumps its
+    config puts a URL with a password previewctl never saw in it. The timeout error
+    names the failing check and its output - without that password."""
+    value = unknown_secret()
+    _checks_say(monkeypatch, f'{{"ok":false,"db":"postgres://app:{value}@10.0.0.2:5432/app"}}')
+    _config(stack, 'machine = "30s"', 'machine = "4s"')
+    result = stage.run("up")
+    assert result.code == 1, result.output
+    assert "check" in result.stderr
+    assert "critical" in result.stderr
+    assert leaks(stage.everything(), [value]) == []
+    status = stage.run("--json", "status", "--pr", str(PR))
+    assert leaks(status.output, [value]) == []
+
+
+def test_a_fly_error_codes_field_is_scrubbed_like_its_message(
+    stage: ActionsStage, stack: Stack, fly: FlyEmulator
+) -> None:
+    """Only the message field is shown, redacted by structure - and the short code next
+    to it, which previewctl prints in brackets, was not redacted at all."""
+    value = unknown_secret()
+    fly.inject(
+        "POST",
+        r"/machines$",
+        422,
+        body={"error": "invalid machine config", "status": f"password={value}"},
+    )
+    result = stage.run("up")
+    assert result.code == 1, result.output
+    assert "invalid machine config" in result.stderr
+    assert leaks(stage.everything(), [value]) == []
+
+
+def test_plan_masks_env_values_that_are_passwords_by_place_or_by_name(stack: Stack) -> None:
+    """`${env.REPLICA_LOGIN}` put in a URL's password is a password whatever its name;
+    `${env.DB_PASS}` is one by its name (PASS, not PASSWORD). `plan` (which the workflow
+    log and a reviewer see) must print neither, in text or --json."""
+    in_url, by_name = unknown_secret(), unknown_secret()
+    _config(
+        stack,
+        "?sslmode=disable",
+        '?sslmode=disable", REPLICA_URL = "postgresql://ro:${env.REPLICA_LOGIN}@replica:5432/'
+        'app", REPLICA_PASS = "${env.DB_PASS}',
+    )
+    env = {"REPLICA_LOGIN": in_url, "DB_PASS": by_name}
+    text = stack.cli.run("plan", "--pr", str(PR), env=env)
+    data = stack.cli.run("--json", "plan", "--pr", str(PR), env=env)
+    assert text.code == 0, text.output
+    assert data.code == 0, data.output
+    assert "REPLICA_URL=" in text.stdout
+    assert "REPLICA_PASS=" in text.stdout
+    assert leaks(text.output + data.output, [in_url, by_name]) == []
+
+
+def test_a_200_answer_that_is_not_json_is_an_api_error_not_a_bug(
+    stack: Stack, fly: FlyEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy or captive portal between the runner and Fly answers 200 with an HTML
+    page: that is Fly (or the network) failing, exit 1 with what was wrong - never
+    "unexpected error (a bug in previewctl)"."""
+    page = "<html>sign in to the wifi</html>"
+    as_json = fly.json_response
+
+    def html_page(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
+        if data == page:
+            return Response(page, status=status, headers=headers, content_type="text/html")
+        return as_json(data, status, headers)
+
+    monkeypatch.setattr(fly, "json_response", html_page)
+    fly.inject("GET", rf"^/v1/apps/{APP}$", 200, body=page, times=9)
+    result = stack.cli.run("up", "--pr", str(PR), "--no-wait")
+    assert result.code == 1, result.output
+    assert "a bug in previewctl" not in result.stderr
+    assert "Fly" in result.stderr
+
+
+def test_a_200_answer_of_the_wrong_shape_is_an_api_error_not_a_bug(
+    stack: Stack, fly: FlyEmulator
+) -> None:
+    """A 200 whose JSON is not what the API documents (a list for an app, a machine
+    without an id) is the API failing: exit 1 naming the call, not a bug report."""
+    fly.inject("POST", r"/machines$", 200, body={"state": "created"}, times=9)
+    result = stack.cli.run("up", "--pr", str(PR), "--no-wait")
+    assert result.code == 1, result.output
+    assert "a bug in previewctl" not in result.stderr
+    assert "Fly" in result.stderr
+
+
+def test_an_invalid_api_url_is_bad_input_not_a_bug(stack: Stack) -> None:
+    """FLY_API_BASE_URL with a port that is not a number: exit 2 naming the variable,
+    not "unexpected error (a bug in previewctl)"."""
+    result = stack.cli.run(
+        "up", "--pr", str(PR), "--no-wait", env={"FLY_API_BASE_URL": "http://127.0.0.1:flyport"}
+    )
+    assert result.code == 2, result.output
+    assert "a bug in previewctl" not in result.stderr
+    assert "FLY_API_BASE_URL" in result.stderr
