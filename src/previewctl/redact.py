@@ -118,7 +118,20 @@ def write(stream: TextIO | None, text: str) -> None:
 # ---- structural redaction ------------------------------------------------------------------
 
 # A key whose value is masked, whatever it is (case-insensitive, anywhere in the name).
-_SECRET_WORDS = ("secret", "key", "token", "passw", "pwd", "auth", "credential", "cookie")
+_SECRET_WORDS = (
+    "secret",
+    "key",
+    "token",
+    "passw",
+    "pwd",
+    "auth",
+    "cred",
+    "cookie",
+    "salt",
+    "session",
+    "signature",
+    "raw_value",
+)
 # "pass" only as a part of its own (DB_PASS, pass, pass.db): not passed, passing, compass.
 _PASS_PART = re.compile(r"(?i)(?:^|[_.\-])pass(?:phrase)?(?:$|[_.\-])")
 # Keys whose every value is masked (the names inside are kept: they help debugging).
@@ -130,7 +143,7 @@ _AUTH_SCHEMES = frozenset({"bearer", "basic", "flyv1", "token"})
 # A key and its separator: `KEY=`, `KEY:`, `"KEY":`, `'KEY':`, `\"KEY\":` (escaped JSON).
 # It starts only where a word starts: a long word is tried once, not once per letter.
 _KEY_RE = re.compile(
-    r"(?<![\w.\-\\])(?P<q>\\*[\"']?)(?P<key>[A-Za-z_\-][\w.\-]*)(?P=q)\s*(?:=|:(?!//))[ \t]*"
+    r"(?<![\w.\-\\])(?P<q>\\*[\"']?)(?P<key>[A-Za-z_\-][\w.\-]*)(?P=q)\s*(?:=>?|:(?!//))[ \t]*"
 )
 # Inside Go's map[K:V ...]: the key runs to the first colon.
 _GO_KEY_RE = re.compile(r"(?:(?<=[\s\[])|^)(?P<q>)(?P<key>[^\s:\[\]]+):")
@@ -143,6 +156,29 @@ _SCHEME_TOKEN = re.compile(r"(?i)\b(?P<pre>(?:bearer|basic|flyv1)\s+)[A-Za-z0-9.
 _PREFIXED_TOKEN = re.compile(
     r"\b(?:fm[12][ar]?_|fo1_|gh[pousr]_|github_pat_)[A-Za-z0-9._+/=\-]{8,}"
 )
+# Shapes without a `KEY=` of their own. A flag named like a secret and the word after it:
+# `--password V` (a shell, Go's %v of an argv), `"--password", "V"` (an argv list).
+_FLAG_VALUE = re.compile(
+    r"(?<![\w\-])(?P<flag>--?[A-Za-z][\w.\-]*)(?P<sep>\\*[\"']\s*,\s*\\*[\"']|[ \t]+)"
+    r"(?P<value>(?!-)[^\s\"'\\,\[\]{}()<>;]+)"
+)
+# <password>V</password>, and a form field: name="password" ... value="V".
+_TAG = re.compile(r"<(?P<tag>[A-Za-z][\w.\-:]*)(?:\s[^<>]*)?>(?P<value>[^<]{1,2000})</(?P=tag)\s*>")
+_FORM_FIELD = re.compile(
+    r"(?i)\bname\s*=\s*[\"']?(?P<name>[\w.\-\[\]]+)[\"']?(?P<mid>[^<>]{0,200}?\bvalue\s*=\s*[\"']?)"
+    r"(?P<value>[^\"'<>\s]+)"
+)
+_PEM = re.compile(
+    r"(?P<begin>-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----).*?"
+    r"(?P<end>-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    re.S,
+)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*")
+# A word holding percent-escapes (`redirect=postgres%3A%2F%2Fu%3Apw%40h`): read decoded.
+_ENCODED = re.compile(r"(?<![^\s\"'<>])[^\s\"'<>]*?%[0-9A-Fa-f]{2}[^\s\"'<>]*")
+# A YAML value on the next line (`password:` then the value, or a `|` block).
+_NEXT_LINE = re.compile(r"[ \t]*\r?\n[ \t]*")
+_YAML_BLOCK = frozenset({"", "|", ">", "|-", ">-", "|+", ">+"})
 _OPEN = "{[("
 _CLOSE = "}])"
 
@@ -262,18 +298,51 @@ def _scan(text: str, *, everything: bool = False, go: bool = False) -> str:
         out.append(text[pos : match.end()])
         pos = match.end()
         if everything or block or _sensitive(key, quoted):
-            end = _value_end(text, pos, key, _GO_BARE_END if go else _BARE_END)
+            bare = _GO_BARE_END if go else _BARE_END
+            end = _value_end(text, pos, key, bare)
+            after = _NEXT_LINE.match(text, end)
+            if not go and after and text[pos:end].strip() in _YAML_BLOCK:
+                out.append(text[pos : after.end()])  # the value is on the next line
+                pos = after.end()
+                end = _value_end(text, pos, key, bare)
             out.append(_mask_value(text, pos, end, block=block and not everything))
             pos = end
     out.append(text[pos:])
     return "".join(out)
 
 
-def scrub_structure(text: str) -> str:
+def _masked_if(match: re.Match[str], name: str) -> str:
+    """The match with its ``value`` group masked when the group ``name`` names a secret."""
+    if not _sensitive(match[name].lstrip("-"), quoted=False):
+        return match[0]
+    start, end = match.span("value")
+    whole = match.string
+    return whole[match.start() : start] + MASK + whole[end : match.end()]
+
+
+def _decoded(match: re.Match[str], depth: int) -> str:
+    """A percent-encoded word, decoded and shown redacted when it hides a secret."""
+    word = match[0]
+    plain = urllib.parse.unquote(word)
+    if plain == word:
+        return word
+    masked = scrub_structure(plain, _depth=depth + 1)
+    return masked if masked != plain else word
+
+
+def scrub_structure(text: str, *, _depth: int = 0) -> str:
     """Mask whatever looks like a secret in ``text``, without knowing any value."""
     if not text:
         return text
+    text = _PEM.sub(lambda m: m["begin"] + MASK + m["end"], text)
     text = _scan(text)
+    text = _FLAG_VALUE.sub(lambda m: _masked_if(m, "flag"), text)
+    text = _TAG.sub(lambda m: _masked_if(m, "tag"), text)
+    text = _FORM_FIELD.sub(lambda m: _masked_if(m, "name"), text)
     text = _URL_PASSWORD.sub(lambda m: m["pre"] + MASK, text)
     text = _SCHEME_TOKEN.sub(lambda m: m["pre"] + MASK, text)
-    return _PREFIXED_TOKEN.sub(MASK, text)
+    text = _JWT.sub(MASK, text)
+    text = _PREFIXED_TOKEN.sub(MASK, text)
+    if _depth < 3:  # double encoding, at most; each round is shorter anyway
+        text = _ENCODED.sub(lambda m: _decoded(m, _depth), text)
+    return text

@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from werkzeug.wrappers import Response
@@ -191,3 +192,37 @@ def test_an_invalid_api_url_is_bad_input_not_a_bug(stack: Stack) -> None:
     assert result.code == 2, result.output
     assert "a bug in previewctl" not in result.stderr
     assert "FLY_API_BASE_URL" in result.stderr
+
+
+def _odd_shapes() -> tuple[str, list[str]]:
+    """A Fly error message quoting values previewctl never saw, in the shapes Go, shells,
+    YAML, HTML and URL-encoding print them; one unknown value per shape."""
+    values = [unknown_secret() for _ in range(12)]
+    a, b, c, d, e, f, g, h, i, j, k, m = values
+    pem = f"-----BEGIN RSA PRIVATE KEY-----\nMIIEow{a}\n-----END RSA PRIVATE KEY-----"
+    jwt = f"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.{b}"
+    shapes = [
+        f'container "db": cmd ["postgres", "--password", "{c}"]',  # an argv list
+        f"&{{Cmd:[migrate --db-password {d}] Image:app}}",  # Go's %+v of a struct
+        f"config:\n  password:\n    {e}",  # YAML, the value on the next line
+        "redirect=" + quote(f"postgres://app:{f}@db:5432/x", safe=""),  # URL-encoded
+        f"<Error><Password>{g}</Password></Error>",  # an XML body
+        f'{{"opts": {{"creds": "{h}", "session": "{i}"}}}}',  # keys named not quite so
+        f'{{"files": [{{raw_value:{j}}}]}}',  # Fly files' content, unquoted
+        f'{{"password"=>"{k}"}}',  # a Ruby hash
+        f"signing_salt={m}",
+        pem,
+        jwt,
+    ]
+    return "invalid machine config: " + "; ".join(shapes), values
+
+
+def test_api_messages_in_odd_shapes_show_none_of_the_values(stack: Stack, fly: FlyEmulator) -> None:
+    """Only the API's message field is shown, after a redaction by structure that does
+    not depend on knowing the values: it must know the shapes APIs really print."""
+    message, values = _odd_shapes()
+    fly.inject("POST", r"/machines$", 422, body={"error": message, "status": "invalid_config"})
+    result = stack.cli.run("up", "--pr", str(PR), "--no-wait")
+    assert result.code == 1, result.output
+    assert "invalid machine config" in result.stderr
+    assert leaks(result.output, values) == []
