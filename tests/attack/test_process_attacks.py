@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +19,22 @@ from previewctl import steps, watchdog
 from previewctl.actions import GitHubActions
 from previewctl.reporter import Reporter
 from previewctl.steps import CommandStep
+from tests.attack.harness import (
+    PR,
+    ActionsStage,
+    HangingServer,
+    actions_stage,
+    leaks,
+    new_tag,
+    tagged_processes,
+    with_vercel,
+)
+from tests.e2e.stack import Stack, finished, make_stack, read_until
+from tests.fakes.fly_api import FlyEmulator
+from tests.fakes.postgres import PostgresServer
 from tests.processes import wait_for, wait_gone
+
+APP = f"pr-{PR}-stack"
 
 CHILD = textwrap.dedent(
     """
@@ -103,8 +122,6 @@ def test_a_signal_while_the_console_script_loads_exits_130(tmp_path: Path, sig: 
     """The console script, interrupted while it is still importing its CLI framework (the
     first ~100 ms of every run): exit 130 like any interrupt, not death by the signal
     (-15), nor a KeyboardInterrupt traceback."""
-    import subprocess
-
     from tests.conftest import previewctl_executable
 
     proc = subprocess.run(
@@ -118,3 +135,164 @@ def test_a_signal_while_the_console_script_loads_exits_130(tmp_path: Path, sig: 
     )
     assert proc.returncode == 130, (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr
+
+
+SLEEPER = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    print("step-started", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path,
+    fly: FlyEmulator,
+    fly_token: str,
+    postgres_server: PostgresServer,
+    flyctl_path: Path,
+) -> Iterator[Stack]:
+    s = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def stage(stack: Stack, tmp_path: Path) -> Iterator[ActionsStage]:
+    st = actions_stage(stack, tmp_path)
+    yield st
+    st.stop()
+
+
+def _survivors(tag: str) -> list[int]:
+    """What is left of a run after a bounded grace (the watchdog's TERM -> KILL is 3 s)."""
+    wait_for(lambda: not tagged_processes(tag), 15)
+    left = tagged_processes(tag)
+    for pid in left:  # never leave them to the next test
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
+def _blocked(fake: Any, endpoint: str, gate: threading.Event) -> threading.Event:
+    """Make the fake's ``endpoint`` hang until ``gate`` is set (at most a minute); the
+    event returned is set once a request is hanging there. (Not the fake's request log:
+    the GitHub fake holds its lock while a handler runs.)"""
+    real = getattr(fake, f"on_{endpoint}")
+    entered = threading.Event()
+
+    def hanging(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        gate.wait(60)
+        return real(*args, **kwargs)
+
+    setattr(fake, f"on_{endpoint}", hanging)
+    return entered
+
+
+@pytest.mark.e2e
+def test_ctrl_c_during_a_step_does_not_wait_for_a_hung_vercel_write(
+    stage: ActionsStage, stack: Stack
+) -> None:
+    """Vercel is written in the background while the steps run. Ctrl-C during a step,
+    with Vercel's answer not coming: previewctl ends the step, the tunnels, and exits
+    130 - it does not sit in the Vercel call (whose timeouts and retries run for
+    minutes) while the runner's cancel grace runs out."""
+    vercel = with_vercel(stage)
+    (stack.project.root / "migrate.py").write_text(SLEEPER)
+    gate = threading.Event()
+    writing = _blocked(vercel, "create_env", gate)
+    tag = new_tag()
+    try:
+        proc = stack.popen("up", env={"ATTACK_TAG": tag})
+        seen: list[str] = []
+        assert read_until(proc.stderr, "step-started", 60, seen), "".join(seen)
+        assert writing.wait(30), "Vercel was not written"
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            code, _, err = finished(proc)
+        except subprocess.TimeoutExpired:
+            pytest.fail("previewctl did not exit after Ctrl-C while Vercel hung")
+        assert code == 130, err
+        assert _survivors(tag) == []
+    finally:
+        gate.set()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_the_pr_comment_is_written_exits_130(
+    stage: ActionsStage, stack: Stack, sig: signal.Signals
+) -> None:
+    """The last call of `up` is the PR comment; GitHub does not answer. A signal then
+    ends previewctl with 130, nothing left running (the tunnels closed before)."""
+    gate = threading.Event()
+    commenting = _blocked(stage.github, "create_comment", gate)
+    tag = new_tag()
+    try:
+        proc = stack.popen("up", env={"ATTACK_TAG": tag})
+        assert commenting.wait(60), "the PR comment was not written"
+        os.kill(proc.pid, sig)
+        code, _, err = finished(proc)
+        assert code == 130, err
+        assert _survivors(tag) == []
+    finally:
+        gate.set()
+
+
+HANGING_SEED = """
+[[seed]]
+name = "project"
+http = {{ method = "PUT", url = "{url}/manage/project", body = "{{}}" }}
+timeout = "50s"
+"""
+
+
+@pytest.mark.e2e
+def test_ctrl_c_twice_during_an_http_seed_step_exits_130(stage: ActionsStage, stack: Stack) -> None:
+    """`seed` sends its request to the preview's API, which hangs; Ctrl-C, and again:
+    exit 130 after cleanup, no process left, no secret printed."""
+    assert stage.run("up").code == 0
+    gate = threading.Event()
+    server = HangingServer(gate).start()
+    config = stack.project.config
+    config.write_text(config.read_text() + HANGING_SEED.format(url=server.url))
+    tag = new_tag()
+    try:
+        proc = stack.popen("seed", env={"ATTACK_TAG": tag})
+        assert wait_for(lambda: server.requests > 0, 60)
+        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, signal.SIGINT)
+        code, out, err = finished(proc)
+        assert code == 130, err
+        assert _survivors(tag) == []
+        assert leaks(out + err, list(stack.secrets(APP).values())) == []
+    finally:
+        gate.set()
+        server.stop()
+
+
+@pytest.mark.e2e
+def test_resume_prints_no_secret_and_ctrl_c_leaves_nothing(
+    stage: ActionsStage, stack: Stack
+) -> None:
+    """`resume` re-runs the steps and holds the tunnels: it says how to get the env, and
+    prints none of its values (only `env` does). Ctrl-C: 130, tunnels and all gone."""
+    assert stage.run("up").code == 0
+    secret_values = list(stack.secrets(APP).values())
+    assert stage.run("stop", "--pr", str(PR)).code == 0
+    tag = new_tag()
+    proc = stack.popen("resume", "--pr", str(PR), env={"ATTACK_TAG": tag})
+    seen: list[str] = []
+    assert read_until(proc.stderr, "press Ctrl-C", 90, seen), "".join(seen)
+    os.kill(proc.pid, signal.SIGINT)
+    code, out, err = finished(proc)
+    assert code == 130, err
+    assert "previewctl env --pr" in out
+    assert leaks(out + "".join(seen) + err, secret_values) == []
+    assert _survivors(tag) == []
+    env = stage.run("env", "--pr", str(PR))  # only here, and asked for
+    assert any(v in env.stdout for v in secret_values)

@@ -14,7 +14,15 @@ from urllib.parse import quote
 import pytest
 from werkzeug.wrappers import Response
 
-from tests.attack.harness import PR, ActionsStage, actions_stage, leaks, unknown_secret
+from tests.attack.harness import (
+    BRANCH,
+    PR,
+    ActionsStage,
+    actions_stage,
+    leaks,
+    unknown_secret,
+    with_vercel,
+)
 from tests.e2e.stack import Stack, make_stack
 from tests.fakes.fly_api import FlyEmulator, MachineState
 from tests.fakes.postgres import PostgresServer
@@ -41,7 +49,7 @@ def stack(
 def stage(stack: Stack, tmp_path: Path) -> Iterator[ActionsStage]:
     st = actions_stage(stack, tmp_path)
     yield st
-    st.github.stop()
+    st.stop()
 
 
 def _config(stack: Stack, old: str, new: str) -> None:
@@ -226,3 +234,28 @@ def test_api_messages_in_odd_shapes_show_none_of_the_values(stack: Stack, fly: F
     assert result.code == 1, result.output
     assert "invalid machine config" in result.stderr
     assert leaks(result.output, values) == []
+
+
+def test_verbose_up_status_resume_down_print_no_secret_and_no_token(
+    stage: ActionsStage, stack: Stack
+) -> None:
+    """The whole life of a preview with `-v` (every API call logged), --json where a
+    command has it, in GitHub Actions: the generated secrets and the four tokens appear
+    only in ::add-mask:: lines, and the masks come before any other line holding them."""
+    vercel = with_vercel(stage)
+    up = stage.run("-v", "up")
+    assert up.code == 0, up.output
+    secret_values = list(stack.secrets(APP).values())
+    tokens = [stack.cli.env[n] for n in ("FLY_API_TOKEN", "VERCEL_TOKEN", "GITHUB_TOKEN")]
+    assert vercel.envs_for("api", BRANCH), "the Vercel var was not written"
+    for args in (
+        ("-v", "--json", "status"),
+        ("-v", "status", "--pr", str(PR)),
+        ("-v", "--json", "up"),
+    ):
+        assert stage.run(*args).code == 0
+    assert stage.run("-v", "--json", "down").code == 0
+    assert leaks(stage.everything(), secret_values + tokens) == []
+    masks = [line for line in up.stderr.splitlines() if line.startswith("::add-mask::")]
+    for value in secret_values:
+        assert f"::add-mask::{value}" in masks

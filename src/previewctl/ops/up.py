@@ -124,13 +124,19 @@ def _converge(rt: Runtime, spec: PreviewSpec) -> tuple[Converged, Instance, Verc
             rt.reporter,
             lambda reporter: apply_vercel(rt, spec, values, reporter=reporter),
         ).start()
+    interrupted = False
     try:
         with open_tunnels(rt, spec, result.instance.id, values) as opened:
             machine = health.join()
             rt.reporter.success(f"machine {machine.id} is healthy")
             run_steps(rt, spec, opened.values, section="steps", tunnels=opened.tunnels)
+    except KeyboardInterrupt:
+        # Not waiting for Vercel: a hung write retries for minutes, longer than a
+        # runner's cancel grace. Its thread ends with the process; a re-run converges.
+        interrupted = True
+        raise
     finally:
-        vercel = job.join() if job is not None else VercelOutcome()
+        vercel = job.join() if job is not None and not interrupted else VercelOutcome()
     return result, machine, vercel
 
 
