@@ -20,8 +20,9 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 import httpx
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from previewctl import redact
 from previewctl.config_sections import StrictModel, as_duration
-from previewctl.errors import StepFailedError
+from previewctl.errors import ConfigError, StepFailedError
 from previewctl.reporter import Reporter
 from previewctl.steps import CommandStep, HttpStep, run_command, run_http
 
@@ -319,12 +320,25 @@ class HttpStepConfig(_Step):
             HttpStep(
                 name=self.name,
                 method=http.method,
-                url=render(http.url, "http.url"),
+                url=self._usable(render(http.url, "http.url")),
                 headers={k: render(v, "http.headers") for k, v in http.headers.items()},
                 body=body,
                 timeout=self.timeout,
             )
         )
+
+    def _usable(self, url: str) -> str:
+        """The rendered URL, if httpx can send to it (http or https, a numeric port): else
+        the config error it is - never a crash in the middle of the seed."""
+        try:
+            scheme = httpx.URL(url).scheme
+        except httpx.InvalidURL as exc:
+            problem = f"is not a usable URL: {redact.clean(str(exc))}"
+        else:
+            if scheme in ("http", "https"):
+                return url
+            problem = f"must be http:// or https://, not {scheme or 'none'}"
+        raise ConfigError(f"step {self.name}: http.url {problem}")
 
     def describe(self, render: Render) -> dict[str, Any]:
         http = self.http

@@ -259,3 +259,20 @@ def test_verbose_up_status_resume_down_print_no_secret_and_no_token(
     masks = [line for line in up.stderr.splitlines() if line.startswith("::add-mask::")]
     for value in secret_values:
         assert f"::add-mask::{value}" in masks
+
+
+def test_an_http_seed_step_with_an_unusable_url_is_a_config_error_not_a_bug(
+    stack: Stack,
+) -> None:
+    """A seed URL with a port that is not a number: exit 2 naming the step's key, never
+    "unexpected error (a bug in previewctl)"."""
+    config = stack.project.config
+    config.write_text(
+        config.read_text()
+        + '\n[[seed]]\nname = "project"\nhttp = { method = "GET", url = "http://127.0.0.1:apiport/x" }\n'
+    )
+    assert stack.cli.run("up", "--pr", str(PR)).code == 0
+    result = stack.cli.run("seed", "--pr", str(PR))
+    assert result.code == 2, result.output
+    assert "a bug in previewctl" not in result.stderr
+    assert "step project: http.url is not a usable URL" in result.stderr
