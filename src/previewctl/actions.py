@@ -7,6 +7,7 @@ streams, and stdout stays clean for ``--json`` and ``env`` output.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import threading
@@ -15,6 +16,16 @@ from pathlib import Path
 from typing import TextIO
 
 from previewctl import redact
+
+# The runner takes a line that starts with "::" once leading spaces are trimmed as a
+# workflow command. Only previewctl's own commands may: text it prints (a step's output,
+# an API's message) could otherwise stop command processing or set outputs.
+_COMMAND_LIKE = re.compile(r"^([ \t]*)(?=::)", re.MULTILINE)
+
+
+def inert(text: str) -> str:
+    """``text`` with every line that would read as a workflow command prefixed by "> "."""
+    return _COMMAND_LIKE.sub(r"\1> ", text)
 
 
 def _escape_data(value: str) -> str:
@@ -34,6 +45,10 @@ class GitHubActions:
         self._summary_path = env.get("GITHUB_STEP_SUMMARY") if self.enabled else None
         self._stream = stream
         self._lock = threading.Lock()
+
+    def text(self, text: str) -> str:
+        """What may be printed as plain text: never a workflow command (in Actions)."""
+        return inert(text) if self.enabled else text
 
     @property
     def stream(self) -> TextIO:

@@ -67,7 +67,7 @@ class Reporter:
 
     # ---- lines -------------------------------------------------------------------
     def _emit(self, text: str, style: str | None = None) -> None:
-        clean = redact.scrub(text)
+        clean = self.actions.text(redact.scrub(text))
         with self._lock:
             if self._interactive:
                 self._console.print(clean, style=style, markup=False)

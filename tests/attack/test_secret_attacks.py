@@ -276,3 +276,32 @@ def test_an_http_seed_step_with_an_unusable_url_is_a_config_error_not_a_bug(
     assert result.code == 2, result.output
     assert "a bug in previewctl" not in result.stderr
     assert "step project: http.url is not a usable URL" in result.stderr
+
+
+INJECTING_STEP = textwrap.dedent(
+    """
+    import sys
+    print("::stop-commands::previewctl-is-deaf")
+    print("::set-output name=hostname::evil.example.com")
+    print("   ::add-mask::", flush=True)
+    sys.exit(1)
+    """
+)
+OWN_COMMANDS = ("::add-mask::", "::group::", "::endgroup::", "::error", "::warning", "::notice")
+
+
+def test_a_steps_output_cannot_issue_workflow_commands_through_previewctl(
+    stage: ActionsStage, stack: Stack
+) -> None:
+    """The runner reads workflow commands from previewctl's stderr, also after leading
+    spaces. A step (the PR's code) whose last lines are `::stop-commands::` (after which
+    no ::add-mask:: works) or `::set-output` must not get them through the error's
+    "last output" block: only previewctl's own commands start a line."""
+    (stack.project.root / "migrate.py").write_text(INJECTING_STEP)
+    result = stage.run("up")
+    assert result.code == 1, result.output
+    assert "stop-commands" in result.stderr  # shown, as text
+    commands = [line.lstrip() for line in result.stderr.splitlines()]
+    injected = [c for c in commands if c.startswith("::") and not c.startswith(OWN_COMMANDS)]
+    assert injected == []
+    assert not [c for c in commands if c.startswith("::add-mask::") and not c[12:].strip()]

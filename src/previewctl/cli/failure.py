@@ -46,12 +46,14 @@ def fail(
     """Say what went wrong (stderr, annotation, JSON) and exit with ``code``."""
     from previewctl.actions import GitHubActions
 
+    actions = GitHubActions(os.environ)
     text = redact.scrub(message)
     if annotate:
-        GitHubActions(os.environ).annotate("error", text, title)
-    sys.stderr.write(f"{prefix}{text}\n")
+        actions.annotate("error", text, title)
+    # actions.text: a step's output quoted in the message never reads as a workflow command
+    sys.stderr.write(actions.text(f"{prefix}{text}\n"))
     if hint:
-        sys.stderr.write(f"hint: {redact.scrub(hint)}\n")
+        sys.stderr.write(actions.text(f"hint: {redact.scrub(hint)}\n"))
     sys.stderr.flush()
     if json_mode:
         emit_json_error(code, title, message, hint)

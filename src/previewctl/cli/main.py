@@ -334,9 +334,10 @@ def _unexpected(application: Application, exc: Exception) -> NoReturn:
     from previewctl.actions import GitHubActions
 
     short = process_exit.format_exception(exc, full=False)
-    GitHubActions(os.environ).annotate("error", short, "unexpected error (a bug in previewctl)")
+    actions = GitHubActions(os.environ)
+    actions.annotate("error", short, "unexpected error (a bug in previewctl)")
     text = process_exit.format_exception(exc, full=True) if application.verbose else short
-    sys.stderr.write("unexpected error (a bug in previewctl):\n" + text)
+    sys.stderr.write("unexpected error (a bug in previewctl):\n" + actions.text(text))
     if not application.verbose:
         sys.stderr.write("run with -v for the traceback\n")
     sys.stderr.flush()
