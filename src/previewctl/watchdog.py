@@ -15,8 +15,10 @@ their own. (Tunnels need none of this: they exit when their stdin closes.)
 The watchdog has its own session (terminal signals pass it by) and imports nothing but
 the standard library: run as a script (``python -I -S watchdog.py``) it starts in a few
 milliseconds. Imported, this module is the client side (:func:`guard`, :func:`release`).
-A process that starts a session of its own (a daemon) escapes it, as it escapes every
-process-group based supervisor.
+A process that starts a session of its own (a daemon: setsid, fork) leaves the group and
+the session; it keeps the environment, which carries the step's own random tag
+(``PREVIEWCTL_STEP_TAG``): on Linux, what carries it is ended with the step too. Only a
+process that also drops that variable (``env -i``) escapes.
 
 Between the fork of a child and its registration here there is a moment in which an
 interrupt (Ctrl-C, SIGTERM, SIGHUP) would unwind previewctl past a child that nobody
@@ -40,13 +42,22 @@ from typing import Any
 
 GRACE = 3.0
 _POLL = 0.05
+# Every step runs with TAG_ENV set to a tag of its own: what inherited it is the step's.
+TAG_ENV = "PREVIEWCTL_STEP_TAG"
+
+
+def new_tag() -> str:
+    return os.urandom(8).hex()
 
 
 # ---- ending a group (shared by the watchdog and previewctl's own cleanup) -----------------
 
 
-def _session_strays(sid: int) -> list[int]:
-    """PIDs of the session ``sid`` outside its first process group (Linux ``/proc``)."""
+def _strays(sid: int, tag: str | None) -> list[int]:
+    """Live PIDs of the session ``sid`` outside its first process group, and those whose
+    environment carries the step's ``tag`` (a daemon that left the session, re-parented
+    anywhere, still has it). Linux ``/proc``; zombies are skipped: they are gone."""
+    needle = f"{TAG_ENV}={tag}".encode() if tag else None
     strays: list[int] = []
     with contextlib.suppress(OSError):
         for entry in os.scandir("/proc"):
@@ -58,13 +69,24 @@ def _session_strays(sid: int) -> list[int]:
                 continue
             # pid (comm) state ppid pgrp session ...; comm may hold spaces and parens
             fields = stat.rsplit(")", 1)[-1].split()
-            if len(fields) > 3 and int(fields[3]) == sid and int(fields[2]) != sid:
+            if len(fields) < 4 or fields[0] in ("Z", "X"):
+                continue
+            in_session = int(fields[3]) == sid and int(fields[2]) != sid
+            if in_session or (needle is not None and _carries(entry.path, needle)):
                 strays.append(int(entry.name))
     return strays
 
 
-def signal_tree(pgid: int, sig: int) -> bool:
-    """Signal the group ``pgid`` and its session's strays; False when none is left.
+def _carries(proc_dir: str, needle: bytes) -> bool:
+    try:
+        return needle in Path(proc_dir, "environ").read_bytes().split(b"\0")
+    except OSError:  # another user's process, or gone
+        return False
+
+
+def signal_tree(pgid: int, sig: int, tag: str | None = None) -> bool:
+    """Signal the group ``pgid``, its session's strays and the processes carrying ``tag``;
+    False when none is left.
 
     ``pgid`` is a leader started with ``start_new_session``: its PID, process group and
     session id are one number, which the kernel does not reuse while any of them is in use.
@@ -76,22 +98,23 @@ def signal_tree(pgid: int, sig: int) -> bool:
         alive = False
     except PermissionError:
         pass
-    for pid in _session_strays(pgid):
+    for pid in _strays(pgid, tag):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
             alive = True
     return alive
 
 
-def end_trees(pgids: set[int], grace: float = GRACE) -> None:
-    """SIGTERM every tree, wait up to ``grace`` for them to go, SIGKILL what is left."""
-    left = {p for p in pgids if signal_tree(p, signal.SIGTERM)}
+def end_trees(trees: dict[int, str | None], grace: float = GRACE) -> None:
+    """SIGTERM every tree (group -> tag), wait up to ``grace`` for them to go, SIGKILL
+    what is left."""
+    left = {p: t for p, t in trees.items() if signal_tree(p, signal.SIGTERM, t)}
     deadline = time.monotonic() + grace
     while left and time.monotonic() < deadline:
         time.sleep(_POLL)  # not our children: there is nothing to wait on but their absence
-        left = {p for p in left if signal_tree(p, 0)}
-    for pgid in left:
-        signal_tree(pgid, signal.SIGKILL)
+        left = {p: t for p, t in left.items() if signal_tree(p, 0, t)}
+    for pgid, tag in left.items():
+        signal_tree(pgid, signal.SIGKILL, tag)
 
 
 # ---- the watchdog process -----------------------------------------------------------------
@@ -106,20 +129,21 @@ def _stop(signum: int, frame: object) -> None:  # noqa: ARG001
 
 
 def main() -> None:
-    """Read ``+PGID`` / ``-PGID`` lines until EOF (or SIGTERM); then end what is guarded."""
+    """Read ``+PGID [TAG]`` / ``-PGID`` lines until EOF (or SIGTERM); then end what is
+    guarded."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
-    guarded: set[int] = set()
+    guarded: dict[int, str | None] = {}
     try:
         for raw in sys.stdin.buffer:
-            line = raw.strip()
-            if line[:1] in (b"+", b"-") and line[1:].isdigit():
-                pgid = int(line[1:])
-                if line[:1] == b"+":
-                    guarded.add(pgid)
+            head, _, tag = raw.decode("ascii", "replace").strip().partition(" ")
+            if head[:1] in ("+", "-") and head[1:].isdigit():
+                pgid = int(head[1:])
+                if head[:1] == "+":
+                    guarded[pgid] = tag or None
                 else:
-                    guarded.discard(pgid)
+                    guarded.pop(pgid, None)
     except (_Stop, OSError):
         pass
     end_trees(guarded)
@@ -211,9 +235,10 @@ class Watchdog:
             except (OSError, ValueError):
                 self._failed = True
 
-    def guard(self, pgid: int) -> None:
-        """From now on, ``pgid`` is ended if previewctl dies before :meth:`release`."""
-        self._send(f"+{pgid}\n")
+    def guard(self, pgid: int, tag: str | None = None) -> None:
+        """From now on, ``pgid`` (and what carries ``tag``, see :func:`new_tag`) is ended
+        if previewctl dies before :meth:`release`."""
+        self._send(f"+{pgid} {tag}\n" if tag else f"+{pgid}\n")
 
     def release(self, pgid: int) -> None:
         """``pgid`` has been ended (call it before reaping its leader)."""

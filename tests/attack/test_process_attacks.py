@@ -79,10 +79,10 @@ def test_ctrl_c_just_after_a_step_starts_still_ends_it(
     step, pidfile = _step(tmp_path)
     real_guard = watchdog.guard
 
-    def guard_then_interrupted(pgid: int) -> None:
+    def guard_then_interrupted(pgid: int, *args: Any) -> None:
         assert wait_for(pidfile.exists, 10), "the step did not start"
         os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: right here
-        real_guard(pgid)
+        real_guard(pgid, *args)
 
     monkeypatch.setattr(watchdog, "guard", guard_then_interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -296,3 +296,36 @@ def test_resume_prints_no_secret_and_ctrl_c_leaves_nothing(
     assert _survivors(tag) == []
     env = stage.run("env", "--pr", str(PR))  # only here, and asked for
     assert any(v in env.stdout for v in secret_values)
+
+
+DAEMONIZING = textwrap.dedent(
+    """
+    import os, subprocess, sys, time
+    # a daemon: a session of its own (setsid), then a second fork, as daemons do
+    subprocess.Popen([sys.executable, "-c", "import os, time\\nif os.fork() == 0:\\n    time.sleep(60)"],
+                     start_new_session=True)
+    print("step-started", flush=True)
+    time.sleep(float(os.environ.get("STEP_SLEEP", "0")))
+    """
+)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("how", ["finishes", "SIGINT", "SIGKILL"])
+def test_a_daemon_a_step_starts_in_its_own_session_does_not_outlive_previewctl(
+    stack: Stack, how: str
+) -> None:
+    """A step that starts a daemon (setsid, then fork: a new session and process group,
+    re-parented to init) - the step's own group and session no longer hold it. It must
+    still end with the step (or with previewctl, however previewctl ends)."""
+    (stack.project.root / "migrate.py").write_text(DAEMONIZING)
+    tag = new_tag()
+    sleep = "0" if how == "finishes" else "60"
+    proc = stack.popen("up", "--pr", str(PR), env={"ATTACK_TAG": tag, "STEP_SLEEP": sleep})
+    seen: list[str] = []
+    assert read_until(proc.stderr, "step-started", 60, seen), "".join(seen)
+    if how != "finishes":
+        os.kill(proc.pid, getattr(signal, how))
+    code, _, err = finished(proc)
+    assert code == {"finishes": 0, "SIGINT": 130, "SIGKILL": -9}[how], err
+    assert _survivors(tag) == []
