@@ -53,7 +53,7 @@ def new_tag() -> str:
 # ---- ending a group (shared by the watchdog and previewctl's own cleanup) -----------------
 
 
-def _strays(sid: int, tag: str | None) -> list[int]:
+def _strays(sid: int | None, tag: str | None) -> list[int]:
     """Live PIDs of the session ``sid`` outside its first process group, and those whose
     environment carries the step's ``tag`` (a daemon that left the session, re-parented
     anywhere, still has it). Linux ``/proc``; zombies are skipped: they are gone."""
@@ -71,7 +71,7 @@ def _strays(sid: int, tag: str | None) -> list[int]:
             fields = stat.rsplit(")", 1)[-1].split()
             if len(fields) < 4 or fields[0] in ("Z", "X"):
                 continue
-            in_session = int(fields[3]) == sid and int(fields[2]) != sid
+            in_session = sid is not None and int(fields[3]) == sid and int(fields[2]) != sid
             if in_session or (needle is not None and _carries(entry.path, needle)):
                 strays.append(int(entry.name))
     return strays
@@ -84,20 +84,21 @@ def _carries(proc_dir: str, needle: bytes) -> bool:
         return False
 
 
-def signal_tree(pgid: int, sig: int, tag: str | None = None) -> bool:
+def signal_tree(pgid: int | None, sig: int, tag: str | None = None) -> bool:
     """Signal the group ``pgid``, its session's strays and the processes carrying ``tag``;
-    False when none is left.
+    False when none is left. (No ``pgid`` yet: what carries ``tag`` only.)
 
     ``pgid`` is a leader started with ``start_new_session``: its PID, process group and
     session id are one number, which the kernel does not reuse while any of them is in use.
     """
-    alive = True
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        alive = False
-    except PermissionError:
-        pass
+    alive = pgid is not None
+    if pgid is not None:
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            pass
     for pid in _strays(pgid, tag):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
@@ -105,15 +106,20 @@ def signal_tree(pgid: int, sig: int, tag: str | None = None) -> bool:
     return alive
 
 
-def end_trees(trees: dict[int, str | None], grace: float = GRACE) -> None:
-    """SIGTERM every tree (group -> tag), wait up to ``grace`` for them to go, SIGKILL
-    what is left."""
-    left = {p: t for p, t in trees.items() if signal_tree(p, signal.SIGTERM, t)}
+def end_trees(trees: dict[str, int | None], grace: float = GRACE) -> None:
+    """SIGTERM every tree (tag -> group), wait up to ``grace`` for them to go, SIGKILL
+    what is left. A tree without a group yet may still be starting: it is looked for
+    until the grace ends."""
+    left = {t: p for t, p in trees.items() if signal_tree(p, signal.SIGTERM, t) or p is None}
     deadline = time.monotonic() + grace
     while left and time.monotonic() < deadline:
         time.sleep(_POLL)  # not our children: there is nothing to wait on but their absence
-        left = {p: t for p, t in left.items() if signal_tree(p, 0, t)}
-    for pgid, tag in left.items():
+        for tag, pgid in list(left.items()):
+            if pgid is None:
+                signal_tree(None, signal.SIGTERM, tag)  # it may have exec'd only now
+            elif not signal_tree(pgid, 0, tag):
+                del left[tag]
+    for tag, pgid in left.items():
         signal_tree(pgid, signal.SIGKILL, tag)
 
 
@@ -129,21 +135,22 @@ def _stop(signum: int, frame: object) -> None:  # noqa: ARG001
 
 
 def main() -> None:
-    """Read ``+PGID [TAG]`` / ``-PGID`` lines until EOF (or SIGTERM); then end what is
+    """Read ``+TAG [PGID]`` / ``-TAG`` lines until EOF (or SIGTERM); then end what is
     guarded."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
-    guarded: dict[int, str | None] = {}
+    guarded: dict[str, int | None] = {}
     try:
         for raw in sys.stdin.buffer:
-            head, _, tag = raw.decode("ascii", "replace").strip().partition(" ")
-            if head[:1] in ("+", "-") and head[1:].isdigit():
-                pgid = int(head[1:])
-                if head[:1] == "+":
-                    guarded[pgid] = tag or None
-                else:
-                    guarded.pop(pgid, None)
+            head, _, pgid = raw.decode("ascii", "replace").strip().partition(" ")
+            tag = head[1:]
+            if not tag.isalnum() or (pgid and not pgid.isdigit()):
+                continue
+            if head[:1] == "+":
+                guarded[tag] = int(pgid) if pgid else None
+            elif head[:1] == "-":
+                guarded.pop(tag, None)
     except (_Stop, OSError):
         pass
     end_trees(guarded)
@@ -235,14 +242,15 @@ class Watchdog:
             except (OSError, ValueError):
                 self._failed = True
 
-    def guard(self, pgid: int, tag: str | None = None) -> None:
-        """From now on, ``pgid`` (and what carries ``tag``, see :func:`new_tag`) is ended
-        if previewctl dies before :meth:`release`."""
-        self._send(f"+{pgid} {tag}\n" if tag else f"+{pgid}\n")
+    def guard(self, tag: str, pgid: int | None = None) -> None:
+        """From now on, what carries ``tag`` (see :func:`new_tag`) - and the group
+        ``pgid`` once given - is ended if previewctl dies before :meth:`release`. Guard
+        the tag before the fork: then no instant is left unguarded."""
+        self._send(f"+{tag} {pgid}\n" if pgid is not None else f"+{tag}\n")
 
-    def release(self, pgid: int) -> None:
-        """``pgid`` has been ended (call it before reaping its leader)."""
-        self._send(f"-{pgid}\n")
+    def release(self, tag: str) -> None:
+        """The tree of ``tag`` has been ended (call it before reaping its leader)."""
+        self._send(f"-{tag}\n")
 
     @property
     def pid(self) -> int | None:

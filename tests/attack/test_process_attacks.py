@@ -79,10 +79,11 @@ def test_ctrl_c_just_after_a_step_starts_still_ends_it(
     step, pidfile = _step(tmp_path)
     real_guard = watchdog.guard
 
-    def guard_then_interrupted(pgid: int, *args: Any) -> None:
-        assert wait_for(pidfile.exists, 10), "the step did not start"
-        os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: right here
-        real_guard(pgid, *args)
+    def guard_then_interrupted(tag: str, pgid: int | None = None) -> None:
+        if pgid is not None:  # the step's process exists
+            assert wait_for(pidfile.exists, 10), "the step did not start"
+            os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: right here
+        real_guard(tag, pgid)
 
     monkeypatch.setattr(watchdog, "guard", guard_then_interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -329,3 +330,51 @@ def test_a_daemon_a_step_starts_in_its_own_session_does_not_outlive_previewctl(
     code, _, err = finished(proc)
     assert code == {"finishes": 0, "SIGINT": 130, "SIGKILL": -9}[how], err
     assert _survivors(tag) == []
+
+
+KILLED_AT_THE_FORK = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from previewctl import steps
+    from previewctl.actions import GitHubActions
+    from previewctl.reporter import Reporter
+
+    real_spawn = steps._spawn
+
+    def spawn_then_killed(step, env):
+        proc = real_spawn(step, env)
+        while not Path(sys.argv[2]).exists():  # the step runs
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)  # before previewctl could note its PID
+
+    steps._spawn = spawn_then_killed
+    step = steps.CommandStep(
+        name="sleeper", argv=[sys.executable, sys.argv[1], sys.argv[2]], env={},
+        cwd=Path.cwd(), timeout=30,
+    )
+    steps.run_command(step, Reporter(actions=GitHubActions({})))
+    """
+)
+
+
+def test_sigkill_right_after_a_steps_fork_leaves_no_step(tmp_path: Path) -> None:
+    """previewctl SIGKILLed in the instant between the fork of a step and the moment it
+    tells the watchdog the step's PID: the step (in a session of its own, which no
+    terminal signal reaches) must still end."""
+    step, pidfile = _step(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_THE_FORK, step.argv[1], str(pidfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    pid = int(pidfile.read_text())
+    try:
+        assert wait_gone([pid], 15) == set(), "the step outlived the killed previewctl"
+    finally:
+        if wait_gone([pid], 0):
+            os.kill(pid, signal.SIGKILL)
