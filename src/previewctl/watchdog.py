@@ -6,9 +6,11 @@ parent, and a SIGKILLed previewctl runs no ``finally``. A parent-death signal (L
 PR_SET_PDEATHSIG, set in the child) would reach only the group's leader, not the
 children, and exists only on Linux; no library does better without cgroups. So
 previewctl starts one small watchdog process that holds the read end of a pipe only
-previewctl writes to. previewctl tells it which groups to guard (``+PGID``) and which
-have ended (``-PGID``). When the pipe closes - previewctl exited or died, however - the
-watchdog ends every group still guarded: SIGTERM, a grace period, SIGKILL. On Linux it
+previewctl writes to. previewctl tells it which steps to guard, by a random tag each
+step carries in its environment, before the step's fork (``+TAG``), then with the step's
+group (``+TAG PGID``), and which have ended (``-TAG``). When the pipe closes - previewctl
+exited or died, however - the watchdog ends every step still guarded: SIGTERM, a grace
+period, SIGKILL. On Linux it
 also reaches the processes of the group's session that moved to a process group of
 their own. (Tunnels need none of this: they exit when their stdin closes.)
 
