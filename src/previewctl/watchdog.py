@@ -12,14 +12,15 @@ group (``+TAG PGID``), and which have ended (``-TAG``). When the pipe closes - p
 exited or died, however - the watchdog ends every step still guarded: SIGTERM, a grace
 period, SIGKILL. On Linux it
 also reaches the processes of the group's session that moved to a process group of
-their own. (Tunnels need none of this: they exit when their stdin closes.)
+their own. Tunnels are guarded the same way (flyctl's ``--watch-stdin`` is their first
+guard; a wrapper script around flyctl may not watch its stdin).
 
 The watchdog has its own session (terminal signals pass it by) and imports nothing but
 the standard library: run as a script (``python -I -S watchdog.py``) it starts in a few
 milliseconds. Imported, this module is the client side (:func:`guard`, :func:`release`).
 A process that starts a session of its own (a daemon: setsid, fork) leaves the group and
 the session; it keeps the environment, which carries the step's own random tag
-(``PREVIEWCTL_STEP_TAG``): on Linux, what carries it is ended with the step too. Only a
+(``PREVIEWCTL_CHILD_TAG``): on Linux, what carries it is ended with the step too. Only a
 process that also drops that variable (``env -i``) escapes.
 
 Between the fork of a child and its registration here there is a moment in which an
@@ -45,7 +46,7 @@ from typing import Any
 GRACE = 3.0
 _POLL = 0.05
 # Every step runs with TAG_ENV set to a tag of its own: what inherited it is the step's.
-TAG_ENV = "PREVIEWCTL_STEP_TAG"
+TAG_ENV = "PREVIEWCTL_CHILD_TAG"
 
 
 def new_tag() -> str:

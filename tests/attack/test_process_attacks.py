@@ -378,3 +378,44 @@ def test_sigkill_right_after_a_steps_fork_leaves_no_step(tmp_path: Path) -> None
     finally:
         if wait_gone([pid], 0):
             os.kill(pid, signal.SIGKILL)
+
+
+STUBBORN_FLYCTL = textwrap.dedent(
+    """
+    import signal, subprocess, sys, time
+    # a wrapper around flyctl (a team's own script on PREVIEWCTL_FLYCTL) that ignores
+    # SIGTERM and does not watch its stdin: only its child, the real proxy, does
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    child = subprocess.Popen([sys.executable, sys.argv[1], *sys.argv[2:]])
+    child.wait()
+    time.sleep(60)
+    """
+)
+
+
+@pytest.mark.e2e
+def test_a_tunnel_wrapper_that_ignores_sigterm_and_stdin_dies_with_a_killed_previewctl(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """previewctl SIGKILLed during a step while its tunnel process is a wrapper that
+    ignores SIGTERM and its stdin's end: --watch-stdin reaches only the proxy inside;
+    the wrapper must not be left running either."""
+    from tests.fakes.flyctl_fixture import STANDIN
+
+    wrapper = tmp_path / "flyctl-wrapper.py"
+    wrapper.write_text(STUBBORN_FLYCTL)
+    shim = tmp_path / "bin" / "flyctl"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{wrapper}" "{STANDIN}" "$@"\n')
+    shim.chmod(0o755)
+    (stack.project.root / "migrate.py").write_text(SLEEPER)
+    tag = new_tag()
+    proc = stack.popen(
+        "up", "--pr", str(PR), env={"ATTACK_TAG": tag, "PREVIEWCTL_FLYCTL": str(shim)}
+    )
+    seen: list[str] = []
+    assert read_until(proc.stderr, "step-started", 60, seen), "".join(seen)
+    os.kill(proc.pid, signal.SIGKILL)
+    code, _, err = finished(proc)
+    assert code == -9, err
+    assert _survivors(tag) == []
