@@ -12,10 +12,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import CliResult
-from tests.e2e.stack import Stack
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.vercel_api import VercelFake
+from tests.support.cli import CliResult
+from tests.support.stack import Stack
 
 PR = 7
 BRANCH = "feature/attack"
@@ -115,7 +115,7 @@ def tagged_processes(tag: str) -> list[int]:
     """Live processes whose environment holds ``tag``: everything a previewctl run with
     ``ATTACK_TAG=tag`` started (steps, their children, daemons, flyctl, the watchdog),
     wherever they were re-parented to."""
-    from tests.processes import is_gone
+    from tests.support.processes import is_gone
 
     found: list[int] = []
     for entry in Path("/proc").iterdir():

@@ -29,10 +29,10 @@ from tests.attack.harness import (
     tagged_processes,
     with_vercel,
 )
-from tests.e2e.stack import Stack, finished, make_stack, read_until
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.postgres import PostgresServer
-from tests.processes import wait_for, wait_gone
+from tests.support.processes import wait_for, wait_gone
+from tests.support.stack import Stack, finished, make_stack, read_until
 
 APP = f"pr-{PR}-stack"
 
@@ -123,7 +123,7 @@ def test_a_signal_while_the_console_script_loads_exits_130(tmp_path: Path, sig: 
     """The console script, interrupted while it is still importing its CLI framework (the
     first ~100 ms of every run): exit 130 like any interrupt, not death by the signal
     (-15), nor a KeyboardInterrupt traceback."""
-    from tests.conftest import previewctl_executable
+    from tests.support.cli import previewctl_executable
 
     proc = subprocess.run(
         [sys.executable, "-c", LOADING_INTERRUPTED, previewctl_executable(), sig],

@@ -23,9 +23,9 @@ from tests.attack.harness import (
     unknown_secret,
     with_vercel,
 )
-from tests.e2e.stack import Stack, make_stack
 from tests.fakes.fly_api import FlyEmulator, MachineState
 from tests.fakes.postgres import PostgresServer
+from tests.support.stack import Stack, make_stack
 
 pytestmark = pytest.mark.e2e
 
