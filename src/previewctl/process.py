@@ -5,8 +5,9 @@ it reaches everything it started (``pnpm`` -> ``node`` -> ...) and nothing else.
 output is read line by line on threads, as it arrives. It is always ended the same way:
 SIGTERM to the group, a grace period (for the leader to exit and for the pipes to reach
 EOF: children that outlive the leader still hold them), SIGKILL, reap. While it runs,
-the watchdog (:mod:`previewctl.watchdog`) guards its group unless the child has a guard
-of its own: if previewctl dies, even by SIGKILL, the group is ended too.
+the watchdog (:mod:`previewctl.watchdog`) guards its group: if previewctl dies, even by
+SIGKILL, the group is ended too. Every child carries a random tag in its environment, so
+that a daemon it starts in a session of its own is ended with it as well (Linux).
 """
 
 from __future__ import annotations
@@ -41,10 +42,13 @@ def _read_lines(stream: IO[bytes], sink: LineSink, on_eof: Callable[[], None] | 
 class Child:
     """One supervised child process; end it with :meth:`end` (or :func:`end_all`)."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], name: str, *, guarded: bool) -> None:
+    def __init__(
+        self, popen: subprocess.Popen[bytes], name: str, *, guarded: bool, tag: str
+    ) -> None:
         self.popen = popen
         self.name = name
         self.guarded = guarded
+        self.tag = tag  # in its environment (watchdog.TAG_ENV): a daemon of it has it too
         self.readers: list[threading.Thread] = []
 
     @classmethod
@@ -68,19 +72,47 @@ class Child:
         ends with us); else it reads nothing. ``guard=False`` leaves the watchdog out, for
         a child that guards itself (one that exits when its stdin reaches EOF).
         Raises ``OSError`` when it cannot start.
+
+        The watchdog knows the child by its tag before the fork, so that no instant is
+        left in which a SIGKILLed previewctl would leave it; an interrupt that comes while
+        it starts is held until it is started, then ends it here.
         """
-        popen = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.PIPE if keep_stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE if on_stderr is not None else subprocess.STDOUT,
-            start_new_session=True,
-        )
-        if guard:
-            watchdog.guard(popen.pid)  # ended with previewctl, even if it is SIGKILLed
-        child = cls(popen, name, guarded=guard)
+        tag = watchdog.new_tag()
+        with watchdog.HeldInterrupts() as held:
+            if guard:
+                watchdog.guard(tag)  # ended with previewctl, even if it is SIGKILLed
+            try:
+                popen = subprocess.Popen(
+                    list(argv),
+                    cwd=cwd,
+                    env={**env, watchdog.TAG_ENV: tag},
+                    stdin=subprocess.PIPE if keep_stdin else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE if on_stderr is not None else subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except BaseException:
+                if guard:
+                    watchdog.release(tag)
+                raise
+            if guard:
+                watchdog.guard(tag, popen.pid)
+            child = cls(popen, name, guarded=guard, tag=tag)
+            try:
+                child._start_readers(on_stdout, on_stderr, on_stdout_eof)
+                held.release()
+            except BaseException:
+                child.end()
+                raise
+        return child
+
+    def _start_readers(
+        self,
+        on_stdout: LineSink,
+        on_stderr: LineSink | None,
+        on_stdout_eof: Callable[[], None] | None,
+    ) -> None:
+        popen, child, name = self.popen, self, self.name
         streams: list[tuple[IO[bytes] | None, LineSink, Callable[[], None] | None]] = [
             (popen.stdout, on_stdout, on_stdout_eof)
         ]
@@ -96,7 +128,6 @@ class Child:
             )
             child.readers.append(thread)
             thread.start()
-        return child
 
     @property
     def pid(self) -> int:
@@ -119,7 +150,8 @@ class Child:
     def join_readers(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for thread in self.readers:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.ident is not None:  # started
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def reading(self) -> bool:
@@ -155,7 +187,7 @@ def end_all(children: Iterable[Child], grace: float = GRACE) -> None:
         alive: list[Child] = []
         for child in todo:
             child.close_stdin()  # a child that exits on EOF starts to go now
-            if watchdog.signal_tree(child.pid, signal.SIGTERM):
+            if watchdog.signal_tree(child.pid, signal.SIGTERM, child.tag):
                 alive.append(child)
         for child in alive:
             child.wait(max(0.0, deadline - time.monotonic()))
@@ -167,9 +199,9 @@ def end_all(children: Iterable[Child], grace: float = GRACE) -> None:
             # pgid == the leader's PID (start_new_session), and a PID is not reused while
             # its process group has members (nor before the leader is reaped), so this
             # reaches only the child's own processes.
-            watchdog.signal_tree(child.pid, signal.SIGKILL)
+            watchdog.signal_tree(child.pid, signal.SIGKILL, child.tag)
             if child.guarded:
-                watchdog.release(child.pid)  # before the reap: then the PID may be reused
+                watchdog.release(child.tag)  # before the reap: then the PID may be reused
                 child.guarded = False
         for child in todo:
             child.popen.wait()

@@ -334,21 +334,23 @@ def test_a_daemon_a_step_starts_in_its_own_session_does_not_outlive_previewctl(
 
 KILLED_AT_THE_FORK = textwrap.dedent(
     """
-    import os, signal, sys
+    import os, signal, subprocess, sys
     from pathlib import Path
     from previewctl import steps
     from previewctl.actions import GitHubActions
     from previewctl.reporter import Reporter
 
-    real_spawn = steps._spawn
+    real_popen = subprocess.Popen
 
-    def spawn_then_killed(step, env):
-        proc = real_spawn(step, env)
-        while not Path(sys.argv[2]).exists():  # the step runs
-            pass
-        os.kill(os.getpid(), signal.SIGKILL)  # before previewctl could note its PID
+    def popen_then_killed(argv, *args, **kwargs):
+        proc = real_popen(argv, *args, **kwargs)
+        if sys.argv[1] in argv:  # the step, not the watchdog
+            while not Path(sys.argv[2]).exists():  # the step runs
+                pass
+            os.kill(os.getpid(), signal.SIGKILL)  # before previewctl could note its PID
+        return proc
 
-    steps._spawn = spawn_then_killed
+    subprocess.Popen = popen_then_killed
     step = steps.CommandStep(
         name="sleeper", argv=[sys.executable, sys.argv[1], sys.argv[2]], env={},
         cwd=Path.cwd(), timeout=30,

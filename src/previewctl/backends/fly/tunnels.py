@@ -241,13 +241,14 @@ class TunnelSet:
             self.reporter.detail(f"tunnel {spec.name}: {' '.join(argv)}")
             proc = _Proc(spec=spec)
             try:
-                # stdin stays open: --watch-stdin exits on its EOF, also when we die.
+                # stdin stays open: --watch-stdin exits on its EOF, also when we die. The
+                # watchdog guards it too: a wrapper script on PREVIEWCTL_FLYCTL may not
+                # watch its stdin, nor end on SIGTERM.
                 proc.child = Child.start(
                     argv,
                     name=f"tunnel-{spec.name}",
                     env=self.env,
                     keep_stdin=True,
-                    guard=False,
                     on_stdout=functools.partial(self._read_stdout, proc),
                     on_stdout_eof=functools.partial(self._stdout_closed, proc),
                     on_stderr=proc.stderr_tail.append,
