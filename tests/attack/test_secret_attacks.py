@@ -305,3 +305,15 @@ def test_a_steps_output_cannot_issue_workflow_commands_through_previewctl(
     injected = [c for c in commands if c.startswith("::") and not c.startswith(OWN_COMMANDS)]
     assert injected == []
     assert not [c for c in commands if c.startswith("::add-mask::") and not c[12:].strip()]
+
+
+def test_an_unusable_api_url_with_credentials_in_it_is_shown_without_them(stack: Stack) -> None:
+    """A base URL that carries a password (a proxy's credentials) and a scheme httpx
+    cannot use: the bad-input error quotes the URL, never its password."""
+    value = unknown_secret()
+    result = stack.cli.run(
+        "up", "--pr", str(PR), "--no-wait", env={"FLY_API_BASE_URL": f"ftp://proxy:{value}@h"}
+    )
+    assert result.code == 2, result.output
+    assert "ftp://proxy:***@h" in result.stderr
+    assert leaks(result.output, [value]) == []

@@ -373,6 +373,6 @@ def _check_base_url(base_url: str) -> None:
         usable = False
     if not usable:
         raise InputError(
-            f"API base URL {redact.scrub(base_url)!r} is not an http:// or https:// URL",
+            f"API base URL {redact.clean(base_url)!r} is not an http:// or https:// URL",
             hint="check FLY_API_BASE_URL, VERCEL_API_URL and GITHUB_API_URL (unset: the real APIs)",
         )
