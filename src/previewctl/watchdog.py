@@ -12,8 +12,8 @@ group (``+TAG PGID``), and which have ended (``-TAG``). When the pipe closes - p
 exited or died, however - the watchdog ends every step still guarded: SIGTERM, a grace
 period, SIGKILL. On Linux it
 also reaches the processes of the group's session that moved to a process group of
-their own. Tunnels are guarded the same way (flyctl's ``--watch-stdin`` is their first
-guard; a wrapper script around flyctl may not watch its stdin).
+their own. Tunnels are guarded the same way (they exit when their stdin closes, but a
+wrapper script around the tunnel tool may not watch its stdin, nor end on SIGTERM).
 
 The watchdog has its own session (terminal signals pass it by) and imports nothing but
 the standard library: run as a script (``python -I -S watchdog.py``) it starts in a few
