@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from previewctl import steps, watchdog
+from previewctl import steps
 from previewctl.actions import GitHubActions
 from previewctl.reporter import Reporter
 from previewctl.steps import CommandStep
@@ -74,18 +74,18 @@ def _step(tmp_path: Path) -> tuple[CommandStep, Path]:
 def test_ctrl_c_just_after_a_step_starts_still_ends_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sigint_raises: None
 ) -> None:
-    """A real SIGINT delivered right after the step's process exists, before previewctl
-    has begun to watch it (its watchdog registration): the step must still be ended."""
+    """A real SIGINT delivered right after the step's process exists (its fork has
+    returned), before previewctl has begun to watch it: the step must still be ended."""
     step, pidfile = _step(tmp_path)
-    real_guard = watchdog.guard
 
-    def guard_then_interrupted(tag: str, pgid: int | None = None) -> None:
-        if pgid is not None:  # the step's process exists
-            assert wait_for(pidfile.exists, 10), "the step did not start"
-            os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: right here
-        real_guard(tag, pgid)
+    class InterruptedAfterFork(subprocess.Popen[bytes]):
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            super().__init__(args, *rest, **kwargs)
+            if list(args) == step.argv:  # the step, not the watchdog
+                assert wait_for(pidfile.exists, 10), "the step did not start"
+                os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: here
 
-    monkeypatch.setattr(watchdog, "guard", guard_then_interrupted)
+    monkeypatch.setattr(subprocess, "Popen", InterruptedAfterFork)
     with pytest.raises(KeyboardInterrupt):
         steps.run_command(step, Reporter(actions=GitHubActions({})))
     pid = int(pidfile.read_text())
