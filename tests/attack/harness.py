@@ -5,16 +5,21 @@ produced, so that a test can search all of it for a value."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import os
 import secrets
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.vercel_api import VercelFake
 from tests.support.cli import CliResult
+from tests.support.processes import wait_for
 from tests.support.stack import Stack
 
 PR = 7
@@ -171,3 +176,29 @@ class HangingServer:
         self.gate.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+def survivors(tag: str) -> list[int]:
+    """What is left of a run after a bounded grace (the watchdog's TERM -> KILL is 3 s)."""
+    wait_for(lambda: not tagged_processes(tag), 15)
+    left = tagged_processes(tag)
+    for pid in left:  # never leave them to the next test
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
+def blocked(fake: Any, endpoint: str, gate: threading.Event) -> threading.Event:
+    """Make the fake's ``endpoint`` hang until ``gate`` is set (at most a minute); the
+    event returned is set once a request is hanging there. (Not the fake's request log:
+    the GitHub fake holds its lock while a handler runs.)"""
+    real = getattr(fake, f"on_{endpoint}")
+    entered = threading.Event()
+
+    def hanging(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        gate.wait(60)
+        return real(*args, **kwargs)
+
+    setattr(fake, f"on_{endpoint}", hanging)
+    return entered

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -24,9 +23,10 @@ from tests.attack.harness import (
     ActionsStage,
     HangingServer,
     actions_stage,
+    blocked,
     leaks,
     new_tag,
-    tagged_processes,
+    survivors,
     with_vercel,
 )
 from tests.fakes.fly_api import FlyEmulator
@@ -168,32 +168,6 @@ def stage(stack: Stack, tmp_path: Path) -> Iterator[ActionsStage]:
     st.stop()
 
 
-def _survivors(tag: str) -> list[int]:
-    """What is left of a run after a bounded grace (the watchdog's TERM -> KILL is 3 s)."""
-    wait_for(lambda: not tagged_processes(tag), 15)
-    left = tagged_processes(tag)
-    for pid in left:  # never leave them to the next test
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return left
-
-
-def _blocked(fake: Any, endpoint: str, gate: threading.Event) -> threading.Event:
-    """Make the fake's ``endpoint`` hang until ``gate`` is set (at most a minute); the
-    event returned is set once a request is hanging there. (Not the fake's request log:
-    the GitHub fake holds its lock while a handler runs.)"""
-    real = getattr(fake, f"on_{endpoint}")
-    entered = threading.Event()
-
-    def hanging(*args: Any, **kwargs: Any) -> Any:
-        entered.set()
-        gate.wait(60)
-        return real(*args, **kwargs)
-
-    setattr(fake, f"on_{endpoint}", hanging)
-    return entered
-
-
 @pytest.mark.e2e
 def test_ctrl_c_during_a_step_does_not_wait_for_a_hung_vercel_write(
     stage: ActionsStage, stack: Stack
@@ -205,7 +179,7 @@ def test_ctrl_c_during_a_step_does_not_wait_for_a_hung_vercel_write(
     vercel = with_vercel(stage)
     (stack.project.root / "migrate.py").write_text(SLEEPER)
     gate = threading.Event()
-    writing = _blocked(vercel, "create_env", gate)
+    writing = blocked(vercel, "create_env", gate)
     tag = new_tag()
     try:
         proc = stack.popen("up", env={"ATTACK_TAG": tag})
@@ -218,7 +192,7 @@ def test_ctrl_c_during_a_step_does_not_wait_for_a_hung_vercel_write(
         except subprocess.TimeoutExpired:
             pytest.fail("previewctl did not exit after Ctrl-C while Vercel hung")
         assert code == 130, err
-        assert _survivors(tag) == []
+        assert survivors(tag) == []
     finally:
         gate.set()
 
@@ -231,7 +205,7 @@ def test_a_signal_while_the_pr_comment_is_written_exits_130(
     """The last call of `up` is the PR comment; GitHub does not answer. A signal then
     ends previewctl with 130, nothing left running (the tunnels closed before)."""
     gate = threading.Event()
-    commenting = _blocked(stage.github, "create_comment", gate)
+    commenting = blocked(stage.github, "create_comment", gate)
     tag = new_tag()
     try:
         proc = stack.popen("up", env={"ATTACK_TAG": tag})
@@ -239,7 +213,7 @@ def test_a_signal_while_the_pr_comment_is_written_exits_130(
         os.kill(proc.pid, sig)
         code, _, err = finished(proc)
         assert code == 130, err
-        assert _survivors(tag) == []
+        assert survivors(tag) == []
     finally:
         gate.set()
 
@@ -269,7 +243,7 @@ def test_ctrl_c_twice_during_an_http_seed_step_exits_130(stage: ActionsStage, st
         os.kill(proc.pid, signal.SIGINT)
         code, out, err = finished(proc)
         assert code == 130, err
-        assert _survivors(tag) == []
+        assert survivors(tag) == []
         assert leaks(out + err, list(stack.secrets(APP).values())) == []
     finally:
         gate.set()
@@ -297,7 +271,7 @@ def test_resume_prints_no_secret_and_ctrl_c_leaves_nothing(
     assert code == 130, err
     assert "previewctl env --pr" in out
     assert leaks(out + "".join(seen) + err, secret_values) == []
-    assert _survivors(tag) == []
+    assert survivors(tag) == []
 
 
 DAEMONIZING = textwrap.dedent(
@@ -330,7 +304,7 @@ def test_a_daemon_a_step_starts_in_its_own_session_does_not_outlive_previewctl(
         os.kill(proc.pid, getattr(signal, how))
     code, _, err = finished(proc)
     assert code == {"finishes": 0, "SIGINT": 130, "SIGKILL": -9}[how], err
-    assert _survivors(tag) == []
+    assert survivors(tag) == []
 
 
 KILLED_AT_THE_FORK = textwrap.dedent(
@@ -421,4 +395,4 @@ def test_a_tunnel_wrapper_that_ignores_sigterm_and_stdin_dies_with_a_killed_prev
     os.kill(proc.pid, signal.SIGKILL)
     code, _, err = finished(proc)
     assert code == -9, err
-    assert _survivors(tag) == []
+    assert survivors(tag) == []
