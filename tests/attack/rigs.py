@@ -6,6 +6,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -37,13 +38,26 @@ def limit_file_size(limit: int) -> Any:
     return preexec
 
 
+def postgres_template_repo(root: Path) -> Path:
+    """A repository as `previewctl init --template postgres` writes it (in ``root``)."""
+    repo = root / "repo"
+    root.mkdir(parents=True, exist_ok=True)
+    result = init_repo(root, "--template", "postgres", str(repo))
+    assert result.code == 0, result.output
+    return repo
+
+
 class Doctor:
     """A repository from `init --template postgres` and hostile fakes of all three APIs."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, initialized: Path | None = None) -> None:
+        """``initialized``: what `init --template postgres` wrote once, copied here rather
+        than written again by another `previewctl init` (a process start per test)."""
         self.tmp = tmp_path
         self.repo = tmp_path / "repo"
-        assert init_repo(tmp_path, "--template", "postgres", str(self.repo)).code == 0
+        if initialized is None:
+            initialized = postgres_template_repo(tmp_path / "init")
+        shutil.copytree(initialized, self.repo, symlinks=True)
         config = self.repo / "previewctl.toml"
         config.write_text(config.read_text().replace('"your-org"', '"acme"'))
         self.tokens = {

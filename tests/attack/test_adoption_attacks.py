@@ -25,9 +25,15 @@ from tests.attack import hostile, rigs
 from tests.attack.hostile import HostileFly
 
 
+@pytest.fixture(scope="session")
+def postgres_init(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`init --template postgres` run once; each doctor test gets a copy of what it wrote."""
+    return rigs.postgres_template_repo(tmp_path_factory.mktemp("postgres-init"))
+
+
 @pytest.fixture
-def doctor(tmp_path: Path) -> Iterator[rigs.Doctor]:
-    rig = rigs.Doctor(tmp_path)
+def doctor(tmp_path: Path, postgres_init: Path) -> Iterator[rigs.Doctor]:
+    rig = rigs.Doctor(tmp_path, postgres_init)
     yield rig
     rig.stop()
 
