@@ -324,7 +324,7 @@ class ApiClient:
     def _unreachable(
         self, exc: httpx.TransportError, method: str, path: str
     ) -> ConnectionFailedError:
-        base = redact.scrub(str(self.http.base_url).rstrip("/"))
+        base = shown_url(self.http.base_url)
         message = (
             f"cannot reach the {self.api_title} at {base} ({method} {path}): "
             f"{_transport_reason(exc)}"
@@ -344,7 +344,7 @@ class ApiClient:
         if self.on_retry is None or not isinstance(exc, _Retryable):
             return
         error = exc.error
-        base = redact.scrub(str(self.http.base_url).rstrip("/"))
+        base = shown_url(self.http.base_url)
         if isinstance(error, ConnectionFailedError):
             what = f"{self.api_title} at {base} is unreachable ({error.reason})"
         elif error.status == 429:
@@ -356,10 +356,19 @@ class ApiClient:
         )
 
 
+def shown_url(url: httpx.URL | str) -> str:
+    """A base URL as it may be printed: never with the password it may carry (a proxy's
+    ``https://user:PASSWORD@host``), whether or not it was registered as a secret."""
+    return redact.clean(str(url).rstrip("/"))
+
+
 def build_http_client(
     base_url: str, headers: Mapping[str, str], *, timeout: httpx.Timeout = DEFAULT_TIMEOUT
 ) -> httpx.Client:
     _check_base_url(base_url)
+    password = httpx.URL(base_url).password
+    if password:  # a credential like the tokens: masked wherever it might show up
+        redact.register(password)
     merged = {"User-Agent": USER_AGENT, "Accept": "application/json", **headers}
     return httpx.Client(base_url=base_url.rstrip("/"), headers=merged, timeout=timeout)
 
@@ -373,6 +382,6 @@ def _check_base_url(base_url: str) -> None:
         usable = False
     if not usable:
         raise InputError(
-            f"API base URL {redact.clean(base_url)!r} is not an http:// or https:// URL",
+            f"API base URL {shown_url(base_url)!r} is not an http:// or https:// URL",
             hint="check FLY_API_BASE_URL, VERCEL_API_URL and GITHUB_API_URL (unset: the real APIs)",
         )
