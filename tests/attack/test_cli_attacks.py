@@ -162,9 +162,10 @@ def test_json_env_prints_one_object_without_secrets(
     data = one_json_object(result.stdout)
     assert env_preview not in result.output
     assert "export " not in result.stdout
-    assert result.code in (0, 2)
-    if result.code:
-        assert isinstance(data.get("error"), dict)
+    assert result.code == 2, result.output
+    error = data["error"]
+    assert isinstance(error, dict)
+    assert "--format json" in str(error["hint"])
 
 
 def _write_state(directory: Path, app: str, pr: int, pid: int, ports: dict[str, object]) -> Path:

@@ -264,6 +264,13 @@ def env_cmd(
     from previewctl.ops.envcmd import run_env
 
     application = Application.of(ctx)
+    if application.json:  # its output is the secrets; --json promises none
+        from previewctl.errors import InputError
+
+        raise InputError(
+            "`env` prints the preview's secret values, and --json never prints a secret",
+            hint=f"for the env as JSON, run `previewctl env --pr {pr} --format json`",
+        )
     rt = application.runtime()
     values = run_env(rt, pr)
     sys.stdout.write(render_env(values, fmt.value))
