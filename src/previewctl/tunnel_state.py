@@ -4,8 +4,11 @@
 that port is chosen when the tunnel opens, so the process holding the tunnels writes a
 small file (``tunnels-APP-PID.json`` in ``$XDG_STATE_HOME/previewctl``, else
 ``~/.local/state/previewctl``) once they are open, and removes it when it ends. A file
-whose process is gone (killed with SIGKILL) is stale: ignored, and removed when seen.
-The file holds no secret: names, ports, the app, the PR and the PID.
+whose process is gone (killed with SIGKILL) is stale: ignored, and removed when seen. A
+file is believed only when it is this user's regular file (no symlink), names the app
+and the PR, and every port in it accepts connections now (the PID of a killed tunnel is
+soon another process's). The file holds no secret: names, ports, the app, the PR and
+the PID.
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+LOOPBACK = "127.0.0.1"
+_PROBE_TIMEOUT = 1.0
 
 
 def state_dir(env: Mapping[str, str]) -> Path:
@@ -48,7 +56,38 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _listening(port: int) -> bool:
+    """Something accepts connections on the loopback port now (a tunnel's listener).
+
+    A live PID alone proves nothing: a tunnel killed with SIGKILL leaves its file, and
+    its PID is reused by whatever starts next.
+    """
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=_PROBE_TIMEOUT):
+            return True
+    except OSError:
+        return False
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError(f"not a TCP port: {value!r}")
+    return value
+
+
+def _own_file(path: Path) -> bool:
+    """A regular file of this user: never a symlink to, nor a file by, someone else."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    owner = getattr(os, "getuid", None)
+    return stat.S_ISREG(info.st_mode) and (owner is None or info.st_uid == owner())
+
+
 def _read(path: Path) -> LiveTunnels | None:
+    if not _own_file(path):
+        return None
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
         return LiveTunnels(
@@ -57,25 +96,27 @@ def _read(path: Path) -> LiveTunnels | None:
             pid=int(data["pid"]),
             machine=str(data.get("machine") or ""),
             started_at=str(data.get("started_at") or ""),
-            ports={str(k): int(v) for k, v in dict(data["ports"]).items()},
+            ports={str(k): _port(v) for k, v in dict(data["ports"]).items()},
             path=path,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def find_live(env: Mapping[str, str], app: str) -> LiveTunnels | None:
-    """The newest running tunnel process of ``app``; stale files are removed."""
+def find_live(env: Mapping[str, str], app: str, pr: int) -> LiveTunnels | None:
+    """The newest running tunnel process of ``app`` (PR ``pr``) whose every port listens;
+    files whose process is gone are removed."""
     found: list[LiveTunnels] = []
     for path in state_dir(env).glob(f"tunnels-{app}-*.json"):
         live = _read(path)
-        if live is None or live.app != app:
+        if live is None or live.app != app or live.pr != pr:
             continue
         if not _alive(live.pid):
             with contextlib.suppress(OSError):
                 path.unlink()
             continue
-        found.append(live)
+        if all(_listening(port) for port in live.ports.values()):
+            found.append(live)
     return max(found, key=lambda t: t.started_at) if found else None
 
 

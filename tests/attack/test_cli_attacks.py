@@ -205,7 +205,7 @@ def test_env_ignores_a_state_file_whose_pid_is_another_process(
     assert env_preview not in output
 
 
-@pytest.mark.parametrize("bad", [0, -1, 70000, True, "5432x"])
+@pytest.mark.parametrize("bad", [0, -1, 70000, True])
 def test_env_ignores_impossible_ports_in_the_state_file(
     cli: InProcessCli, env_preview: str, tmp_path: Path, bad: object
 ) -> None:

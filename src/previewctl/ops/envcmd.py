@@ -30,7 +30,7 @@ def listening_ports(
     (exit 2), found before any remote call.
     """
     app, pr = spec.app, spec.pr
-    live = tunnel_state.find_live(rt.env, app)
+    live = tunnel_state.find_live(rt.env, app, pr)
     ports: dict[str, tuple[str, int]] = {}
     unknown: list[str] = []
     for name, t in spec.tunnels.items():
