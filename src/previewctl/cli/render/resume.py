@@ -22,7 +22,7 @@ def render_resumed(held: Foreground, *, json_output: bool) -> str:
     for name in held.any_port:
         lines.append(
             f"# tunnel {name} is on localhost:{held.tunnels[name][1]} now (local_port = 0); "
-            "`env` points at a fixed local_port only"
+            "`env` points there while this runs"
         )
     return "\n".join(lines) + "\n"
 
