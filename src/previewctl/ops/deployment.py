@@ -66,8 +66,22 @@ def _head_sha(env: Mapping[str, str], pr: int) -> str | None:
     return None
 
 
-def _ours(items: list[Deployment], sha: str | None) -> Deployment | None:
-    return next((d for d in items if d.by_previewctl and (sha is None or d.sha == sha)), None)
+def _of_preview(deployment: Deployment, pr: int, app: str) -> bool:
+    """Made by previewctl for this PR's preview: an environment may be shared by all PRs
+    (``[github] environment = "previews"``), and the others' are not this one's."""
+    payload = deployment.payload
+    return (
+        deployment.by_previewctl
+        and isinstance(payload, dict)
+        and payload.get("pr") == pr
+        and payload.get("app") == app
+    )
+
+
+def _ours(items: list[Deployment], sha: str | None, pr: int, app: str) -> Deployment | None:
+    return next(
+        (d for d in items if _of_preview(d, pr, app) and (sha is None or d.sha == sha)), None
+    )
 
 
 def _find_or_create(rt: Runtime, where: Environment, target: Target, app: str) -> Deployment:
@@ -75,7 +89,7 @@ def _find_or_create(rt: Runtime, where: Environment, target: Target, app: str) -
     ref = target.branch
     assert ref is not None
     sha = _head_sha(rt.env, target.pr)
-    found = _ours(api.list(where.repo, where.name, ref=ref), sha)
+    found = _ours(api.list(where.repo, where.name, ref=ref), sha, target.pr, app)
     if found is not None:
         return found
     payload = {"previewctl": True, "app": app, "pr": target.pr}
@@ -86,7 +100,7 @@ def _find_or_create(rt: Runtime, where: Environment, target: Target, app: str) -
         description=f"previewctl: {app} for PR #{target.pr}",
         payload=payload,
         # an answer lost after GitHub made it: the one it made, not a second one
-        find=lambda: _ours(api.list(where.repo, where.name, ref=ref), sha),
+        find=lambda: _ours(api.list(where.repo, where.name, ref=ref), sha, target.pr, app),
     )
 
 
@@ -146,8 +160,8 @@ def failure_recorded(rt: Runtime, target: Target, app: str) -> Iterator[None]:
         raise
 
 
-def mark_inactive(rt: Runtime, target: Target) -> list[int]:
-    """``down``: every deployment previewctl made for the environment becomes inactive."""
+def mark_inactive(rt: Runtime, target: Target, app: str) -> list[int]:
+    """``down``: every deployment previewctl made for this preview becomes inactive."""
     where = environment(rt, target)
     if where is None:
         return []
@@ -155,7 +169,7 @@ def mark_inactive(rt: Runtime, target: Target) -> list[int]:
     try:
         api = DeploymentsApi(rt.github())
         for deployment in api.list(where.repo, where.name):
-            if not deployment.by_previewctl:
+            if not _of_preview(deployment, target.pr, app):
                 continue
             latest = api.latest_status(where.repo, deployment.id)
             if latest is None or latest.state != "inactive":

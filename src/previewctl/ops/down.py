@@ -57,7 +57,7 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
             result["app_deleted"] = deleted
             rt.reporter.success(f"destroyed Fly app {app}" if deleted else f"{app} already gone")
 
-    result["deployments_inactive"] = deployment.mark_inactive(rt, target)
+    result["deployments_inactive"] = deployment.mark_inactive(rt, target, app)
     result["timings"] = {t.name: round(t.seconds, 3) for t in rt.reporter.timings}
     comment.publish(
         rt,
