@@ -148,8 +148,12 @@ def preflight(
 
 
 def lookup_branch(rt: Runtime, target: Target, *, required: bool) -> Target:
-    """The PR's head branch from ``GET /repos/O/R/pulls/N`` (its ``head.ref``)."""
-    head = pr_head_branch(rt, target, metadata=False)
+    """The PR's head branch from ``GET /repos/O/R/pulls/N`` (its ``head.ref``).
+
+    When the branch is required and GitHub cannot say, that is GitHub's failure (exit 1,
+    its error), not bad input.
+    """
+    head = pr_head_branch(rt, target, metadata=False, strict=required)
     if head.branch is None:
         if required:
             require_branch(target)  # GitHub did not answer: the usual "branch needed"
@@ -262,8 +266,14 @@ class HeadBranch:
     source: str
 
 
-def pr_head_branch(rt: Runtime, target: Target, *, metadata: bool = True) -> HeadBranch:
-    """The event, else the GitHub API (with a token), else the preview's metadata."""
+def pr_head_branch(
+    rt: Runtime, target: Target, *, metadata: bool = True, strict: bool = False
+) -> HeadBranch:
+    """The event, else the GitHub API (with a token), else the preview's metadata.
+
+    ``strict``: a GitHub failure is raised, not warned about. A PR whose head is in
+    another repository (a fork) is bad input: its branch is not a branch of this one.
+    """
     if target.event_branch is not None:
         return HeadBranch(target.event_branch, "its pull_request event")
     repo = target.repo or rt.repo
@@ -271,10 +281,20 @@ def pr_head_branch(rt: Runtime, target: Target, *, metadata: bool = True) -> Hea
         try:
             pull = rt.github().get_pull(repo, target.pr)
         except ApiError as exc:
+            if strict:
+                exc.hint = exc.hint or "pass --branch (the PR's head branch) to go without it"
+                raise
             rt.reporter.warn(f"could not ask GitHub for PR #{target.pr}'s branch: {exc}")
         else:
             if pull is None:
                 raise InputError(f"PR #{target.pr} is not a pull request of {repo} (GitHub: 404)")
+            if (pull.head_repo or "").lower() != repo.lower():
+                raise InputError(
+                    f"PR #{target.pr} comes from a fork "
+                    f"({pull.head_repo or 'a deleted repository'}): its branch "
+                    f"{pull.head_ref!r} is not a branch of {repo}, so it gets no preview",
+                    hint="previews are made for pull requests from branches of this repository",
+                )
             return HeadBranch(pull.head_ref, "the GitHub API")
     recorded = recorded_branch(rt, target.pr) if metadata else None
     return HeadBranch(recorded, "its preview's metadata")
