@@ -29,6 +29,8 @@ class Application:
     config: Path = Path("previewctl.toml")
     json: bool = False
     verbose: bool = False
+    emitted: bool = False
+    """A result went to stdout under --json: it is the one object (no error object after)."""
 
     @classmethod
     def of(cls, ctx: typer.Context) -> Application:
@@ -54,12 +56,14 @@ class Application:
         text = json.dumps(data, indent=2, sort_keys=True, default=str)
         sys.stdout.write(redact.scrub(text) + "\n")
         sys.stdout.flush()
+        self.emitted = True
 
     def print(self, text: str) -> None:
         from previewctl import redact
 
         sys.stdout.write(redact.scrub(text) + ("" if text.endswith("\n") else "\n"))
         sys.stdout.flush()
+        self.emitted = self.emitted or self.json  # under --json, what it prints is the object
 
     def show(self, data: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> None:
         """The result as one JSON object with ``--json``, else as ``render`` writes it."""

@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_exceptions  # type: ignore[no-redef,unused-ignore]
 
 from previewctl import __version__
-from previewctl.cli import failure, helptext
+from previewctl.cli import failure, helptext, usage
 from previewctl.cli.application import Application
 from previewctl.cli.options import (
     JSON_HELP,
@@ -80,16 +80,16 @@ def _show_version(value: bool) -> None:
 def _global(
     ctx: typer.Context,
     config: Annotated[
-        Path,
+        str,  # not Path: Path("") would be "." before the callback could see it is empty
         typer.Option(
             "--config",
             "-c",
             envvar="PREVIEWCTL_CONFIG",
             metavar="PATH",
             help="Path to previewctl.toml.",
-            dir_okay=False,
+            callback=usage.config_path,
         ),
-    ] = Path("previewctl.toml"),
+    ] = "previewctl.toml",
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_HELP)] = False,
     version: Annotated[  # noqa: ARG001 - handled by its eager callback
@@ -100,7 +100,7 @@ def _global(
     ] = False,
 ) -> None:
     application = Application.of(ctx)
-    application.config = config
+    application.config = Path(config)
     application.json = json_output
     application.verbose = verbose
 
@@ -354,8 +354,17 @@ def _unexpected(application: Application, exc: Exception) -> NoReturn:
     raise SystemExit(1)
 
 
-def _json_mode(application: Application) -> bool:
-    return application.json or wants_json(sys.argv[1:])
+def _json_mode(application: Application, *, parsed: bool = False) -> bool:
+    """Whether a failure also goes to stdout as JSON: asked for, and no object printed yet
+    (stdout holds one JSON object, also when a `tunnel --json` is interrupted).
+
+    ``parsed``: the command line was parsed (the error came from the command), so
+    ``--json`` counts only as an option, never as another option's value
+    (`--branch --json`); otherwise argv is all there is to go by.
+    """
+    if application.emitted:
+        return False
+    return application.json or (not parsed and wants_json(sys.argv[1:]))
 
 
 def _usage_error(application: Application, exc: click_exceptions.UsageError) -> NoReturn:
@@ -364,6 +373,8 @@ def _usage_error(application: Application, exc: click_exceptions.UsageError) -> 
         # bare `previewctl`: the help, on stdout, exit 0 (as gh and flyctl do)
         sys.stdout.write(exc.ctx.get_help() + "\n")
         raise SystemExit(0)
+    if isinstance(exc, click_exceptions.NoSuchOption):
+        exc.possibilities = usage.option_suggestion(exc.option_name, exc.ctx)
     hint = f"run '{exc.ctx.command_path} --help' for help" if exc.ctx is not None else None
     failure.fail(2, "usage error", exc.format_message(), hint, json_mode=_json_mode(application))
 
@@ -392,7 +403,8 @@ def _main(application: Application) -> None:
         from previewctl.errors import PreviewctlError
 
         if isinstance(exc, PreviewctlError):
-            failure.fail(exc.exit_code, exc.title, exc.message, exc.hint, json_mode=json_mode())
+            parsed = _json_mode(application, parsed=True)
+            failure.fail(exc.exit_code, exc.title, exc.message, exc.hint, json_mode=parsed)
         _unexpected(application, exc)
     if result == 130:  # typer turns KeyboardInterrupt (Ctrl-C, our SIGTERM) into Exit(130)
         failure.fail(

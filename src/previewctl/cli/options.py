@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +19,7 @@ import typer.main
 from typer.core import TyperGroup
 
 from previewctl.cli.application import Application
+from previewctl.cli.usage import config_path
 
 GLOBAL_NAMES = ("--config", "--json", "--verbose")
 CONFIG_HELP = "Path to previewctl.toml (env PREVIEWCTL_CONFIG; default ./previewctl.toml)."
@@ -43,8 +43,9 @@ ProfileOption = Annotated[
 
 
 def _set_config(ctx: typer.Context, value: str | None) -> None:
-    if value is not None:
-        Application.of(ctx).config = Path(value)
+    path = config_path(value)
+    if path is not None:
+        Application.of(ctx).config = path
 
 
 def _set_json(ctx: typer.Context, value: bool) -> None:
