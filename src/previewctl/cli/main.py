@@ -387,7 +387,17 @@ def main() -> None:
         process_exit.ignore_interrupts_if_interrupted()
 
 
+def _tolerant_streams() -> None:
+    """A stream that cannot encode a character (an ASCII or cp1252 console, a
+    PYTHONIOENCODING) shows it escaped: a result line must never kill the command."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def _main(application: Application) -> None:
+    _tolerant_streams()
     json_mode = functools.partial(_json_mode, application)
     try:
         result = app(standalone_mode=False, obj=application)
