@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ def render_markdown(report: Report, target: Target) -> str:
         lines += [f"| {k} | {v} |" for k, v in report.rows]
         lines.append("")
     if report.error:
-        lines += ["**Error**", "", "```", report.error.strip()[:2000], "```", ""]
+        error = report.error.strip()[:2000]
+        lines += ["**Error**", "", *_fenced(error), ""]
     if report.status in ("ready", "seeded", "stopped"):
         lines += [
             "<details><summary>Use it from a laptop</summary>",
@@ -58,6 +60,14 @@ def render_markdown(report: Report, target: Target) -> str:
         ]
         lines += [f"| **total** | **{total:.1f}** |", "", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def _fenced(text: str) -> list[str]:
+    """A code block that ``text`` cannot close: its fence is longer than any run of
+    backticks inside (an error may quote a step's output, or an API's message)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text, fence]
 
 
 @contextmanager
