@@ -194,9 +194,9 @@ def check_ref(ref: Ref, allowed: frozenset[Namespace], known: Known) -> None:
         raise TemplateError(f"unknown placeholder {ref}{shape}: use {_SHAPES[namespace]}")
     if namespace is Namespace.SECRETS and rest[0] not in known.secrets:
         hint = _suggest(ref, 1, known.secrets)
-        raise TemplateError(
-            f"unknown secret in {ref}{hint}" + ("" if hint else ": add it to [secrets] generate")
-        )
+        # a near miss may be a typo, or a new secret: say how to add one either way
+        add = ", or add it to [secrets] generate" if hint else ": add it to [secrets] generate"
+        raise TemplateError(f"unknown secret in {ref}{hint}{add}")
     if namespace is Namespace.TUNNELS and rest[0] not in known.tunnels:
         hint = _suggest(ref, 1, known.tunnels)
         raise TemplateError(f"unknown tunnel in {ref}{hint}: no [tunnels.{rest[0]}]")
