@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from previewctl.configfile import json_line, read_text, validation_problems
 from previewctl.errors import ConfigError, Problems
+from previewctl.suggest import closest
 
 # Fly machine configs are a handful of levels deep; far deeper is a mistake (and would
 # exhaust Python's recursion while rendering it).
@@ -84,6 +85,76 @@ class _MachineConfigShape(BaseModel):
         return self
 
 
+# Fly's field names (fly-go's MachineConfig, MachineGuest, ContainerConfig,
+# MachineService). Fly ignores a field it does not know, so `"evn"` for `env` silently
+# drops the container's env; a key it does not know that is a near miss of one it does
+# is refused here. Other unknown keys pass (Fly adds fields).
+# fmt: off
+_KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset(
+        {
+            "image", "env", "init", "guest", "metadata", "mounts", "services", "metrics",
+            "checks", "restart", "auto_destroy", "dns", "processes", "schedule", "standbys",
+            "statics", "stop_config", "files", "containers", "volumes", "size", "rootfs",
+            "disable_machine_autostart",
+        }
+    ),
+    "guest": frozenset(
+        {
+            "cpu_kind", "cpus", "memory_mb", "gpus", "gpu_kind", "kernel_args",
+            "host_dedication_id", "persist_rootfs",
+        }
+    ),
+    "containers": frozenset(
+        {
+            "name", "image", "env", "env_from", "cmd", "entrypoint", "exec", "user", "secrets",
+            "files", "restart", "depends_on", "healthchecks", "stop", "mounts", "extra_hosts",
+        }
+    ),
+    "services": frozenset(
+        {
+            "protocol", "internal_port", "ports", "checks", "tcp_checks", "http_checks",
+            "autostop", "autostart", "min_machines_running", "concurrency",
+            "force_instance_key",
+        }
+    ),
+}
+# fmt: on
+# Only a close miss is refused (and named): a looser match would suggest the wrong key.
+_NEAR_MISS = 0.75
+
+
+def _objects(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, path, object) for the config itself, its guest, containers and services."""
+    found: list[tuple[str, str, dict[str, Any]]] = [("", "", data)]
+    if isinstance(data.get("guest"), dict):
+        found.append(("guest", "guest", data["guest"]))
+    for kind in ("containers", "services"):
+        items = data.get(kind)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict):
+                found.append((kind, f"{kind}[{index}]", item))
+    return found
+
+
+def _near_miss_keys(data: dict[str, Any], text: str, file: str, problems: Problems) -> None:
+    for kind, where, item in _objects(data):
+        known = _KNOWN_KEYS[kind]
+        for key in item:
+            best = closest(key, known, cutoff=_NEAR_MISS) if key not in known else None
+            if best is not None:
+                path = f"{where}.{key}" if where else str(key)
+                problems.add(
+                    ConfigError(
+                        f"unknown key {key!r} (did you mean {best!r}?): Fly ignores keys it "
+                        "does not know",
+                        file=file,
+                        key=path,
+                        line=json_line(text, path),
+                    )
+                )
+
+
 def _too_deep(data: Any, limit: int) -> bool:
     """True when ``data`` nests deeper than ``limit`` (checked without recursion)."""
     stack: list[tuple[Any, int]] = [(data, 1)]
@@ -141,6 +212,7 @@ def load_machine_config(
             root=_MachineConfigShape,
             find_line=lambda key: json_line(text, key),
         )
+    _near_miss_keys(data, text, str(path), problems)
     metadata = data.get("metadata")
     for key in metadata if isinstance(metadata, dict) else ():
         if str(key).startswith("previewctl"):

@@ -6,11 +6,11 @@ import difflib
 from collections.abc import Iterable
 
 
-def closest(word: object, candidates: Iterable[str]) -> str | None:
+def closest(word: object, candidates: Iterable[str], *, cutoff: float = 0.6) -> str | None:
     """The best match by similarity, or one with the same letters (``bd`` → ``db``)."""
     text = str(word)
     names = sorted(set(candidates))
-    found = difflib.get_close_matches(text, names, n=1, cutoff=0.6)
+    found = difflib.get_close_matches(text, names, n=1, cutoff=cutoff)
     if found:
         return found[0]
     for name in names:
