@@ -19,7 +19,7 @@ import os
 import socket
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,9 +122,38 @@ def find_live(env: Mapping[str, str], app: str, pr: int) -> LiveTunnels | None:
 
 @contextlib.contextmanager
 def published(
+    env: Mapping[str, str],
+    app: str,
+    pr: int,
+    machine: str,
+    ports: Mapping[str, int],
+    *,
+    warn: Callable[[str], None],
+) -> Iterator[Path | None]:
+    """Announce this process's open tunnels for as long as the block runs.
+
+    The file is a convenience for `env`: when it cannot be written (the directory cannot
+    be made, a full disk), ``warn`` says so and the tunnels hold all the same.
+    """
+    path: Path | None = None
+    try:
+        path = _write(env, app, pr, machine, ports)
+    except OSError as exc:
+        warn(
+            f"cannot write the tunnel state file in {state_dir(env)} ({exc.strerror or exc}): "
+            "`previewctl env` will not find these tunnels' ports"
+        )
+    try:
+        yield path
+    finally:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _write(
     env: Mapping[str, str], app: str, pr: int, machine: str, ports: Mapping[str, int]
-) -> Iterator[Path]:
-    """Announce this process's open tunnels for as long as the block runs."""
+) -> Path:
     directory = state_dir(env)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / f"tunnels-{app}-{os.getpid()}.json"
@@ -137,11 +166,12 @@ def published(
         "ports": dict(ports),
     }
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tunnels-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(body, fh)
-    os.replace(tmp, path)  # whole or not at all: a reader never sees half a file
     try:
-        yield path
-    finally:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(body, fh)
+        os.replace(tmp, path)  # whole or not at all: a reader never sees half a file
+    except OSError:
         with contextlib.suppress(OSError):
-            path.unlink()
+            os.unlink(tmp)
+        raise
+    return path

@@ -478,3 +478,20 @@ def test_an_error_with_backticks_stays_inside_its_code_block(wired: Wired) -> No
         inside, _, after = blocks.lstrip()[len(opening) :].partition("\n" + opening + "\n")
         assert "evil.example" in inside, text
         assert "evil.example" not in after, text
+
+
+def test_tunnel_holds_when_its_state_file_cannot_be_written(stack: Stack, tmp_path: Path) -> None:
+    """Break: `tunnel` announces its ports in a state file for `env`; when that directory
+    cannot be made (XDG_STATE_HOME is a file, a read-only home), the tunnels that had
+    opened were torn down and the command died as "a bug in previewctl" (exit 1). The
+    file is a convenience: the tunnels hold, with a warning."""
+    assert stack.cli.run("up", "--pr", "7").code == 0, stack.cli.history[-1].output
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    proc = stack.popen("tunnel", "--pr", "7", env={"XDG_STATE_HOME": str(blocker)})
+    seen: list[str] = []
+    held = read_until(proc.stderr, "press Ctrl-C", 60, seen)
+    code, _out, stderr = interrupt(proc, signal.SIGINT)
+    assert held, "".join(seen) + stderr
+    assert code == 130, stderr
+    assert "a bug in previewctl" not in "".join(seen) + stderr

@@ -79,7 +79,9 @@ def _published(
     if tunnels is None:
         return contextlib.nullcontext()
     ports = {name: t.port for name, t in tunnels.tunnels.items()}
-    return tunnel_state.published(rt.env, found.app, found.target.pr, found.instance.id, ports)
+    return tunnel_state.published(
+        rt.env, found.app, found.target.pr, found.instance.id, ports, warn=rt.reporter.warn
+    )
 
 
 def _foreground(
