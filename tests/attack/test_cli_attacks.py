@@ -495,3 +495,16 @@ def test_tunnel_holds_when_its_state_file_cannot_be_written(stack: Stack, tmp_pa
     assert held, "".join(seen) + stderr
     assert code == 130, stderr
     assert "a bug in previewctl" not in "".join(seen) + stderr
+
+
+def test_a_lost_deployment_status_answer_is_not_a_second_status(wired: Wired) -> None:
+    """Break: when GitHub recorded the deployment's `success` status but the answer was
+    lost, the retry posted it again: two `success` statuses for one `up`, though a
+    status is added only when the state or URL changed (a lost create answer was
+    already handled; a lost status answer was not)."""
+    wired.github.inject("POST", r"/statuses$", drop_after=True)
+    result = wired.cli.run("up")
+    assert result.code == 0, result.output
+    (made,) = wired.github.deployments_in(f"pr-{wired.pr}")
+    states = [s["state"] for s in wired.github.statuses_of(made["id"])]
+    assert states == ["success"], states

@@ -121,15 +121,25 @@ class DeploymentsApi:
         description: str = "",
         environment_url: str | None = None,
         log_url: str | None = None,
+        after: DeploymentStatus | None = None,
     ) -> DeploymentStatus:
+        """Add a status. ``after``: the latest one before; an answer lost after GitHub
+        added the status finds it (a newer status in that state), not a second one."""
         body: dict[str, Any] = {"state": state, "description": description[:MAX_STATUS_DESCRIPTION]}
         if environment_url:
             body["environment_url"] = environment_url
         if log_url:
             body["log_url"] = log_url
-        response = self.client.request(
+
+        def added() -> DeploymentStatus | None:
+            latest = self.latest_status(repo, deployment_id)
+            newer = latest is not None and (after is None or latest.id != after.id)
+            return latest if newer and latest is not None and latest.state == state else None
+
+        return self.client.create_once(
             "POST",
             f"{_repo_path(repo)}/deployments/{int(deployment_id)}/statuses",
             json=body,
+            build=lambda response: DeploymentStatus.model_validate(response.json()),
+            find=added,
         )
-        return DeploymentStatus.model_validate(response.json())

@@ -142,6 +142,7 @@ def record(
                 description=text[:MAX_STATUS_DESCRIPTION],
                 environment_url=url,
                 log_url=run_url(rt.env),
+                after=latest,
             )
     except PreviewctlError as exc:
         _warn(rt, exc)
@@ -174,7 +175,11 @@ def mark_inactive(rt: Runtime, target: Target, app: str) -> list[int]:
             latest = api.latest_status(where.repo, deployment.id)
             if latest is None or latest.state != "inactive":
                 api.set_status(
-                    where.repo, deployment.id, "inactive", description="removed by previewctl down"
+                    where.repo,
+                    deployment.id,
+                    "inactive",
+                    description="removed by previewctl down",
+                    after=latest,
                 )
                 done.append(deployment.id)
     except PreviewctlError as exc:
