@@ -508,3 +508,24 @@ def test_a_lost_deployment_status_answer_is_not_a_second_status(wired: Wired) ->
     (made,) = wired.github.deployments_in(f"pr-{wired.pr}")
     states = [s["state"] for s in wired.github.statuses_of(made["id"])]
     assert states == ["success"], states
+
+
+def test_an_unset_env_reference_names_its_file_and_line(
+    tmp_path: Path, project: Project, fly: FlyEmulator, fly_token: str
+) -> None:
+    """Break: `${env.NAME}` unset said only "the config uses environment variables that are
+    not set: NAME", with no file:line (every other config error has one): in a config with
+    several steps and a machine config, the person had to grep for it."""
+    machine = json.loads(json.dumps(project.machine))
+    machine["containers"][0]["env"]["LLM"] = "${env.LLM_KEY_UNSET}"
+    toml = BASIC_TOML + '\n[[steps]]\nname = "m"\nrun = "true"\nenv = { X = "${env.STEP_UNSET}" }\n'
+    project.write(toml, machine=machine)
+    env = {**base_env(tmp_path), "FLY_API_TOKEN": fly_token, "FLY_API_BASE_URL": fly.url}
+    result = Cli(project, env).run("up", "--pr", "4", "--branch", "feat/x")
+    assert result.code == 2, result.output
+    step_line = toml.splitlines().index('env = { X = "${env.STEP_UNSET}" }') + 1
+    assert f"previewctl.toml:{step_line}" in result.stderr, result.stderr
+    assert "machine-config.json:" in result.stderr, result.stderr
+    assert "STEP_UNSET" in result.stderr
+    assert "LLM_KEY_UNSET" in result.stderr
+    assert not fly.apps

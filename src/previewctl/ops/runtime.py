@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from previewctl import config_checks, template
 from previewctl.actions import GitHubActions
 from previewctl.backends import platform
 from previewctl.backends.base import Platform, PreviewBackend
@@ -19,6 +20,7 @@ from previewctl.clients.github import GitHubClient
 from previewctl.clients.http import RetryPolicy, build_http_client
 from previewctl.clients.vercel import VercelClient
 from previewctl.config import Config, load_config
+from previewctl.configfile import json_line
 from previewctl.errors import InputError, MissingCredentialsError
 from previewctl.reporter import Reporter, wants_plain
 from previewctl.spec import PreviewSpec, build_spec
@@ -66,8 +68,13 @@ class Runtime:
         refs = self.config.env_refs(seed=seed, profiles=profiles)
         missing = sorted(n for n in refs if n not in self.env)
         if missing:
+            where = env_ref_places(self.config, set(missing))
             raise InputError(
-                "the config uses environment variables that are not set: " + ", ".join(missing)
+                "the config uses environment variables that are not set: "
+                + ", ".join(
+                    f"{name} ({where[name]})" if name in where else name for name in missing
+                ),
+                hint="export them, or give a default where they are used: ${env.NAME:-DEFAULT}",
             )
 
     def spec(self, target: Target) -> PreviewSpec:
@@ -152,3 +159,30 @@ class Runtime:
     @property
     def repo(self) -> str | None:
         return self.env.get("GITHUB_REPOSITORY") or None
+
+
+def env_ref_places(config: Config, names: set[str]) -> dict[str, str]:
+    """Where each ``${env.NAME}`` of ``names`` is first used: ``file:line [key]``."""
+    machine_prefix = f"{config.model.machine.config}:"
+    machine_file = (config.path.parent / config.model.machine.config).resolve()
+    places: dict[str, str] = {}
+    for key, text in config_checks.all_strings(config):
+        for ref in template.refs(text):
+            name = ref.parts[1] if ref.namespace == "env" and len(ref.parts) > 1 else None
+            if name is None or name not in names or name in places:
+                continue
+            if key.startswith(machine_prefix):
+                path = key[len(machine_prefix) :]
+                line = _machine_line(machine_file, path)
+                places[name] = f"{machine_file}{f':{line}' if line else ''} [{path}]"
+            else:
+                line = config.line_of(key)
+                places[name] = f"{config.path}{f':{line}' if line else ''} [{key}]"
+    return places
+
+
+def _machine_line(path: Path, key: str) -> int | None:
+    try:
+        return json_line(path.read_text(encoding="utf-8"), key)
+    except OSError:
+        return None
