@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from previewctl.config_sections import SECRET_NAME_RE, StrictModel, TunnelSection, vercel_keys
 from previewctl.configfile import json_line, read_text, validation_problems
 from previewctl.errors import ConfigError, Problems
-from previewctl.machine_config import MAX_MACHINE_DEPTH, machine_json_depth_ok
+from previewctl.machine_config import MAX_MACHINE_DEPTH, machine_json_depth_ok, near_miss_keys
 from previewctl.step_kinds import StepConfig
 
 # Names travel in a comma-separated env var and a metadata label: no commas or spaces.
@@ -193,4 +193,5 @@ def load_profile_machine(
             root=_ProfileMachine,
             find_line=lambda key: json_line(text, key),
         )
+    near_miss_keys(data, text, str(path), problems)
     return data

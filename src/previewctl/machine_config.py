@@ -137,7 +137,8 @@ def _objects(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return found
 
 
-def _near_miss_keys(data: dict[str, Any], text: str, file: str, problems: Problems) -> None:
+def near_miss_keys(data: dict[str, Any], text: str, file: str, problems: Problems) -> None:
+    """A config error for each key that is not Fly's but a near miss of one (with its line)."""
     for kind, where, item in _objects(data):
         known = _KNOWN_KEYS[kind]
         for key in item:
@@ -212,7 +213,7 @@ def load_machine_config(
             root=_MachineConfigShape,
             find_line=lambda key: json_line(text, key),
         )
-    _near_miss_keys(data, text, str(path), problems)
+    near_miss_keys(data, text, str(path), problems)
     metadata = data.get("metadata")
     for key in metadata if isinstance(metadata, dict) else ():
         if str(key).startswith("previewctl"):

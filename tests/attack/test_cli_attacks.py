@@ -529,3 +529,22 @@ def test_an_unset_env_reference_names_its_file_and_line(
     assert "STEP_UNSET" in result.stderr
     assert "LLM_KEY_UNSET" in result.stderr
     assert not fly.apps
+
+
+def test_a_typo_in_a_profile_machine_file_is_a_config_error_with_its_line(
+    tmp_path: Path, project: Project
+) -> None:
+    """Break: the same near-miss key (`"evn"`) in a profile's machine file (a file the
+    config includes) passed too: Fly would have started the profile's container
+    without its env."""
+    profile = {"containers": [{"name": "collector", "image": "otel/col:1", "evn": {"A": "b"}}]}
+    (project.root / ".fly" / "profiles").mkdir(parents=True)
+    (project.root / ".fly" / "profiles" / "tracing.json").write_text(json.dumps(profile, indent=2))
+    project.write(
+        BASIC_TOML
+        + '\n[profiles.tracing]\nmachine = ".fly/profiles/tracing.json"\nports = [14318]\n'
+    )
+    result = Cli(project, base_env(tmp_path)).run("plan", "--pr", "3", "--profile", "tracing")
+    assert result.code == 2, result.output
+    assert "tracing.json:" in result.stderr, result.stderr
+    assert "did you mean 'env'" in result.stderr, result.stderr
