@@ -44,7 +44,8 @@ def test_every_missing_prerequisite_is_reported_at_once(
     err = result.stderr
     assert "5 problems, found before anything was changed:" in err
     for needle in (
-        "PREVIEW_LOG_LEVEL, PREVIEW_REGION",  # the env refs
+        "PREVIEW_LOG_LEVEL (",  # the env refs, each with where it is used
+        "PREVIEW_REGION (",
         "FLY_API_TOKEN is not set",
         "flyctl was not found on PATH",
         "VERCEL_TOKEN is not set",
