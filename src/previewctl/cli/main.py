@@ -6,11 +6,10 @@ Heavy modules are imported inside the commands so that ``--help`` stays fast.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
@@ -22,14 +21,13 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_exceptions  # type: ignore[no-redef,unused-ignore]
 
 from previewctl import __version__
-from previewctl.cli import failure, helptext, usage
+from previewctl.cli import ending, failure, helptext, usage
 from previewctl.cli.application import Application
 from previewctl.cli.options import (
     JSON_HELP,
     VERBOSE_HELP,
     PreviewctlGroup,
     ProfileOption,
-    wants_json,
 )
 
 app = typer.Typer(
@@ -334,49 +332,7 @@ def doctor(
         raise typer.Exit(1)
 
 
-# ---- the one place errors become messages and exit codes ---------------------------------
-
-
-def _unexpected(application: Application, exc: Exception) -> NoReturn:
-    from previewctl.actions import GitHubActions
-
-    short = process_exit.format_exception(exc, full=False)
-    actions = GitHubActions(os.environ)
-    actions.annotate("error", short, "unexpected error (a bug in previewctl)")
-    text = process_exit.format_exception(exc, full=True) if application.verbose else short
-    sys.stderr.write("unexpected error (a bug in previewctl):\n" + actions.text(text))
-    if not application.verbose:
-        sys.stderr.write("run with -v for the traceback\n")
-    sys.stderr.flush()
-    if _json_mode(application):
-        message = "unexpected error (a bug in previewctl): " + short.strip()
-        failure.emit_json_error(1, "unexpected error", message, "run with -v for the traceback")
-    raise SystemExit(1)
-
-
-def _json_mode(application: Application, *, parsed: bool = False) -> bool:
-    """Whether a failure also goes to stdout as JSON: asked for, and no object printed yet
-    (stdout holds one JSON object, also when a `tunnel --json` is interrupted).
-
-    ``parsed``: the command line was parsed (the error came from the command), so
-    ``--json`` counts only as an option, never as another option's value
-    (`--branch --json`); otherwise argv is all there is to go by.
-    """
-    if application.emitted:
-        return False
-    return application.json or (not parsed and wants_json(sys.argv[1:]))
-
-
-def _usage_error(application: Application, exc: click_exceptions.UsageError) -> NoReturn:
-    no_args = getattr(click_exceptions, "NoArgsIsHelpError", None)
-    if no_args is not None and isinstance(exc, no_args) and exc.ctx is not None:
-        # bare `previewctl`: the help, on stdout, exit 0 (as gh and flyctl do)
-        sys.stdout.write(exc.ctx.get_help() + "\n")
-        raise SystemExit(0)
-    if isinstance(exc, click_exceptions.NoSuchOption):
-        exc.possibilities = usage.option_suggestion(exc.option_name, exc.ctx)
-    hint = f"run '{exc.ctx.command_path} --help' for help" if exc.ctx is not None else None
-    failure.fail(2, "usage error", exc.format_message(), hint, json_mode=_json_mode(application))
+# ---- the one place errors become messages and exit codes (helpers: cli/ending.py) -------
 
 
 def main() -> None:
@@ -387,22 +343,13 @@ def main() -> None:
         process_exit.ignore_interrupts_if_interrupted()
 
 
-def _tolerant_streams() -> None:
-    """A stream that cannot encode a character (an ASCII or cp1252 console, a
-    PYTHONIOENCODING) shows it escaped: a result line must never kill the command."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(errors="backslashreplace")
-
-
 def _main(application: Application) -> None:
-    _tolerant_streams()
-    json_mode = functools.partial(_json_mode, application)
+    ending.tolerant_streams()
+    json_mode = functools.partial(ending.json_mode, application)
     try:
         result = app(standalone_mode=False, obj=application)
     except click_exceptions.UsageError as exc:
-        _usage_error(application, exc)
+        ending.usage_error(application, exc)
     except click_exceptions.ClickException as exc:
         failure.fail(exc.exit_code, "error", exc.format_message(), json_mode=json_mode())
     except (KeyboardInterrupt, typer.Abort):
@@ -413,9 +360,9 @@ def _main(application: Application) -> None:
         from previewctl.errors import PreviewctlError
 
         if isinstance(exc, PreviewctlError):
-            parsed = _json_mode(application, parsed=True)
+            parsed = ending.json_mode(application, parsed=True)
             failure.fail(exc.exit_code, exc.title, exc.message, exc.hint, json_mode=parsed)
-        _unexpected(application, exc)
+        ending.unexpected(application, exc)
     if result == 130:  # typer turns KeyboardInterrupt (Ctrl-C, our SIGTERM) into Exit(130)
         failure.fail(
             130,
