@@ -32,7 +32,8 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 ACTION = ROOT / "action.yml"
 SHA_PIN = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
 SECRET_ENV = ("FLY_API_TOKEN", "VERCEL_TOKEN", "GITHUB_TOKEN")
-OPTIONAL_SECRET_ENV = ("ANTHROPIC_API_KEY",)  # ${env.ANTHROPIC_API_KEY:-} in previewctl.toml
+# ${env.NAME:-} in previewctl.toml: the LLM key, and the shared SigNoz of the signoz profile
+OPTIONAL_SECRET_ENV = ("ANTHROPIC_API_KEY", "SIGNOZ_OTLP_HEADERS_SECRET", "SIGNOZ_API_KEY")
 FORK_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
 DEPENDABOT_GUARD = "github.actor != 'dependabot[bot]'"
 

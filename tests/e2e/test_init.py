@@ -21,6 +21,10 @@ WRITTEN = [
     ".github/workflows/preview.yml",
     ".github/workflows/preview-gc.yml",
 ]
+# the agents template's profiles (tracing, nango) bring their machine files
+PROFILE_FILES = [".fly/profiles/tracing.json", ".fly/profiles/otel-collector.yaml"]
+PROFILE_FILES += [".fly/profiles/nango.json"]
+WRITTEN_BY = {"postgres": WRITTEN, "agents": WRITTEN + PROFILE_FILES}
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -51,6 +55,9 @@ def test_agents_template_is_the_shipped_default_byte_for_byte() -> None:
     assert (ROOT / ".fly" / "machine-config.json").read_bytes() == template_text(
         "agents/machine-config.json"
     ).encode("utf-8")
+    for path in PROFILE_FILES:
+        shipped = template_text("agents/profiles/" + path.rsplit("/", 1)[1])
+        assert (ROOT / path).read_bytes() == shipped.encode("utf-8"), path
 
 
 def _jobs(text: str) -> dict[str, Any]:
@@ -69,10 +76,11 @@ def test_written_workflows_are_the_shipped_ones_with_the_action_reference(name: 
 def test_init_then_plan_works_in_an_empty_directory(empty: Path, template: str) -> None:
     init = run(empty, "init", "--template", template)
     assert init.returncode == 0, init.stderr
+    written = WRITTEN_BY[template]
     assert sorted(str(p.relative_to(empty)) for p in empty.rglob("*") if p.is_file()) == sorted(
-        WRITTEN
+        written
     )
-    for path in WRITTEN:
+    for path in written:
         assert path in init.stdout
     assert "FLY_API_TOKEN" in init.stdout  # the secrets to add
     assert "[app] org" in init.stdout  # the values to change

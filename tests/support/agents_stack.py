@@ -41,7 +41,10 @@ from tests.support.cli import Cli, base_env
 from tests.support.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = ("previewctl.toml", ".fly/machine-config.json")
+SHIPPED: tuple[str, ...] = ("previewctl.toml", ".fly/machine-config.json")
+SHIPPED += tuple(
+    f".fly/profiles/{n}" for n in ("tracing.json", "otel-collector.yaml", "nango.json")
+)
 ORG, PR, BRANCH, APP = "inkeep", 5, "feat/planner", "pr-5-agents"
 DB, USER = "inkeep_agents", "appuser"
 TEMPLATE = "agents-cookbook/template-projects"
@@ -52,7 +55,7 @@ DOLTGRES_CREATES_DB_AFTER = 1.0
 
 def write_checkout(root: Path) -> None:
     """The agents repository as far as the shipped steps and seed touch it."""
-    (root / ".fly").mkdir(parents=True)
+    (root / ".fly" / "profiles").mkdir(parents=True)
     for name in SHIPPED:
         (root / name).symlink_to(REPO / name)
     (root / "package.json").write_text(json.dumps({"name": "agents", "private": True}))

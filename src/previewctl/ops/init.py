@@ -1,8 +1,8 @@
 """`init`: write a starting set-up into a repository, from templates shipped in the package.
 
-The `agents` template is the shipped default: this repository's own previewctl.toml and
-.fly/machine-config.json (a test keeps them byte-for-byte equal). The two workflows use
-the composite action.
+The `agents` template is the shipped default: this repository's own previewctl.toml,
+.fly/machine-config.json and .fly/profiles/ (a test keeps them byte-for-byte equal). The
+two workflows use the composite action.
 """
 
 from __future__ import annotations
@@ -28,6 +28,13 @@ _CONFIG_FILES = (
     ("{template}/previewctl.toml", "previewctl.toml"),
     ("{template}/machine-config.json", ".fly/machine-config.json"),
 )
+# The machine files of a template's [profiles] (and what they carry, readable).
+_PROFILE_FILES: dict[str, tuple[tuple[str, str], ...]] = {
+    "agents": tuple(
+        (f"agents/profiles/{name}", f".fly/profiles/{name}")
+        for name in ("tracing.json", "otel-collector.yaml", "nango.json")
+    ),
+}
 _WORKFLOWS = (
     ("workflows/preview.yml", ".github/workflows/preview.yml"),
     ("workflows/preview-gc.yml", ".github/workflows/preview-gc.yml"),
@@ -60,6 +67,7 @@ def template_files(template: str, action: str = DEFAULT_ACTION) -> dict[str, str
     if template not in TEMPLATES:
         raise InputError(f"unknown template {template!r}: choose one of {', '.join(TEMPLATES)}")
     files = {dest: template_text(src.format(template=template)) for src, dest in _CONFIG_FILES}
+    files.update({dest: template_text(src) for src, dest in _PROFILE_FILES.get(template, ())})
     for src, dest in _WORKFLOWS:
         files[dest] = template_text(src).replace(_ACTION_PLACEHOLDER, action)
     return files
