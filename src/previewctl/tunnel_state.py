@@ -103,13 +103,18 @@ def _read(path: Path) -> LiveTunnels | None:
         return None
 
 
-def find_live(env: Mapping[str, str], app: str, pr: int) -> LiveTunnels | None:
-    """The newest running tunnel process of ``app`` (PR ``pr``) whose every port listens;
-    files whose process is gone are removed."""
+def find_live(
+    env: Mapping[str, str], app: str, pr: int, machine: str | None = None
+) -> LiveTunnels | None:
+    """The newest running tunnel process of ``app`` (PR ``pr``; to ``machine`` when given:
+    a tunnel goes to one machine) whose every port listens; files whose process is gone
+    are removed."""
     found: list[LiveTunnels] = []
     for path in state_dir(env).glob(f"tunnels-{app}-*.json"):
         live = _read(path)
         if live is None or live.app != app or live.pr != pr:
+            continue
+        if machine is not None and live.machine != machine:
             continue
         if not _alive(live.pid):
             with contextlib.suppress(OSError):

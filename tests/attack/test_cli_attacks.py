@@ -548,3 +548,22 @@ def test_a_typo_in_a_profile_machine_file_is_a_config_error_with_its_line(
     assert result.code == 2, result.output
     assert "tracing.json:" in result.stderr, result.stderr
     assert "did you mean 'env'" in result.stderr, result.stderr
+
+
+def test_env_ignores_a_tunnel_to_the_previews_old_machine(
+    cli: InProcessCli, env_preview: str, tmp_path: Path
+) -> None:
+    """Break: a `tunnel` still running from before the preview was made again (down and
+    up: a new machine, new secrets) kept its state file; `env` printed its port, a
+    tunnel to a machine that is gone (tunnels go to `MACHINE.vm.APP.internal`), with the
+    new preview's password."""
+    state = tmp_path / "state"
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    try:
+        _write_state(state, "pr-5-svc", 5, os.getpid(), {"db": port})  # machine "m1": not it
+        code, output = _env_exit(cli, state)
+    finally:
+        listener.close()
+    assert code == 2, output
+    assert f"127.0.0.1:{port}" not in output

@@ -22,15 +22,16 @@ def _used_tunnels(spec: PreviewSpec) -> set[str]:
 
 
 def listening_ports(
-    rt: Runtime, spec: PreviewSpec, *, say: bool = True
+    rt: Runtime, spec: PreviewSpec, *, say: bool = True, machine: str | None = None
 ) -> dict[str, tuple[str, int]]:
     """Where each tunnel really listens: a running tunnel/resume's ports, else fixed ones.
 
     A tunnel with ``local_port = 0`` and no running tunnel has no port yet: bad input
-    (exit 2), found before any remote call.
+    (exit 2), found before any remote call. ``machine``: the preview's machine, once
+    known; a tunnel to another one (a preview made again since) does not count.
     """
     app, pr = spec.app, spec.pr
-    live = tunnel_state.find_live(rt.env, app, pr)
+    live = tunnel_state.find_live(rt.env, app, pr, machine)
     ports: dict[str, tuple[str, int]] = {}
     unknown: list[str] = []
     for name, t in spec.tunnels.items():
@@ -64,6 +65,7 @@ def run_env(rt: Runtime, pr: str) -> dict[str, str]:
     local_problems(rt, target, tunnels=False, vercel=False).raise_if_any()
     listening_ports(rt, rt.spec(target), say=False)  # the base's: before any remote call
     found = open_preview(rt, target)
-    tunnels = listening_ports(rt, found.spec)  # with the recorded profiles' tunnels
+    # with the recorded profiles' tunnels, and only a tunnel to this preview's machine
+    tunnels = listening_ports(rt, found.spec, machine=found.instance.id)
     values = dataclasses.replace(found.values(), tunnels=tunnels)
     return found.spec.steps_env(values)
