@@ -567,3 +567,16 @@ def test_env_ignores_a_tunnel_to_the_previews_old_machine(
         listener.close()
     assert code == 2, output
     assert f"127.0.0.1:{port}" not in output
+
+
+@pytest.mark.parametrize("order", [("--json", "--version"), ("--version", "--json")])
+def test_version_under_json_is_one_object(
+    tmp_path: Path, project: Project, order: tuple[str, str]
+) -> None:
+    """Break: `previewctl --json --version` printed `previewctl 0.1.0`: under --json, stdout
+    is one JSON object, also for the version (a workflow logs which one it ran)."""
+    result = Cli(project, base_env(tmp_path)).run(*order)
+    assert result.code == 0, result.output
+    data = one_json_object(result.stdout)
+    assert isinstance(data["version"], str)
+    assert data["version"]

@@ -6,6 +6,7 @@ Heavy modules are imported inside the commands so that ``--help`` stays fast.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +29,7 @@ from previewctl.cli.options import (
     VERBOSE_HELP,
     PreviewctlGroup,
     ProfileOption,
+    wants_json,
 )
 
 app = typer.Typer(
@@ -69,8 +71,10 @@ BranchOption = Annotated[
 
 
 def _show_version(value: bool) -> None:
-    if value:
-        sys.stdout.write(f"previewctl {__version__}\n")
+    if value:  # eager: --json may not be parsed yet, so argv says whether it was given
+        as_json = wants_json(sys.argv[1:])
+        text = json.dumps({"version": __version__}) if as_json else f"previewctl {__version__}"
+        sys.stdout.write(text + "\n")
         raise typer.Exit(0)
 
 
