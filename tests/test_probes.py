@@ -30,7 +30,6 @@ from previewctl.probes import (
     pg_ping,
     probe_once,
     wait_all,
-    wait_until_ready,
 )
 from previewctl.reporter import Reporter
 from tests.support.processes import wait_for
@@ -251,7 +250,7 @@ def test_login_probe_refuses_a_wrong_password_without_showing_it(pg_database: Pg
     assert wrong not in repr(login)
 
 
-def test_wait_until_ready_with_a_login_returns_once_the_database_exists(
+def test_a_probe_with_a_login_returns_once_the_database_exists(
     pg_database: PgDatabase, reporter: Reporter
 ) -> None:
     server = pg_database.server
@@ -268,14 +267,11 @@ def test_wait_until_ready_with_a_login_returns_once_the_database_exists(
     worker.start()
     reporter.verbose = True  # the per-tunnel "ready" line is a detail (ops.session says it)
     try:
-        wait_until_ready(
-            "manage_db",
-            ProbeKind.POSTGRES,
-            server.host,
-            server.port,
+        login = PgLogin(pg_database.user, pg_database.password, later)
+        wait_all(
+            [ProbeTarget("manage_db", ProbeKind.POSTGRES, server.host, server.port, login)],
             deadline=time.monotonic() + 20,
             reporter=reporter,
-            login=PgLogin(pg_database.user, pg_database.password, later),
         )
         assert created.is_set()
         assert f"database {later} accepts a login" in output(reporter)
@@ -284,32 +280,22 @@ def test_wait_until_ready_with_a_login_returns_once_the_database_exists(
         server.drop_database(later)
 
 
-# ---- wait_until_ready -----------------------------------------------------------------------
+# ---- one tunnel ---------------------------------------------------------------------------
 
 
-def test_wait_until_ready_returns_when_postgres_answers(
+def one(name: str, kind: ProbeKind, host: str, port: int) -> list[ProbeTarget]:
+    return [ProbeTarget(name, kind, host, port)]
+
+
+def test_a_probe_returns_when_postgres_answers(
     postgres_server: PostgresServer, reporter: Reporter
 ) -> None:
-    wait_until_ready(
-        "manage_db",
-        ProbeKind.POSTGRES,
-        postgres_server.host,
-        postgres_server.port,
-        deadline=time.monotonic() + 10,
-        reporter=reporter,
-    )
-    assert output(reporter) == (  # a plain log: the wait, and no line per probe
-        f"… waiting for manage_db (postgres on localhost:{postgres_server.port})\n"
-    )
+    target = one("manage_db", ProbeKind.POSTGRES, postgres_server.host, postgres_server.port)
+    wait_all(target, deadline=time.monotonic() + 10, reporter=reporter)
+    # a plain log: the wait, and no line per probe
+    assert output(reporter) == "… waiting for 1 tunnel(s) to be ready\n"
     reporter.verbose = True
-    wait_until_ready(
-        "manage_db",
-        ProbeKind.POSTGRES,
-        postgres_server.host,
-        postgres_server.port,
-        deadline=time.monotonic() + 10,
-        reporter=reporter,
-    )
+    wait_all(target, deadline=time.monotonic() + 10, reporter=reporter)
     assert f"tunnel manage_db: postgres ready on localhost:{postgres_server.port}" in output(
         reporter
     )
@@ -321,11 +307,8 @@ def test_nothing_listening_fails_within_the_deadline_naming_the_tunnel(
     port = free_port()
     started = time.monotonic()
     with pytest.raises(TimeoutExceededError) as info:
-        wait_until_ready(
-            "run_db",
-            ProbeKind.POSTGRES,
-            "127.0.0.1",
-            port,
+        wait_all(
+            one("run_db", ProbeKind.POSTGRES, "127.0.0.1", port),
             deadline=started + 1.0,
             reporter=reporter,
             describe_remote=lambda: "machine 148e: postgres=starting, doltgres=started",
@@ -337,7 +320,7 @@ def test_nothing_listening_fails_within_the_deadline_naming_the_tunnel(
     assert message.startswith(f"tunnel run_db (localhost:{port}): postgres not ready after 1s")
     assert "last seen: no response: nothing accepts connections" in message
     assert message.endswith("\nmachine 148e: postgres=starting, doltgres=started")
-    assert "waiting for run_db (postgres on localhost" in output(reporter)  # progress shown
+    assert "waiting for 1 tunnel(s) to be ready: run_db: no response" in output(reporter)
 
 
 def test_a_failing_describe_remote_does_not_hide_the_timeout(reporter: Reporter) -> None:
@@ -345,11 +328,8 @@ def test_a_failing_describe_remote_does_not_hide_the_timeout(reporter: Reporter)
         raise RuntimeError("fly api down")
 
     with pytest.raises(TimeoutExceededError) as info:
-        wait_until_ready(
-            "db",
-            ProbeKind.TCP,
-            "127.0.0.1",
-            free_port(),
+        wait_all(
+            one("db", ProbeKind.TCP, "127.0.0.1", free_port()),
             deadline=time.monotonic() + 0.3,
             reporter=reporter,
             describe_remote=broken,
@@ -368,11 +348,8 @@ def test_a_dead_tunnel_fails_fast_through_alive_check(reporter: Reporter) -> Non
 
     started = time.monotonic()
     with pytest.raises(TunnelError, match="tunnel db ended unexpectedly"):
-        wait_until_ready(
-            "db",
-            ProbeKind.TCP,
-            "127.0.0.1",
-            free_port(),
+        wait_all(
+            one("db", ProbeKind.TCP, "127.0.0.1", free_port()),
             deadline=started + 30,
             reporter=reporter,
             alive_check=alive_check,

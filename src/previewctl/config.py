@@ -48,7 +48,6 @@ from previewctl.machine_config import load_machine_config
 from previewctl.step_kinds import StepConfig
 from previewctl.template import Known, TemplateError
 
-DEFAULT_CONFIG = "previewctl.toml"
 # Patterns are used with fullmatch: `$` would also accept a trailing newline.
 APP_NAME_RE = re.compile(r"[a-z0-9-]{1,63}")
 _TUNNEL_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")

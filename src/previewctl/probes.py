@@ -10,7 +10,6 @@ use instead of pinging: a server can answer before that database exists.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import socket
 import struct
@@ -245,42 +244,6 @@ class _Wait:
     alive_check: Callable[[], None] | None = None
     cancel: threading.Event | None = None
     hint: str = DEFAULT_HINT
-
-
-def wait_until_ready(
-    name: str,
-    kind: ProbeKind,
-    host: str,
-    port: int,
-    *,
-    deadline: float,
-    reporter: Reporter,
-    describe_remote: Callable[[], str] | None = None,
-    alive_check: Callable[[], None] | None = None,
-    progress: Callable[[str], None] | None = None,
-    cancel: threading.Event | None = None,
-    login: PgLogin | None = None,
-    hint: str = DEFAULT_HINT,
-) -> None:
-    """Probe until ready or ``deadline`` (a ``time.monotonic()`` value).
-
-    ``alive_check`` runs every round (pass ``TunnelSet.check_alive``) so a dead tunnel
-    fails at once. ``progress`` replaces the reporter's own wait display (``wait_all``
-    shares one); ``cancel`` set by another thread ends the wait quietly. With ``login``
-    a postgres probe logs in to that database. ``hint`` goes with a timeout.
-    """
-    if kind is ProbeKind.NONE:
-        if alive_check is not None:
-            alive_check()
-        return
-    display = (
-        contextlib.nullcontext(progress)
-        if progress is not None
-        else reporter.waiting(f"waiting for {name} ({kind} on localhost:{port})")
-    )
-    how = _Wait(deadline, reporter, describe_remote, alive_check, cancel, hint)
-    with display as update:
-        _wait_loop(ProbeTarget(name, kind, host, port, login), how, update)
 
 
 def _wait_loop(target: ProbeTarget, how: _Wait, update: Callable[[str], None]) -> None:

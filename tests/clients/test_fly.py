@@ -11,6 +11,7 @@ import httpx
 import pytest
 import respx
 
+from previewctl.backends.fly import diagnose
 from previewctl.backends.fly.client import (
     IDEMPOTENCY_KEY,
     LEASE_TTL,
@@ -581,7 +582,7 @@ def test_compat_checks_are_dropped_before_judging_health() -> None:
     )
     assert [c.name for c in m.checks] == ["db-tcp"]
     assert m.healthy is True
-    assert "compat" not in m.describe_health()
+    assert "compat" not in diagnose.describe(m)
     only_compat = machine_json(checks=[{"name": "bg_deployments_compat_x", "status": "critical"}])
     assert Machine.model_validate(only_compat).healthy is True
     assert Machine.model_validate(machine_json(checks=None)).checks == []
@@ -595,7 +596,7 @@ def test_configured_checks_without_results_are_not_health() -> None:
         fresh = Machine.model_validate(machine_json(config=config))
         assert fresh.configured_checks == 1
         assert fresh.healthy is False
-        assert "no results yet for its 1 configured check(s)" in fresh.describe_health()
+        assert "no results yet for its 1 configured check(s)" in diagnose.describe(fresh)
         reported = machine_json(config=config, checks=[{"name": "http", "status": "passing"}])
         assert Machine.model_validate(reported).healthy is True
     # container healthchecks alone keep "no checks = healthy once started" (flyctl too)
@@ -603,7 +604,7 @@ def test_configured_checks_without_results_are_not_health() -> None:
     assert Machine.model_validate(machine_json(config=containers)).healthy is True
 
 
-def test_describe_health_shows_containers_and_failing_checks() -> None:
+def test_the_diagnosis_shows_containers_and_failing_checks() -> None:
     m = Machine.model_validate(
         machine_json(
             "started",
@@ -615,9 +616,9 @@ def test_describe_health_shows_containers_and_failing_checks() -> None:
             ],
         )
     )
-    assert m.describe_health() == (
-        f"machine {MID} started; container db: running; container authz: unknown; "
-        "check db-tcp: critical (dial tcp: refused); check quiet: warning"
+    assert diagnose.describe(m) == (
+        "  state: started\n  containers: db running, authz unknown\n  failing checks:\n"
+        "    db-tcp: critical\n      dial tcp:\n      refused\n    quiet: warning"
     )
 
 
@@ -673,4 +674,6 @@ def test_a_check_without_a_status_parses_and_is_not_passing() -> None:
     )
     assert [c.status for c in m.checks] == [None, "passing"]
     assert m.healthy is False
-    assert m.describe_health() == f"machine {MID} started; check db-tcp: no status (starting)"
+    assert diagnose.describe(m) == (
+        "  state: started\n  failing checks:\n    db-tcp: no status\n      starting"
+    )

@@ -181,19 +181,6 @@ class Machine(_Lenient):
             return False
         return all(c.status == "passing" for c in self.checks)
 
-    def describe_health(self) -> str:
-        parts = [f"machine {self.id} {self.state}"]
-        for c in self.containers:
-            parts.append(f"container {c.name}: {c.state or 'unknown'}")
-        if self.awaiting_check_results:
-            parts.append(f"no results yet for its {self.configured_checks} configured check(s)")
-        for check in self.checks:
-            if check.status != "passing":
-                out = (check.output or "").strip().replace("\n", " ")[:200]
-                status = check.status or "no status"
-                parts.append(f"check {check.name}: {status}" + (f" ({out})" if out else ""))
-        return "; ".join(parts)
-
 
 class Lease(_Lenient):
     nonce: str

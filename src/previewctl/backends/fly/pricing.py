@@ -38,7 +38,6 @@ DEFAULT_ROOTFS_GB = 1.0
 
 # States in which Fly bills CPU and memory; the rest bill storage only (or nothing).
 RUNNING_STATES = frozenset({"started", "starting", "stopping", "replacing", "updating"})
-STORAGE_STATES = frozenset({"stopped", "suspended", "suspending", "created", "failed"})
 GONE_STATES = frozenset({"destroying", "destroyed"})
 
 
