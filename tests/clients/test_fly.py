@@ -35,9 +35,10 @@ from previewctl.errors import (
     TimeoutExceededError,
     TransientApiError,
 )
+from tests.support import answers
 
-APP = "pr-7-agents"
-MID = "m123"
+APP = answers.FLY_APP
+MID = answers.FLY_MACHINE
 
 
 class Sleeps:
@@ -64,10 +65,6 @@ def fly(sleeps: Sleeps) -> Iterator[FlyClient]:
     policy = RetryPolicy(max_wait=0.01, multiplier=0.001, sleep=sleeps)
     with build_http_client(DEFAULT_BASE_URL, {"Authorization": "FlyV1 fm2_x"}) as http:
         yield FlyClient(http, retry=policy)
-
-
-def machine_json(state: str = "started", **extra: Any) -> dict[str, Any]:
-    return {"id": MID, "name": "preview", "state": state, "region": "iad", **extra}
 
 
 def body_of(call: Any) -> Any:
@@ -153,7 +150,7 @@ def test_get_app(api: respx.MockRouter, fly: FlyClient) -> None:
 
 
 def test_get_app_404_is_none(api: respx.MockRouter, fly: FlyClient) -> None:
-    route = api.get(f"/v1/apps/{APP}").respond(404, json={"error": "app not found"})
+    route = api.get(f"/v1/apps/{APP}").respond(404, json=answers.fly_error("app not found"))
     assert fly.get_app(APP) is None
     assert route.call_count == 1
 
@@ -231,7 +228,7 @@ def test_client_errors_fail_at_once_with_the_api_message(
 
 
 def test_422_code_is_kept(api: respx.MockRouter, fly: FlyClient) -> None:
-    api.post("/v1/apps").respond(422, json={"error": "taken", "status": "name_taken"})
+    api.post("/v1/apps").respond(422, json=answers.fly_name_taken())
     with pytest.raises(ConflictError) as info:
         fly.create_app(APP, "acme")
     assert info.value.code == "name_taken"
@@ -239,7 +236,7 @@ def test_422_code_is_kept(api: respx.MockRouter, fly: FlyClient) -> None:
 
 
 def test_create_app_as_fly_go_sends_it(api: respx.MockRouter, fly: FlyClient) -> None:
-    route = api.post("/v1/apps").respond(201, json={"id": "a1"})
+    route = api.post("/v1/apps").respond(201, json=answers.fly_app(APP))
     app = fly.create_app(APP, "acme")
     assert app.name == APP
     assert route.calls.last.request.url.params["wait"] == "true"
@@ -279,7 +276,7 @@ def test_wait_for_app_treats_404_and_401_as_not_yet(
 ) -> None:
     route = api.get(f"/v1/apps/{APP}")
     route.side_effect = [
-        httpx.Response(not_yet, json={"error": "app not found"}),
+        httpx.Response(not_yet, json=answers.fly_error("app not found")),
         httpx.Response(not_yet, json={"error": "unauthorized"}),
         httpx.Response(200, json={"name": APP, "organization": {"slug": "acme"}}),
     ]
@@ -293,7 +290,7 @@ def test_wait_for_app_treats_404_and_401_as_not_yet(
 
 
 def test_wait_for_app_gives_up_at_the_deadline(api: respx.MockRouter, fly: FlyClient) -> None:
-    route = api.get(f"/v1/apps/{APP}").respond(404, json={"error": "app not found"})
+    route = api.get(f"/v1/apps/{APP}").respond(404, json=answers.fly_error("app not found"))
     with pytest.raises(TimeoutExceededError, match="did not show the app"):
         fly.wait_for_app(APP, deadline=time.monotonic() + 0.05)
     assert route.call_count >= 1
@@ -317,10 +314,10 @@ def test_create_app_with_empty_body(api: respx.MockRouter, fly: FlyClient) -> No
 
 def test_list_apps_and_delete_app(api: respx.MockRouter, fly: FlyClient) -> None:
     api.get("/v1/apps", params={"org_slug": "acme"}).respond(
-        json={"total_apps": 2, "apps": [{"name": "pr-1-agents"}, {"name": "pr-2-agents"}]}
+        json=answers.fly_apps("pr-1-agents", "pr-2-agents")
     )
     api.delete("/v1/apps/pr-1-agents").respond(202)
-    api.delete("/v1/apps/gone").respond(404, json={"error": "not found"})
+    api.delete("/v1/apps/gone").respond(404, json=answers.fly_error("app not found"))
     assert [a.name for a in fly.list_apps("acme")] == ["pr-1-agents", "pr-2-agents"]
     assert fly.delete_app("pr-1-agents") is True
     assert fly.delete_app("gone") is False
@@ -338,14 +335,14 @@ def test_persistent_5xx_gives_transient_error(api: respx.MockRouter, sleeps: Sle
 
 # ---- machines ---------------------------------------------------------------------------
 def test_list_machines_filters_by_metadata(api: respx.MockRouter, fly: FlyClient) -> None:
-    route = api.get(f"/v1/apps/{APP}/machines").respond(json=[machine_json()])
+    route = api.get(f"/v1/apps/{APP}/machines").respond(json=[answers.fly_machine()])
     found = fly.list_machines(APP, metadata={"previewctl_pr": "7"})
     assert [m.id for m in found] == [MID]
     assert route.calls.last.request.url.params["metadata.previewctl_pr"] == "7"
 
 
 def test_create_machine_sends_region_config_and_key(api: respx.MockRouter, fly: FlyClient) -> None:
-    route = api.post(f"/v1/apps/{APP}/machines").respond(json=machine_json("created"))
+    route = api.post(f"/v1/apps/{APP}/machines").respond(json=answers.fly_machine("created"))
     config = {"guest": {"cpus": 1}, "metadata": {"previewctl_pr": "7"}}
     machine = fly.create_machine(APP, config=config, region="iad", name="preview")
     assert machine.state == "created"
@@ -373,7 +370,7 @@ def test_create_machine_after_a_dropped_connection_finds_the_machine(
         key = request.url.params.get(f"metadata.{IDEMPOTENCY_KEY}")
         assert key == sent[0]
         return httpx.Response(
-            200, json=[machine_json("created", config={"metadata": {IDEMPOTENCY_KEY: key}})]
+            200, json=[answers.fly_machine("created", config={"metadata": {IDEMPOTENCY_KEY: key}})]
         )
 
     lookup = api.get(f"/v1/apps/{APP}/machines").mock(side_effect=listing)
@@ -390,7 +387,7 @@ def test_create_machine_retries_with_the_same_key_when_nothing_was_created(
     create = api.post(f"/v1/apps/{APP}/machines")
     create.side_effect = [
         httpx.Response(503, json={"error": "try again"}),
-        httpx.Response(200, json=machine_json("created")),
+        httpx.Response(200, json=answers.fly_machine("created")),
     ]
     api.get(f"/v1/apps/{APP}/machines").respond(json=[])
     machine = fly.create_machine(APP, config={}, region="iad")
@@ -413,8 +410,8 @@ def test_create_machine_client_error_is_not_retried(api: respx.MockRouter, fly: 
 
 
 def test_machine_actions_send_the_lease_nonce(api: respx.MockRouter, fly: FlyClient) -> None:
-    update = api.post(f"/v1/apps/{APP}/machines/{MID}").respond(json=machine_json())
-    start = api.post(f"/v1/apps/{APP}/machines/{MID}/start").respond(json={"ok": True})
+    update = api.post(f"/v1/apps/{APP}/machines/{MID}").respond(json=answers.fly_machine())
+    start = api.post(f"/v1/apps/{APP}/machines/{MID}/start").respond(json=answers.fly_started())
     stop = api.post(f"/v1/apps/{APP}/machines/{MID}/stop").respond(json={"ok": True})
     meta = api.post(f"/v1/apps/{APP}/machines/{MID}/metadata/k").respond(204)
     fly.update_machine(APP, MID, config={"image": "x"}, nonce="n1")
@@ -507,7 +504,7 @@ def test_lease_waits_for_a_held_lease_and_releases_at_exit(
 
 def test_lease_ttl_defaults_to_flyctls_two_minutes(api: respx.MockRouter, fly: FlyClient) -> None:
     acquire = api.post(f"/v1/apps/{APP}/machines/{MID}/lease").respond(
-        201, json={"status": "success", "data": {"nonce": "n"}}
+        201, json=answers.fly_lease("n")
     )
     api.delete(f"/v1/apps/{APP}/machines/{MID}/lease").respond(200)
     with fly.lease(APP, MID, deadline=time.monotonic() + 30):
@@ -558,7 +555,7 @@ def test_ips(api: respx.MockRouter, fly: FlyClient) -> None:
 def test_machine_healthy_rules() -> None:
     def machine(state: str, *statuses: str) -> Machine:
         checks = [{"name": f"c{i}", "status": s} for i, s in enumerate(statuses)]
-        return Machine.model_validate(machine_json(state, checks=checks))
+        return Machine.model_validate(answers.fly_machine(state, checks=checks))
 
     assert machine("started").healthy is True
     assert machine("started", "passing", "passing").healthy is True
@@ -571,7 +568,7 @@ def test_machine_healthy_rules() -> None:
 def test_compat_checks_are_dropped_before_judging_health() -> None:
     """fly-go's RemoveCompatChecks: Fly's bg_deployments_compat* checks mean nothing."""
     m = Machine.model_validate(
-        machine_json(
+        answers.fly_machine(
             "started",
             checks=[
                 {"name": "bg_deployments_compat_tcp", "status": "critical"},
@@ -583,9 +580,11 @@ def test_compat_checks_are_dropped_before_judging_health() -> None:
     assert [c.name for c in m.checks] == ["db-tcp"]
     assert m.healthy is True
     assert "compat" not in diagnose.describe(m)
-    only_compat = machine_json(checks=[{"name": "bg_deployments_compat_x", "status": "critical"}])
+    only_compat = answers.fly_machine(
+        checks=[{"name": "bg_deployments_compat_x", "status": "critical"}]
+    )
     assert Machine.model_validate(only_compat).healthy is True
-    assert Machine.model_validate(machine_json(checks=None)).checks == []
+    assert Machine.model_validate(answers.fly_machine(checks=None)).checks == []
 
 
 def test_configured_checks_without_results_are_not_health() -> None:
@@ -593,20 +592,22 @@ def test_configured_checks_without_results_are_not_health() -> None:
     top = {"checks": {"http": {"type": "http", "port": 80}}}
     service = {"services": [{"internal_port": 80, "checks": [{"type": "tcp"}]}]}
     for config in (top, service):
-        fresh = Machine.model_validate(machine_json(config=config))
+        fresh = Machine.model_validate(answers.fly_machine(config=config))
         assert fresh.configured_checks == 1
         assert fresh.healthy is False
         assert "no results yet for its 1 configured check(s)" in diagnose.describe(fresh)
-        reported = machine_json(config=config, checks=[{"name": "http", "status": "passing"}])
+        reported = answers.fly_machine(
+            config=config, checks=[{"name": "http", "status": "passing"}]
+        )
         assert Machine.model_validate(reported).healthy is True
     # container healthchecks alone keep "no checks = healthy once started" (flyctl too)
     containers = {"containers": [{"name": "db", "healthchecks": [{"tcp": {"port": 1}}]}]}
-    assert Machine.model_validate(machine_json(config=containers)).healthy is True
+    assert Machine.model_validate(answers.fly_machine(config=containers)).healthy is True
 
 
 def test_the_diagnosis_shows_containers_and_failing_checks() -> None:
     m = Machine.model_validate(
-        machine_json(
+        answers.fly_machine(
             "started",
             containers=[{"name": "db", "state": "running"}, {"name": "authz"}],
             checks=[
@@ -623,9 +624,9 @@ def test_the_diagnosis_shows_containers_and_failing_checks() -> None:
 
 
 def test_machine_metadata_property() -> None:
-    m = Machine.model_validate(machine_json(config={"metadata": {"a": "1"}}))
+    m = Machine.model_validate(answers.fly_machine(config={"metadata": {"a": "1"}}))
     assert m.metadata == {"a": "1"}
-    assert Machine.model_validate(machine_json()).metadata == {}
+    assert Machine.model_validate(answers.fly_machine()).metadata == {}
 
 
 # ---- machines Fly cannot fully show --------------------------------------------------------
@@ -637,7 +638,7 @@ MARKED = {"previewctl": "1", "previewctl_pr": "7"}
 def test_a_machine_on_a_troubled_host_parses_as_config_unknown(
     api: respx.MockRouter, fly: FlyClient, host: str, config: Any
 ) -> None:
-    raw = machine_json(
+    raw = answers.fly_machine(
         host_status=host,
         incomplete_config={"guest": {"cpus": 1}, "metadata": MARKED},
         checks=[{"name": "db-tcp"}],
@@ -654,19 +655,19 @@ def test_a_machine_on_a_troubled_host_parses_as_config_unknown(
 
 
 def test_host_ok_and_an_absent_host_status_are_known() -> None:
-    ok = Machine.model_validate(machine_json(host_status="ok", config={"metadata": MARKED}))
+    ok = Machine.model_validate(answers.fly_machine(host_status="ok", config={"metadata": MARKED}))
     assert ok.config_unknown is False
     assert ok.metadata == MARKED
-    older = Machine.model_validate(machine_json(config={"metadata": MARKED}))
+    older = Machine.model_validate(answers.fly_machine(config={"metadata": MARKED}))
     assert older.config_unknown is False
     # an empty config with what Fly rebuilt beside it is not a config
-    rebuilt = Machine.model_validate(machine_json(config=None, incomplete_config={}))
+    rebuilt = Machine.model_validate(answers.fly_machine(config=None, incomplete_config={}))
     assert rebuilt.config_unknown is True
 
 
 def test_a_check_without_a_status_parses_and_is_not_passing() -> None:
     m = Machine.model_validate(
-        machine_json(
+        answers.fly_machine(
             "started",
             checks=[{"name": "db-tcp", "output": "starting"}, {"name": "ok", "status": "passing"}],
             containers=None,

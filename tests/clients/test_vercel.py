@@ -21,9 +21,11 @@ from previewctl.errors import (
     TransientApiError,
 )
 from previewctl.reporter import Reporter
+from tests.support import answers
 
 BASE = "https://vercel.test"
 TEAM = "team_abc"
+DOMAIN_NOT_FOUND = answers.vercel_error("not_found", "The domain was not found")
 
 
 def fast_retry() -> RetryPolicy:
@@ -50,20 +52,6 @@ def body_of(call: Any) -> Any:
     return json.loads(call.request.content)
 
 
-def dep(uid: str, branch: str, created: int, state: str = "READY", **extra: Any) -> dict[str, Any]:
-    return {
-        "uid": uid,
-        "name": "web",
-        "url": f"web-{uid}.vercel.app",
-        "createdAt": created,
-        "readyState": state,
-        "state": state,
-        "target": None,
-        "meta": {"githubCommitRef": branch},
-        **extra,
-    }
-
-
 # ---- team scope ------------------------------------------------------------------------
 def test_every_request_carries_team_id(api: respx.MockRouter, client: VercelClient) -> None:
     api.get("/v9/projects/web").respond(
@@ -73,7 +61,7 @@ def test_every_request_carries_team_id(api: respx.MockRouter, client: VercelClie
     api.post("/v10/projects/web/env").respond(201, json={"created": [], "failed": []})
     api.delete("/v10/projects/web/env/e1").respond(json={})
     api.get("/v6/deployments").respond(json={"deployments": []})
-    api.get("/v9/projects/web/domains/a.example.com").respond(404, json={"error": {}})
+    api.get("/v9/projects/web/domains/a.example.com").respond(404, json=DOMAIN_NOT_FOUND)
     api.post("/v10/projects/web/domains").respond(json={"name": "a.example.com"})
     api.delete("/v9/projects/web/domains/a.example.com").respond(json={})
 
@@ -302,7 +290,7 @@ def test_delete_env_reports_already_gone(api: respx.MockRouter, client: VercelCl
 
 # ---- domains ------------------------------------------------------------------------------
 def test_add_domain_sends_name_and_branch(api: respx.MockRouter, client: VercelClient) -> None:
-    api.get("/v9/projects/web/domains/pr-1.example.com").respond(404, json={"error": {}})
+    api.get("/v9/projects/web/domains/pr-1.example.com").respond(404, json=DOMAIN_NOT_FOUND)
     route = api.post("/v10/projects/web/domains").respond(json={"name": "pr-1.example.com"})
     client.add_domain("web", "pr-1.example.com", "feat")
     assert body_of(route.calls.last) == {"name": "pr-1.example.com", "gitBranch": "feat"}
@@ -416,10 +404,10 @@ def test_list_deployments_newest_first_and_only_the_branch(
     route = api.get("/v6/deployments").respond(
         json={
             "deployments": [
-                dep("dpl_old", "feat", 1000),
-                dep("dpl_other", "main", 5000),
-                dep("dpl_new", "feat", 3000, state="BUILDING"),
-                dep("dpl_mid", "feat", 2000),
+                answers.vercel_deployment("dpl_old", "feat", 1000),
+                answers.vercel_deployment("dpl_other", "main", 5000),
+                answers.vercel_deployment("dpl_new", "feat", 3000, state="BUILDING"),
+                answers.vercel_deployment("dpl_mid", "feat", 2000),
             ]
         }
     )
@@ -439,7 +427,7 @@ def test_redeploy_body_has_no_target(api: respx.MockRouter, client: VercelClient
     route = api.post("/v13/deployments").respond(
         json={"id": "dpl_2", "url": "web-2.vercel.app", "readyState": "QUEUED", "createdAt": 9}
     )
-    source = Deployment.model_validate(dep("dpl_1", "feat", 1))
+    source = Deployment.model_validate(answers.vercel_deployment("dpl_1", "feat", 1))
     new = client.redeploy(source, "web")
     assert new.uid == "dpl_2"
     assert new.ready_state == "QUEUED"
@@ -471,12 +459,24 @@ def test_wait_ready_follows_transitions_with_backoff(
     route = api.get("/v6/deployments")
     route.side_effect = [
         httpx.Response(200, json={"deployments": []}),
-        httpx.Response(200, json={"deployments": [dep("dpl_1", "feat", 10, "QUEUED")]}),
-        httpx.Response(200, json={"deployments": [dep("dpl_1", "feat", 10, "BUILDING")]}),
-        httpx.Response(200, json={"deployments": [dep("dpl_1", "feat", 10, "BUILDING")]}),
-        httpx.Response(200, json={"deployments": [dep("dpl_1", "feat", 10, "BUILDING")]}),
-        httpx.Response(200, json={"deployments": [dep("dpl_1", "feat", 10, "BUILDING")]}),
-        httpx.Response(200, json={"deployments": [dep("dpl_1", "feat", 10, "READY")]}),
+        httpx.Response(
+            200, json={"deployments": [answers.vercel_deployment("dpl_1", "feat", 10, "QUEUED")]}
+        ),
+        httpx.Response(
+            200, json={"deployments": [answers.vercel_deployment("dpl_1", "feat", 10, "BUILDING")]}
+        ),
+        httpx.Response(
+            200, json={"deployments": [answers.vercel_deployment("dpl_1", "feat", 10, "BUILDING")]}
+        ),
+        httpx.Response(
+            200, json={"deployments": [answers.vercel_deployment("dpl_1", "feat", 10, "BUILDING")]}
+        ),
+        httpx.Response(
+            200, json={"deployments": [answers.vercel_deployment("dpl_1", "feat", 10, "BUILDING")]}
+        ),
+        httpx.Response(
+            200, json={"deployments": [answers.vercel_deployment("dpl_1", "feat", 10, "READY")]}
+        ),
     ]
     clock = FakeClock()
     out = io.StringIO()
@@ -497,10 +497,17 @@ def test_wait_ready_ignores_deployments_before_the_timestamp(
 ) -> None:
     route = api.get("/v6/deployments")
     route.side_effect = [
-        httpx.Response(200, json={"deployments": [dep("dpl_old", "feat", 10)]}),
+        httpx.Response(
+            200, json={"deployments": [answers.vercel_deployment("dpl_old", "feat", 10)]}
+        ),
         httpx.Response(
             200,
-            json={"deployments": [dep("dpl_new", "feat", 20), dep("dpl_old", "feat", 10)]},
+            json={
+                "deployments": [
+                    answers.vercel_deployment("dpl_new", "feat", 20),
+                    answers.vercel_deployment("dpl_old", "feat", 10),
+                ]
+            },
         ),
     ]
     clock = FakeClock()
@@ -522,10 +529,17 @@ def test_wait_ready_fails_on_a_failed_newest_deployment(
 ) -> None:
     route = api.get("/v6/deployments")
     route.side_effect = [
-        httpx.Response(200, json={"deployments": [dep("dpl_1", "feat", 10, "BUILDING")]}),
+        httpx.Response(
+            200, json={"deployments": [answers.vercel_deployment("dpl_1", "feat", 10, "BUILDING")]}
+        ),
         httpx.Response(
             200,
-            json={"deployments": [dep("dpl_1", "feat", 10, state), dep("dpl_0", "feat", 5)]},
+            json={
+                "deployments": [
+                    answers.vercel_deployment("dpl_1", "feat", 10, state),
+                    answers.vercel_deployment("dpl_0", "feat", 5),
+                ]
+            },
         ),
     ]
     clock = FakeClock()
@@ -545,7 +559,9 @@ def test_wait_ready_fails_on_a_failed_newest_deployment(
 
 
 def test_wait_ready_times_out_at_the_deadline(api: respx.MockRouter, client: VercelClient) -> None:
-    api.get("/v6/deployments").respond(json={"deployments": [dep("dpl_1", "feat", 10, "BUILDING")]})
+    api.get("/v6/deployments").respond(
+        json={"deployments": [answers.vercel_deployment("dpl_1", "feat", 10, "BUILDING")]}
+    )
     clock = FakeClock()
     with pytest.raises(TimeoutExceededError, match="feat"):
         client.wait_ready(
@@ -582,9 +598,25 @@ def test_a_lost_answer_to_a_redeploy_makes_one_deployment() -> None:
     ("listed", "posts"),
     [
         # ours, found by the key in its meta even with a created time from a slow clock
-        ([dep("dpl_2", "feat", 1, meta={"githubCommitRef": "feat", REDEPLOY_KEY: "KEY"})], 1),
-        ([dep("dpl_2", "feat", 10**15)], 1),  # any deployment created since reads the env
-        ([dep("dpl_1", "feat", 10**15), dep("dpl_0", "feat", 5)], 2),  # older ones don't count
+        (
+            [
+                answers.vercel_deployment(
+                    "dpl_2", "feat", 1, meta={"githubCommitRef": "feat", REDEPLOY_KEY: "KEY"}
+                )
+            ],
+            1,
+        ),
+        (
+            [answers.vercel_deployment("dpl_2", "feat", 10**15)],
+            1,
+        ),  # any deployment created since reads the env
+        (
+            [
+                answers.vercel_deployment("dpl_1", "feat", 10**15),
+                answers.vercel_deployment("dpl_0", "feat", 5),
+            ],
+            2,
+        ),  # older ones don't count
     ],
 )
 def test_a_redeploy_is_looked_for_before_it_is_tried_again(
@@ -595,13 +627,13 @@ def test_a_redeploy_is_looked_for_before_it_is_tried_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("uuid.uuid4", lambda: type("U", (), {"hex": "KEY"})())
-    answers: list[Any] = [
+    replies: list[Any] = [
         httpx.RemoteProtocolError("Server disconnected without sending a response."),
-        httpx.Response(200, json=dep("dpl_9", "feat", 10**15)),
+        httpx.Response(200, json=answers.vercel_deployment("dpl_9", "feat", 10**15)),
     ]
-    post = api.post("/v13/deployments").mock(side_effect=answers)
+    post = api.post("/v13/deployments").mock(side_effect=replies)
     api.get("/v6/deployments").respond(json={"deployments": listed})
-    source = Deployment.model_validate(dep("dpl_1", "feat", 1))
+    source = Deployment.model_validate(answers.vercel_deployment("dpl_1", "feat", 1))
     new = client.redeploy(source, "web", project_id="prj_1")
     assert post.call_count == posts
     assert new.uid == ("dpl_9" if posts == 2 else "dpl_2")
