@@ -9,13 +9,20 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from previewctl import redact
+from previewctl.reporter import Reporter
 from tests.fakes.fly_api import FlyEmulator
 from tests.support.cli import Cli, InProcessCli, base_env
 from tests.support.project import BASIC_TOML, Project
+from tests.support.reporting import quiet_reporter
+
+if TYPE_CHECKING:  # imported by the plugin below first: pytest rewrites its asserts then
+    from tests.fakes.postgres import PostgresServer
+    from tests.support.stack import Stack
 
 pytest_plugins = ["tests.fakes.postgres", "tests.fakes.flyctl_fixture"]
 
@@ -80,6 +87,29 @@ def _fly_env(fly: FlyEmulator, fly_token: str, tmp_path: Path) -> dict[str, str]
 def cli(project: Project, fly: FlyEmulator, fly_token: str, tmp_path: Path) -> Cli:
     """previewctl's command line run in this process (the in-process tier, tests/ops)."""
     return InProcessCli(project, _fly_env(fly, fly_token, tmp_path))
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path,
+    fly: FlyEmulator,
+    fly_token: str,
+    postgres_server: PostgresServer,
+    flyctl_path: Path,
+) -> Iterator[Stack]:
+    """The stack a workflow step sees: the emulator, the flyctl stand-in forwarding to a
+    real PostgreSQL database of its own, and the in-process CLI wired to them."""
+    from tests.support.stack import make_stack
+
+    stack = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
+    yield stack
+    stack.close()
+
+
+@pytest.fixture
+def reporter() -> Reporter:
+    """A reporter writing plain lines into a buffer (read it with ``reporting.output``)."""
+    return quiet_reporter()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import socket
@@ -19,7 +18,6 @@ import pytest
 from psycopg import pq
 
 from previewctl import redact
-from previewctl.actions import GitHubActions
 from previewctl.backends.fly.tunnels import TunnelSet, TunnelSpec
 from previewctl.errors import TimeoutExceededError, TunnelError
 from previewctl.probes import (
@@ -32,27 +30,12 @@ from previewctl.probes import (
     wait_all,
 )
 from previewctl.reporter import Reporter
+from tests.support.net import free_port
 from tests.support.processes import wait_for
+from tests.support.reporting import output
 
 if TYPE_CHECKING:
     from tests.fakes.postgres import PgDatabase, PostgresServer
-
-
-@pytest.fixture
-def reporter() -> Reporter:
-    return Reporter(actions=GitHubActions({}), stream=io.StringIO())
-
-
-def output(reporter: Reporter) -> str:
-    assert isinstance(reporter.stream, io.StringIO)
-    return reporter.stream.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

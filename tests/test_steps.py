@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -17,21 +16,11 @@ import pytest
 import respx
 
 from previewctl import redact, steps
-from previewctl.actions import GitHubActions
 from previewctl.errors import StepFailedError, TimeoutExceededError
 from previewctl.reporter import Reporter
 from previewctl.steps import CommandStep, HttpStep, run_command, run_http
 from tests.support.processes import is_gone, wait_for
-
-
-@pytest.fixture
-def reporter() -> Reporter:
-    return Reporter(actions=GitHubActions({}), stream=io.StringIO())
-
-
-def output(reporter: Reporter) -> str:
-    assert isinstance(reporter.stream, io.StringIO)
-    return reporter.stream.getvalue()
+from tests.support.reporting import output
 
 
 def python_step(

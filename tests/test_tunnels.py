@@ -22,6 +22,7 @@ from previewctl.actions import GitHubActions
 from previewctl.backends.fly.tunnels import Tunnel, TunnelSet, TunnelSpec, find_flyctl, flyctl_env
 from previewctl.errors import InputError, TunnelError
 from previewctl.reporter import Reporter
+from tests.support.net import free_port
 from tests.support.processes import is_gone, wait_for
 
 if TYPE_CHECKING:
@@ -29,11 +30,6 @@ if TYPE_CHECKING:
 
 APP = "pr-7-agents"
 HOST = f"e784079b449483.vm.{APP}.internal"
-
-
-@pytest.fixture
-def reporter() -> Reporter:
-    return Reporter(actions=GitHubActions({}), stream=io.StringIO())
 
 
 @pytest.fixture
@@ -59,13 +55,6 @@ def log_events(log: Path) -> list[dict[str, Any]]:
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

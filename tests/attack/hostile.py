@@ -9,10 +9,8 @@ client never hears back).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +23,8 @@ from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.loopback import LoopbackApi, RecordedRequest
 from tests.fakes.vercel_api import VercelFake
+from tests.support.cli import base_env as cli_env
+from tests.support.cli import previewctl_executable
 
 Answer = Callable[[Request], Response]
 
@@ -127,19 +127,12 @@ class Ran:
         return self.stdout + self.stderr
 
 
-def previewctl() -> str:
-    candidate = Path(sys.executable).parent / "previewctl"
-    assert candidate.exists(), "previewctl is not installed: pip install -e '.[test]'"
-    return str(candidate)
+previewctl = previewctl_executable
 
 
 def base_env(home: Path, **extra: str | None) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
+    """tests.support.cli's minimal environment plus ``extra`` (a None removes a name)."""
+    env = cli_env(home)
     env.update({k: v for k, v in extra.items() if v is not None})
     return {k: v for k, v in env.items() if extra.get(k, "") is not None}
 

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -25,12 +24,12 @@ import psycopg
 import pytest
 
 from tests.fakes.fly_api import FlyEmulator
-from tests.fakes.postgres import PostgresServer, free_port
 from tests.fakes.vercel_api import VercelFake
 from tests.support.checks import assert_no_leak
 from tests.support.cli import Cli
+from tests.support.net import free_port
 from tests.support.project import Project
-from tests.support.stack import Stack, make_stack, stack_toml
+from tests.support.stack import Stack, stack_toml
 
 pytestmark = pytest.mark.e2e
 PR = "7"
@@ -78,19 +77,6 @@ def recorder() -> Iterator[Recorder]:
     yield rec
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path,
-    fly: FlyEmulator,
-    fly_token: str,
-    postgres_server: PostgresServer,
-    flyctl_path: Path,
-) -> Iterator[Stack]:
-    s = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
-    yield s
-    s.close()
 
 
 def _write(stack: Stack, extra: str) -> None:

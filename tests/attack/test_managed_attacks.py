@@ -30,6 +30,7 @@ from previewctl.vercel_sync import managed_comment
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.vercel_api import VercelFake
+from tests.support.checks import assert_no_leak
 from tests.support.cli import Cli, CliResult, previewctl_executable
 from tests.support.project import Project
 
@@ -135,14 +136,6 @@ def only_row(result: CliResult) -> dict[str, Any]:
     assert len(rows) == 1, rows
     row: dict[str, Any] = rows[0]
     return row
-
-
-def no_leak(text: str, values: list[str]) -> None:
-    for line in text.splitlines():
-        if line.startswith("::add-mask::"):
-            continue
-        for value in values:
-            assert value not in line, f"secret leaked in: {line[:160]!r}"
 
 
 @pytest.fixture
@@ -495,7 +488,7 @@ def test_a_token_an_api_echoes_back_is_never_printed(
     runs.append(sane(org.cli.run("down", "--pr", str(PR), env=env)))
     assert runs[0].code == 1
     values = [*org.tokens(), org.cli.env["VERCEL_TOKEN"]]
-    no_leak("".join(r.output for r in runs) + summary.read_text(), values)
+    assert_no_leak("".join(r.output for r in runs) + summary.read_text(), values)
 
 
 # ---- found here, fixed in other lanes (secrets, input) ------------------------------------------
@@ -508,7 +501,7 @@ def test_a_secret_fly_echoes_before_previewctl_read_it_is_never_printed(org: Org
     org.fly.inject("GET", r"/machines$", 500, body=echo, times=50)
     runs = [org.gc(), sane(org.cli.run("gc")), sane(org.cli.run("status"))]
     assert runs[0].code == 1
-    no_leak("".join(r.output for r in runs), [org.secret])
+    assert_no_leak("".join(r.output for r in runs), [org.secret])
 
 
 def test_sighup_mid_sweep_exits_130(org: Org) -> None:

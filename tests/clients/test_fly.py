@@ -36,17 +36,10 @@ from previewctl.errors import (
     TransientApiError,
 )
 from tests.support import answers
+from tests.support.inprocess import Sleeps
 
 APP = answers.FLY_APP
 MID = answers.FLY_MACHINE
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

@@ -25,18 +25,9 @@ from previewctl.errors import (
     NotFoundError,
     TransientApiError,
 )
+from tests.support.inprocess import Sleeps
 
 BASE = "https://api.test"
-
-
-class Sleeps:
-    """Records requested sleeps instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

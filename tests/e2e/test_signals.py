@@ -10,35 +10,20 @@ import signal
 import subprocess
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.fakes.fly_api import FlyEmulator
-from tests.fakes.postgres import PostgresServer
 from tests.support.checks import assert_no_leak
 from tests.support.cli import Cli, previewctl_executable
 from tests.support.processes import wait_gone
-from tests.support.stack import MIGRATE, Stack, interrupt, make_stack, read_until
+from tests.support.stack import MIGRATE, Stack, interrupt, read_until
 
 pytestmark = pytest.mark.e2e
 
 APP = "pr-21-stack"
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path,
-    fly: FlyEmulator,
-    fly_token: str,
-    postgres_server: PostgresServer,
-    flyctl_path: Path,
-) -> Iterator[Stack]:
-    stack = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
-    yield stack
-    stack.close()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
@@ -12,18 +11,13 @@ from previewctl.clients.github import GitHubClient
 from previewctl.clients.http import ApiClient
 from previewctl.clients.vercel import VercelClient
 from tests.support.cli import Cli
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_unreachable_fly_api_is_named_retried_visibly_and_an_error_object(cli: Cli) -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     result = cli.run("status", "--json", env={"FLY_API_BASE_URL": url})
     assert result.code == 1
     retries = [line for line in result.stderr.splitlines() if ": retry " in line]

@@ -27,7 +27,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -40,6 +39,8 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from psycopg import sql
+
+from tests.support.net import free_port
 
 SERVER_USER = "postgres"
 DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
@@ -87,13 +88,6 @@ def find_binaries() -> PgBinaries:
     if initdb_path and pg_ctl_path:
         return PgBinaries(Path(initdb_path), Path(pg_ctl_path))
     raise RuntimeError(MISSING_HINT)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _ensure_server_user() -> pwd.struct_passwd:

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.fakes.fly_api import COMPAT_CHECK, FlyEmulator, MachineState
-from tests.fakes.postgres import PostgresServer
 from tests.support.cli import Cli
 from tests.support.project import Project
-from tests.support.stack import Stack, make_stack
+from tests.support.stack import Stack
 
 APP = "pr-4-svc"
 
@@ -266,19 +264,6 @@ def test_flaps_base_url_is_an_alias_of_fly_api_base_url(cli: Cli, fly: FlyEmulat
     converged(fly)
     assert aliased.run("up", "--pr", "4").code == 0
     converged(fly)
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path,
-    fly: FlyEmulator,
-    fly_token: str,
-    postgres_server: PostgresServer,
-    flyctl_path: Path,
-) -> Iterator[Stack]:
-    stack = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
-    yield stack
-    stack.close()
 
 
 @pytest.mark.parametrize("given", ["FLY_API_BASE_URL", "FLY_FLAPS_BASE_URL"])

@@ -7,15 +7,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fakes.fly_api import FlyEmulator
-from tests.fakes.postgres import PostgresServer
 from tests.support.checks import assert_no_leak
-from tests.support.stack import Stack, make_stack
+from tests.support.stack import Stack
 
 APP = "pr-21-stack"
 
@@ -42,19 +39,6 @@ def puts() -> Iterator[tuple[str, list[bytes]]]:
     yield f"http://127.0.0.1:{server.server_address[1]}", bodies
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path,
-    fly: FlyEmulator,
-    fly_token: str,
-    postgres_server: PostgresServer,
-    flyctl_path: Path,
-) -> Iterator[Stack]:
-    stack = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
-    yield stack
-    stack.close()
 
 
 def seed_toml(url: str, *, creates: bool, writes: bool) -> str:

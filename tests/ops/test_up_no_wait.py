@@ -11,11 +11,10 @@ import pytest
 
 from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
-from tests.fakes.postgres import PostgresServer
 from tests.support.checks import assert_no_leak, machine_secrets
 from tests.support.cli import Cli, base_env
 from tests.support.project import BASIC_TOML, Project
-from tests.support.stack import Stack, make_stack
+from tests.support.stack import Stack
 
 APP = "pr-7-svc"
 VERCEL_TOML = """
@@ -157,19 +156,6 @@ def test_a_failed_early_start_is_reported_by_the_later_up_and_its_comment(
         again = cli.run("up", "--pr", "7", "--branch", "feat/x", env=env)
         assert again.code == 0, again.output
         assert "Early start" not in github.comments_on(7)[0]["body"]
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path,
-    fly: FlyEmulator,
-    fly_token: str,
-    postgres_server: PostgresServer,
-    flyctl_path: Path,
-) -> Iterator[Stack]:
-    stack = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
-    yield stack
-    stack.close()
 
 
 def test_no_wait_opens_no_tunnel_and_runs_no_step_the_later_up_does(stack: Stack) -> None:

@@ -7,7 +7,6 @@ import json
 import socket
 import textwrap
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,19 +20,6 @@ from tests.support.processes import wait_gone
 from tests.support.stack import MIGRATE, Stack, make_stack
 
 APP = "pr-21-stack"
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path,
-    fly: FlyEmulator,
-    fly_token: str,
-    postgres_server: PostgresServer,
-    flyctl_path: Path,
-) -> Iterator[Stack]:
-    stack = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
-    yield stack
-    stack.close()
 
 
 def test_up_runs_migrations_through_the_tunnel_into_the_real_database(stack: Stack) -> None:
