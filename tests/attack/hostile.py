@@ -23,8 +23,8 @@ from tests.fakes.fly_api import FlyEmulator
 from tests.fakes.github_api import GitHubFake
 from tests.fakes.loopback import LoopbackApi, RecordedRequest
 from tests.fakes.vercel_api import VercelFake
+from tests.support.cli import CliResult, previewctl_executable
 from tests.support.cli import base_env as cli_env
-from tests.support.cli import previewctl_executable
 
 Answer = Callable[[Request], Response]
 
@@ -116,15 +116,7 @@ def held_until(event: threading.Event, inner: Answer) -> Answer:
 # ---- the console script -----------------------------------------------------------------
 
 
-@dataclass
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
+Ran = CliResult  # what one run of the console script ended with
 
 
 previewctl = previewctl_executable

@@ -32,6 +32,8 @@ from tests.fakes.github_api import GitHubFake
 from tests.fakes.vercel_api import VercelFake
 from tests.support.checks import assert_no_leak
 from tests.support.cli import Cli, CliResult, previewctl_executable
+from tests.support.previews import feature_branch as branch
+from tests.support.previews import iso
 from tests.support.project import Project
 
 pytestmark = pytest.mark.e2e
@@ -59,14 +61,6 @@ VERCEL_TOML = (
 env = { DB = "postgresql://app:${secrets.pg_password}@${app.hostname}:5432/app" }
 """
 )
-
-
-def branch(pr: int) -> str:
-    return f"feature/pr-{pr}"
-
-
-def iso(when: datetime) -> str:
-    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def recent() -> str:

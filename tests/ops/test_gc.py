@@ -23,6 +23,8 @@ from tests.fakes.vercel_api import VercelFake
 from tests.support.checks import assert_no_leak
 from tests.support.cli import Cli
 from tests.support.previews import GC_TOML, seed_preview, seed_unmarked
+from tests.support.previews import feature_branch as branch
+from tests.support.previews import preview_app as app
 from tests.support.project import Project
 
 REPO = "acme/agents"
@@ -34,14 +36,6 @@ OPEN = (10, 11, 12, 13)
 DOOMED = (*CLOSED, *MERGED, *MISSING, *STALE)
 PREVIEWS = (*DOOMED, *OPEN)
 UNMANAGED = ("production-api", "pr-9-agents", "pr-3-other")
-
-
-def branch(pr: int) -> str:
-    return f"feature/pr-{pr}"
-
-
-def app(pr: int) -> str:
-    return f"pr-{pr}-agents"
 
 
 @dataclass

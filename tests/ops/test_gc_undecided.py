@@ -23,18 +23,12 @@ from tests.fakes.vercel_api import VercelFake
 from tests.support.checks import assert_no_leak
 from tests.support.cli import Cli
 from tests.support.previews import GC_TOML, seed_preview
+from tests.support.previews import feature_branch as branch
+from tests.support.previews import preview_app as app
 from tests.support.project import Project
 
 REPO = "acme/agents"
 LATE, CLOSED, OPEN = 20, 21, 22  # opened after the listing; closed; open and listed
-
-
-def branch(pr: int) -> str:
-    return f"feature/pr-{pr}"
-
-
-def app(pr: int) -> str:
-    return f"pr-{pr}-agents"
 
 
 @dataclass

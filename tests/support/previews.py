@@ -35,6 +35,16 @@ max_age = "7d"
 """
 
 
+def feature_branch(pr: int) -> str:
+    """The head branch the gc and managed tests give PR ``pr``."""
+    return f"feature/pr-{pr}"
+
+
+def preview_app(pr: int) -> str:
+    """The app GC_TOML's ``[app] name`` makes for PR ``pr``."""
+    return f"pr-{pr}-agents"
+
+
 def iso(when: datetime) -> str:
     return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
