@@ -142,12 +142,32 @@ class VercelSection(StrictModel):
         return as_duration(value)
 
 
+# gc destroys a preview whose last `up` is older than max_age, open PR or not: a shorter
+# one would take previews that are only waiting for their next push.
+MIN_MAX_AGE = 3600.0
+
+
+def as_max_age(value: Any) -> float:
+    seconds = as_duration(value)
+    if seconds < MIN_MAX_AGE:
+        raise ValueError(
+            "the shortest max age is 1h: gc destroys every preview whose last up is older, "
+            "open PRs' too (to remove one preview now, use `previewctl down --pr N`)"
+        )
+    return seconds
+
+
 class GcSection(StrictModel):
     max_age: float = 7 * 86400.0
     stop_after: float | None = None
     concurrency: int = Field(default=4, ge=1, le=32)
 
-    @field_validator("max_age", "stop_after", mode="before")
+    @field_validator("max_age", mode="before")
+    @classmethod
+    def _max_age(cls, value: Any) -> float:
+        return as_max_age(value)
+
+    @field_validator("stop_after", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> float | None:
         return None if value is None else as_duration(value)

@@ -265,6 +265,25 @@ def test_bad_max_age_is_exit_2_before_any_request(world: World) -> None:
     assert world.vercel.calls() == []
 
 
+@pytest.mark.parametrize("max_age", ["0", "0s", "59m", "3599"])
+def test_a_max_age_under_an_hour_is_exit_2_and_destroys_nothing(world: World, max_age: str) -> None:
+    """`--max-age 0s` would take every preview, the open PRs' too: refused, nothing touched."""
+    before = world.apps()
+    world.clear_logs()
+    result = world.cli.run("gc", "--max-age", max_age)
+    assert result.code == 2, result.output
+    assert "shortest max age is 1h" in result.stderr
+    assert world.apps() == before
+    assert world.fly.calls() == []
+    assert world.github.calls() == []
+    assert world.vercel.calls() == []
+
+
+def test_an_hour_is_the_shortest_max_age_accepted(world: World) -> None:
+    result = world.cli.run("gc", "--max-age", "1h", "--dry-run")
+    assert result.code == 0, result.output
+
+
 def test_repository_without_token_is_exit_2_before_any_request(world: World) -> None:
     world.clear_logs()
     env = dict(world.cli.env)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from previewctl.backends.base import Instance, PreviewBackend
-from previewctl.durations import parse_duration
+from previewctl.config_sections import as_max_age
 from previewctl.errors import ApiError, InputError, PreviewctlError
 from previewctl.ops.gc_rules import (
     DESTROY,
@@ -221,7 +221,7 @@ def _max_age(rt: Runtime, max_age: str | None) -> float:
     if max_age is None:
         return rt.config.model.gc.max_age
     try:
-        return parse_duration(max_age)
+        return as_max_age(max_age)
     except ValueError as exc:
         raise InputError(f"--max-age: {exc}") from None
 
