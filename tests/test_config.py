@@ -461,6 +461,12 @@ def test_bad_gc_duration(tmp_path: Path) -> None:
     assert "is not a duration" in str(error)
 
 
+def test_a_gc_max_age_under_an_hour_is_a_config_error(tmp_path: Path) -> None:
+    error = config_error(tmp_path, BASE + '\n[gc]\nmax_age = "10m"\n')
+    assert (error.key, error.line) == ("gc.max_age", 12)
+    assert "shortest max age is 1h" in str(error)
+
+
 # ---- the machine config -----------------------------------------------------------------
 def test_missing_machine_config(tmp_path: Path) -> None:
     toml = BASE + '\n[machine]\nconfig = "fly/other.json"\n'
@@ -754,3 +760,42 @@ def test_every_config_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert str(again.value).startswith("2 problems")
     assert "outside Fly's limits" in str(again.value)
     assert "${secrets.nope}" in str(again.value)
+
+
+# ---- Fly's own keys (fly-go's json tags) are never taken for near misses ----------------
+def test_every_key_fly_go_declares_loads_without_a_near_miss_error(tmp_path: Path) -> None:
+    """max_memory_mb, cache_drive, spot, force_instance_description are Fly's: no error."""
+    machine = machine_with(
+        guest={"cpu_kind": "shared", "cpus": 1, "memory_mb": 512, "max_memory_mb": 1024},
+        cache_drive={"size_gb": 10},
+        spot={},
+        services=[
+            {
+                "protocol": "tcp",
+                "internal_port": 8080,
+                "ports": [{"port": 443, "handlers": ["tls", "http"]}],
+                "force_instance_description": "x",
+            }
+        ],
+    )
+    config = load(tmp_path, BASE, machine)
+    assert config.model.app.org == "acme"
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "best"),
+    [("services", "tcp_checks", "checks"), ("guest", "memory", "memory_mb")],
+)
+def test_a_fly_toml_key_in_the_machine_config_is_a_near_miss(
+    tmp_path: Path, where: str, key: str, best: str
+) -> None:
+    """fly.toml's `tcp_checks` is not a Machines API field: Fly would drop the checks."""
+    machine = copy.deepcopy(MACHINE)
+    if where == "guest":
+        machine["guest"][key] = 512
+    else:
+        machine["services"] = [
+            {"protocol": "tcp", "internal_port": 8080, "ports": [{"port": 443}], key: []}
+        ]
+    error = config_error(tmp_path, BASE, machine)
+    assert f"did you mean {best!r}" in str(error), str(error)

@@ -85,10 +85,11 @@ class _MachineConfigShape(BaseModel):
         return self
 
 
-# Fly's field names (fly-go's MachineConfig, MachineGuest, ContainerConfig,
-# MachineService). Fly ignores a field it does not know, so `"evn"` for `env` silently
-# drops the container's env; a key it does not know that is a near miss of one it does
-# is refused here. Other unknown keys pass (Fly adds fields).
+# Fly's field names: the json tags of fly-go's MachineConfig, MachineGuest,
+# ContainerConfig and MachineService (checked against fly-go; see the reference notes).
+# Fly ignores a field it does not know, so `"evn"` for `env` silently drops the
+# container's env; a key it does not know that is a near miss of one it does is refused
+# here. Other unknown keys pass (Fly adds fields).
 # fmt: off
 _KNOWN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset(
@@ -96,26 +97,26 @@ _KNOWN_KEYS: dict[str, frozenset[str]] = {
             "image", "env", "init", "guest", "metadata", "mounts", "services", "metrics",
             "checks", "restart", "auto_destroy", "dns", "processes", "schedule", "standbys",
             "statics", "stop_config", "files", "containers", "volumes", "size", "rootfs",
-            "disable_machine_autostart",
+            "disable_machine_autostart", "cache_drive", "spot",
         }
     ),
     "guest": frozenset(
         {
-            "cpu_kind", "cpus", "memory_mb", "gpus", "gpu_kind", "kernel_args",
-            "host_dedication_id", "persist_rootfs",
+            "cpu_kind", "cpus", "memory_mb", "max_memory_mb", "gpus", "gpu_kind",
+            "kernel_args", "host_dedication_id", "persist_rootfs",
         }
     ),
     "containers": frozenset(
         {
             "name", "image", "env", "env_from", "cmd", "entrypoint", "exec", "user", "secrets",
-            "files", "restart", "depends_on", "healthchecks", "stop", "mounts", "extra_hosts",
+            "files", "restart", "depends_on", "healthchecks", "stop", "mounts",
         }
     ),
     "services": frozenset(
         {
-            "protocol", "internal_port", "ports", "checks", "tcp_checks", "http_checks",
-            "autostop", "autostart", "min_machines_running", "concurrency",
-            "force_instance_key",
+            "protocol", "internal_port", "ports", "checks", "autostop", "autostart",
+            "min_machines_running", "concurrency", "force_instance_key",
+            "force_instance_description",
         }
     ),
 }
