@@ -112,6 +112,26 @@ def test_one_sticky_comment_through_up_up_seed_down(wired: Wired) -> None:
     assert f"`{APP}`" in ours[0]["body"]
 
 
+def test_down_of_a_pr_that_never_had_a_preview_posts_no_comment(wired: Wired) -> None:
+    """Nothing was removed: the PR gets no "removed" comment it never had a preview for."""
+    result = wired.cli.run("down")
+    assert result.code == 0, result.output
+    assert "already gone" in result.stderr
+    assert [c for c in wired.github.comments_on(PR) if MARKER in c["body"]] == []
+
+
+def test_down_after_the_preview_went_updates_the_comment_honestly(wired: Wired) -> None:
+    """gc took the preview while the PR was open; `down` on close says it was already gone."""
+    assert wired.cli.run("up").code == 0
+    del wired.fly.apps[APP]
+    assert wired.cli.run("down").code == 0
+    ours = [c for c in wired.github.comments_on(PR) if MARKER in c["body"]]
+    assert len(ours) == 1
+    assert "removed" in ours[0]["body"]
+    assert "was already gone" in ours[0]["body"]
+    assert "destroyed" not in ours[0]["body"]
+
+
 def test_fork_pr_is_skipped_without_any_request(wired: Wired) -> None:
     write_event(wired.event, "someone/fork")
     for command in ("up", "seed", "down"):

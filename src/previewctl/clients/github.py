@@ -242,9 +242,17 @@ class GitHubClient(ApiClient):
         return sorted(found, key=lambda c: c.id)
 
     def upsert_sticky_comment(
-        self, repo: str, number: int, body: str, marker: str = DEFAULT_MARKER
-    ) -> int:
+        self,
+        repo: str,
+        number: int,
+        body: str,
+        marker: str = DEFAULT_MARKER,
+        *,
+        update_only: bool = False,
+    ) -> int | None:
         """Create or update the PR's one comment beginning with ``marker``; return its id.
+
+        With ``update_only``, a PR that has no such comment gets none (None is returned).
 
         The body is scrubbed of secrets before it leaves; an unchanged body is not sent.
         A create whose answer was lost is found by its marker before it is tried again,
@@ -256,6 +264,8 @@ class GitHubClient(ApiClient):
         if not text.lstrip().startswith(marker):
             text = f"{marker}\n{text}"
         stickies = self.sticky_comments(repo, number, marker)
+        if not stickies and update_only:
+            return None
         if not stickies:
             created = self.create_once(
                 "POST",

@@ -23,6 +23,8 @@ class Report:
     rows: list[tuple[str, str]] = field(default_factory=list)
     timings: list[PhaseTiming] = field(default_factory=list)
     error: str | None = None
+    # Only an existing comment is updated: nothing happened that a PR needs telling about.
+    update_only: bool = False
 
 
 _ICONS = {"ready": "✅", "seeded": "🌱", "failed": "❌", "removed": "🗑️", "stopped": "⏸️"}
@@ -96,6 +98,8 @@ def publish(rt: Runtime, target: Target, report: Report) -> None:
         rt.reporter.detail("no GITHUB_TOKEN/GITHUB_REPOSITORY: PR comment skipped")
         return
     try:
-        rt.github().upsert_sticky_comment(repo, target.pr, body, marker=MARKER)
+        rt.github().upsert_sticky_comment(
+            repo, target.pr, body, marker=MARKER, update_only=report.update_only
+        )
     except PreviewctlError as exc:
         rt.reporter.warn(f"could not update the PR comment: {exc}")

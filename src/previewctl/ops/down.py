@@ -66,7 +66,8 @@ def run_down(rt: Runtime, pr: str | None, branch: str | None) -> dict[str, Any]:
             status="removed",
             app=app,
             headline=f"removed for PR #{target.pr}",
-            rows=[("Fly app", f"`{app}` destroyed")],
+            rows=[("Fly app", f"`{app}` destroyed" if existing else f"`{app}` was already gone")],
+            update_only=not existing,
         ),
     )
     return result
