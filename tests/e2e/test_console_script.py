@@ -8,6 +8,8 @@ process writes, and two processes converging the same preview make one machine.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 
 from tests.fakes.fly_api import FlyEmulator, MachineState
 from tests.support.checks import assert_no_leak
-from tests.support.cli import Cli, CliResult
+from tests.support.cli import Cli, CliResult, previewctl_executable
 from tests.support.project import Project
 from tests.support.workflow import APP, MARKER, PR, Wired, wire
 
@@ -31,6 +33,39 @@ def workflow(project: Project, fly: FlyEmulator, fly_token: str, tmp_path: Path)
 
 def live_machines(fly: FlyEmulator, app: str) -> list[MachineState]:
     return [m for m in fly.apps[app].machines.values() if m.state != "destroyed"]
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stderr", "both"])
+def test_a_closed_stream_does_not_turn_a_run_into_a_bug(console: Cli, closed: str) -> None:
+    """`previewctl plan >&-`: Python has no sys.stdout; the run still ends as it would."""
+    fds = {"stdout": (1,), "stderr": (2,), "both": (1, 2)}[closed]
+    script = previewctl_executable()
+    config = str(console.project.config)
+
+    def close() -> None:
+        for fd in fds:
+            os.close(fd)
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [script, "--config", config, *args],
+            env=console.env,
+            cwd=console.project.root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL if 1 in fds else subprocess.PIPE,
+            stderr=subprocess.DEVNULL if 2 in fds else subprocess.PIPE,
+            preexec_fn=close,
+            timeout=60,
+            check=False,
+        )
+
+    planned = run("plan", "--pr", "3")
+    assert planned.returncode == 0, planned.stderr
+    if 2 not in fds:
+        assert b"Traceback" not in planned.stderr
+        assert b"bug in previewctl" not in planned.stderr
+    bad = run("plan", "--pr", "0")
+    assert bad.returncode == 2
 
 
 def test_the_console_script_starts_and_shows_its_help(console: Cli) -> None:

@@ -62,7 +62,15 @@ def usage_error(application: Application, exc: click_exceptions.UsageError) -> N
 
 def tolerant_streams() -> None:
     """A stream that cannot encode a character (an ASCII or cp1252 console, a
-    PYTHONIOENCODING) shows it escaped: a result line must never kill the command."""
+    PYTHONIOENCODING) shows it escaped: a result line must never kill the command.
+
+    A stream the caller closed (``>&-``: Python then has no ``sys.stdout``) takes what
+    would be printed and drops it, as ``>/dev/null`` would: the command still does its
+    work and its exit code still says how it went."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
