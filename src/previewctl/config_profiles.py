@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from previewctl.config_sections import SECRET_NAME_RE, StrictModel, TunnelSection, vercel_keys
 from previewctl.configfile import json_line, read_text, validation_problems
@@ -85,8 +92,8 @@ class ProfileSection(StrictModel):
     @field_validator("labels")
     @classmethod
     def _unique_labels(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("labels must be unique")
+        if len({label.casefold() for label in value}) != len(value):
+            raise ValueError("labels must be unique (GitHub ignores their case)")
         return value
 
     @property
@@ -145,6 +152,19 @@ class _ProfileMachine(BaseModel):
     guest: _ProfileGuest | None = None
     containers: list[_ProfileContainer] = Field(default_factory=list)
     services: list[_ProfileService] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> _ProfileMachine:
+        # Merged by name and by internal port: a second one would silently replace the first.
+        names = [c.name for c in self.containers]
+        ports = [s.internal_port for s in self.services]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"container {twice[0]} is listed twice: names must be unique")
+        busy = sorted({p for p in ports if ports.count(p) > 1})
+        if busy:
+            raise ValueError(f"two services use internal_port {busy[0]}: give each its own port")
+        return self
 
 
 @dataclass(frozen=True)

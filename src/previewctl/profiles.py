@@ -71,6 +71,18 @@ def base_ports(machine: Mapping[str, Any], tunnels: Mapping[str, TunnelSection])
         if isinstance(service, dict):
             for port in _ints(service.get("internal_port")):
                 used.setdefault(port, "a service's internal_port")
+    for port, container in _health_check_ports(machine):
+        used.setdefault(port, f"container {container}'s health check")
+    checks = machine.get("checks")
+    for name, check in checks.items() if isinstance(checks, dict) else ():
+        for port in _ints(check.get("port") if isinstance(check, dict) else None):
+            used.setdefault(port, f"check {name}")
+    return used
+
+
+def _health_check_ports(machine: Mapping[str, Any]) -> Iterator[tuple[int, str]]:
+    """(port, container) of each container health check that probes a port (tcp, http):
+    the container listens there."""
     for container in machine.get("containers") or []:
         checks = container.get("healthchecks") if isinstance(container, dict) else None
         for check in checks if isinstance(checks, list) else []:
@@ -78,12 +90,7 @@ def base_ports(machine: Mapping[str, Any], tunnels: Mapping[str, TunnelSection])
                 probe = check.get(kind) if isinstance(check, dict) else None
                 if isinstance(probe, dict):
                     for port in _ints(probe.get("port")):
-                        used.setdefault(port, f"container {container.get('name')}'s health check")
-    checks = machine.get("checks")
-    for name, check in checks.items() if isinstance(checks, dict) else ():
-        for port in _ints(check.get("port") if isinstance(check, dict) else None):
-            used.setdefault(port, f"check {name}")
-    return used
+                        yield port, str(container.get("name"))
 
 
 def fit_guest(base: Mapping[str, Any] | None, asks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -162,11 +169,14 @@ def _public(service: Mapping[str, Any]) -> list[int]:
 
 
 def profile_ports(profile: Profile) -> list[int]:
-    """The ports a profile listens on: its ``ports``, and its services' internal ports
-    (where a container of it must listen, listed or not)."""
+    """The ports a profile listens on: its ``ports``, its services' internal ports and
+    its containers' health-check ports (where a container of it listens, listed or not),
+    as the base's are counted."""
     ports = list(profile.section.ports)
     for service in profile.machine.get("services") or []:
         ports += [p for p in _ints(service.get("internal_port")) if p not in ports]
+    for port, _container in _health_check_ports(profile.machine):
+        ports += [port] if port not in ports else []
     return ports
 
 

@@ -30,9 +30,14 @@ def ordered(defined: Mapping[str, ProfileSection], names: Iterable[str]) -> tupl
 
 
 def from_labels(defined: Mapping[str, ProfileSection], labels: Iterable[str]) -> tuple[str, ...]:
-    """The profiles any of whose ``labels`` the PR carries (other labels mean nothing here)."""
-    carried = set(labels)
-    return tuple(name for name, p in defined.items() if carried & set(p.labels))
+    """The profiles any of whose ``labels`` the PR carries (other labels mean nothing here).
+
+    GitHub's label names are case-insensitive (one label per name whatever its case, and
+    the workflow's ``startsWith`` ignores case too): so is the match."""
+    carried = {label.casefold() for label in labels}
+    return tuple(
+        name for name, p in defined.items() if carried & {label.casefold() for label in p.labels}
+    )
 
 
 def choose(
