@@ -210,12 +210,21 @@ def local_problems(
     if config is not None and tunnels:
         with problems.check():
             spec_tunnels = rt.spec(target).tunnels  # the active profiles' too
-    if spec_tunnels:
-        with problems.check():
-            rt.platform.check_tunnel_tool(rt.env)
-        for problem in port_problems(spec_tunnels):
-            problems.add(problem)
+    for problem in tunnel_problems(rt, spec_tunnels):
+        problems.add(problem)
     return problems
+
+
+def tunnel_problems(rt: Runtime, tunnels: Mapping[str, TunnelSection]) -> list[InputError]:
+    """What stops ``tunnels`` from opening here: no tunnel tool, a taken local port."""
+    if not tunnels:
+        return []
+    found: list[InputError] = []
+    try:
+        rt.platform.check_tunnel_tool(rt.env)
+    except InputError as exc:
+        found.append(exc)
+    return found + port_problems(tunnels)
 
 
 def _config_or_none(rt: Runtime) -> Config | None:

@@ -11,15 +11,17 @@ import dataclasses
 from collections.abc import Sequence
 
 from previewctl import bookkeeping, selection
-from previewctl.ops.preflight import check_all
+from previewctl.errors import Problems
+from previewctl.ops.preflight import tunnel_problems
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import check_step_files
 from previewctl.target import Target
 
 
-def with_recorded_profiles(rt: Runtime, target: Target) -> Target:
+def with_recorded_profiles(rt: Runtime, target: Target, *, tunnels: bool = False) -> Target:
     """A target whose run chose no profiles gets the set recorded on its preview (none
-    without one); its profiles' step files and env vars are checked like the base's."""
+    without one); its profiles' step files and env vars (and with ``tunnels``, the tool
+    and local ports their tunnels need) are checked like the base's, before any change."""
     if target.profiles is not None:
         return target
     if not rt.config.model.profiles:  # nothing to look up
@@ -32,10 +34,15 @@ def with_recorded_profiles(rt: Runtime, target: Target) -> Target:
     target = dataclasses.replace(target, profiles=recorded)
     if recorded:
         rt.reporter.info(f"profiles recorded on the preview: {', '.join(recorded)}")
-        check_all(
-            lambda: check_step_files(rt.config, rt.spec(target), "steps"),
-            lambda: rt.check_env_refs(profiles=recorded),
-        )
+        problems = Problems()
+        with problems.check():
+            check_step_files(rt.config, rt.spec(target), "steps")
+        with problems.check():
+            rt.check_env_refs(profiles=recorded)
+        with problems.check():
+            for problem in tunnel_problems(rt, rt.spec(target).tunnels) if tunnels else []:
+                problems.add(problem)
+        problems.raise_if_any()
     return target
 
 

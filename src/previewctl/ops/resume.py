@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from previewctl import tunnel_state
 from previewctl.backends.base import Tunnels
-from previewctl.errors import PreviewctlError
+from previewctl.errors import PreviewctlError, Problems
 from previewctl.ops.desired import desired
 from previewctl.ops.existing import OpenPreview, open_preview
-from previewctl.ops.preflight import preflight, resolve
+from previewctl.ops.preflight import preflight, resolve, tunnel_problems
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import OpenTunnels, open_tunnels, run_steps
 from previewctl.reporter import Reporter
@@ -52,7 +52,13 @@ class Foreground:
 def _find(rt: Runtime, pr: str, profiles: Sequence[str] | None = None) -> OpenPreview:
     target = resolve(rt, pr, None, profiles=profiles)
     preflight(rt, target, tunnels=True, vercel=False)  # tunnel tool, free ports: before a start
-    return open_preview(rt, target)
+    found = open_preview(rt, target)
+    if target.profiles is None and found.spec.profiles:  # the recorded set's tunnels too
+        problems = Problems()
+        for problem in tunnel_problems(rt, found.spec.tunnels):
+            problems.add(problem)
+        problems.raise_if_any()
+    return found
 
 
 def _start(rt: Runtime, found: OpenPreview) -> None:

@@ -36,7 +36,7 @@ def run_up(
     if no_wait:
         return _up_early(rt, target)
     target = preflight(rt, target, tunnels=True, vercel=True, steps="steps", want_branch=True)
-    target = with_recorded_profiles(rt, target)
+    target = with_recorded_profiles(rt, target, tunnels=True)
     spec = rt.spec(target)
     app = spec.app
     rt.actions.set_outputs(
