@@ -28,6 +28,9 @@ KEY_CREATED = "previewctl_created_at"
 KEY_LAST_UP = "previewctl_last_up"
 KEY_SECRETS = "previewctl_secrets"
 KEY_PROFILES = "previewctl_profiles"  # the active profiles, comma-separated
+# Vercel projects whose vars changed since their last redeploy (comma-separated): a
+# redeploy that failed after the writes is made by the next `up`, which sees no change.
+KEY_REDEPLOY = "previewctl_redeploy"
 # Touch last_up at most this often, so a repeated `up` makes no mutating call.
 LAST_UP_REFRESH = 3600.0
 
@@ -139,8 +142,13 @@ class PreviewInfo:
 
 def parse_profiles(value: str | None) -> tuple[str, ...]:
     """The recorded set (names as previewctl writes them; anything else is left out)."""
+    return tuple(n for n in names_in(value) if PROFILE_NAME_RE.fullmatch(n))
+
+
+def names_in(value: str | None) -> list[str]:
+    """The names of a comma-separated label, once each, in order."""
     names = (part.strip() for part in (value or "").split(","))
-    return tuple(n for n in names if PROFILE_NAME_RE.fullmatch(n))
+    return list(dict.fromkeys(n for n in names if n))
 
 
 def profiles_label(names: Sequence[str]) -> str:

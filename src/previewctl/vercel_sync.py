@@ -10,7 +10,7 @@ unchanged var is not sent (no write, no reason to redeploy).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from previewctl.clients.vercel import VercelClient
@@ -117,11 +117,13 @@ def sync_branch_env(
     reporter: Reporter,
     *,
     env_type: str = "encrypted",
+    before_change: Callable[[], None] | None = None,
 ) -> SyncResult:
     """Make ``branch``'s managed preview vars in ``project`` exactly ``desired``.
 
     Created and changed vars go in one upsert; managed vars no longer desired are
-    deleted. Everything that could refuse the sync is checked before any write.
+    deleted. Everything that could refuse the sync is checked before any write;
+    ``before_change`` is called once before the first write or deletion, if any.
     """
     current = _writable_vars(client, project, branch, desired, env_type)
     by_key: dict[str, list[EnvVar]] = {}
@@ -143,22 +145,28 @@ def sync_branch_env(
         writes.append(
             EnvInput(key=key, value=value, git_branch=branch, comment=comment, type=env_type)
         )
+    stale = [
+        v for v in current if v.key not in desired and is_managed(v) and v.git_branch == branch
+    ]
+    if (writes or stale) and before_change is not None:
+        before_change()
     client.upsert_env(project, writes)
 
-    for var in current:
-        if var.key in desired or not is_managed(var) or var.git_branch != branch:
-            continue
+    for var in stale:
         if client.delete_env(project, var.id):
             result.removed.append(var.key)
     result.removed.sort()
-
-    for key in result.created:
-        reporter.detail(f"{project}: {key} created for {branch}")
-    for key in result.updated:
-        reporter.detail(f"{project}: {key} updated for {branch}")
-    for key in result.removed:
-        reporter.detail(f"{project}: {key} removed from {branch}")
+    _say(result, branch, reporter)
     return result
+
+
+def _say(result: SyncResult, branch: str, reporter: Reporter) -> None:
+    for key in result.created:
+        reporter.detail(f"{result.project}: {key} created for {branch}")
+    for key in result.updated:
+        reporter.detail(f"{result.project}: {key} updated for {branch}")
+    for key in result.removed:
+        reporter.detail(f"{result.project}: {key} removed from {branch}")
 
 
 def _warn_generic_fallbacks(

@@ -157,8 +157,9 @@ def test_a_profile_of_vars_only_records_the_set_and_writes_its_vars(wired: Wired
     wired.vercel.clear_log()
     off = wired.cli.run("up")
     assert off.code == 0, off.output
-    mutations = wired.fly.mutating_calls()
-    assert [r.path.rsplit("/", 1)[-1] for r in mutations] == ["previewctl_profiles"]
+    labels = [r.path.rsplit("/", 1)[-1] for r in wired.fly.mutating_calls()]
+    # the set recorded, and the redeploy ledger marked then cleared around web's vars
+    assert labels == ["previewctl_profiles", "previewctl_redeploy", "previewctl_redeploy"]
     assert machine(wired.fly).config["metadata"]["previewctl_profiles"] == ""
     assert "NANGO_SECRET_KEY" not in branch_vars(wired.vercel, "web")
     assert {r.body["name"] for r in wired.vercel.redeploys()} == {"web"}

@@ -198,6 +198,10 @@ class PreviewBackend(Protocol):
         """Stop it unless another run is working on it right now (then False); no wait."""
         ...
 
+    def set_label(self, app: str, instance_id: str, key: str, value: str) -> None:
+        """Write one of previewctl's labels on the instance (no restart, no lease)."""
+        ...
+
     def destroy(self, app: str) -> bool:
         """Remove the app and everything in it; False when it was already gone."""
         ...

@@ -15,7 +15,7 @@ from previewctl.ops.preflight import preflight, resolve, skip_without_secrets
 from previewctl.ops.recorded import with_recorded_profiles
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import open_tunnels, run_steps
-from previewctl.ops.vercel_ops import VercelOutcome, apply_vercel
+from previewctl.ops.vercel_ops import RedeployLedger, VercelOutcome, apply_vercel
 from previewctl.progress import elapsed_text
 from previewctl.spec import PreviewSpec
 from previewctl.target import Target
@@ -119,10 +119,11 @@ def _converge(rt: Runtime, spec: PreviewSpec) -> tuple[Converged, Instance, Verc
     values = spec.values(secrets=result.secrets, vercel_urls=spec.domain_urls())
     job: BackgroundPhase[VercelOutcome] | None = None
     if rt.vercel_configured():
+        ledger = RedeployLedger.of(backend, app, result.instance)
         job = BackgroundPhase(
             "vercel",
             rt.reporter,
-            lambda reporter: apply_vercel(rt, spec, values, reporter=reporter),
+            lambda reporter: apply_vercel(rt, spec, values, reporter=reporter, ledger=ledger),
         ).start()
     interrupted = False
     try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from previewctl import template
+from previewctl import bookkeeping, template
+from previewctl.backends.base import Instance, PreviewBackend
 from previewctl.errors import ConfigError, InputError
 from previewctl.ops.runtime import Runtime
 from previewctl.reporter import Reporter
@@ -13,6 +16,40 @@ from previewctl.spec import PreviewSpec
 from previewctl.target import Target
 from previewctl.template import TemplateError
 from previewctl.vercel_sync import remove_branch_env, sync_branch_env
+
+
+@dataclass
+class RedeployLedger:
+    """The Vercel projects whose vars changed since their last redeploy, kept in a label
+    on the preview: marked before the first write, cleared once redeployed. A redeploy
+    that failed after the vars were written is so made by the next `up`, although that
+    run finds nothing left to change (a repeated `up` with nothing pending writes none)."""
+
+    pending: set[str] = field(default_factory=set)
+    write: Callable[[str], None] | None = None  # the label's new value
+
+    @classmethod
+    def of(cls, backend: PreviewBackend, app: str, instance: Instance) -> RedeployLedger:
+        pending = set(bookkeeping.names_in(instance.labels.get(bookkeeping.KEY_REDEPLOY)))
+
+        def write(value: str) -> None:
+            backend.set_label(app, instance.id, bookkeeping.KEY_REDEPLOY, value)
+
+        return cls(pending, write)
+
+    def mark(self, project: str) -> None:
+        if project not in self.pending:
+            self.pending.add(project)
+            self._save()
+
+    def done(self, project: str) -> None:
+        if project in self.pending:
+            self.pending.discard(project)
+            self._save()
+
+    def _save(self) -> None:
+        if self.write is not None:
+            self.write(",".join(sorted(self.pending)))
 
 
 @dataclass
@@ -48,13 +85,19 @@ def _without_empty(project: str, desired: dict[str, str], say: Reporter) -> dict
 
 
 def apply_vercel(
-    rt: Runtime, spec: PreviewSpec, values: template.Values, *, reporter: Reporter | None = None
+    rt: Runtime,
+    spec: PreviewSpec,
+    values: template.Values,
+    *,
+    reporter: Reporter | None = None,
+    ledger: RedeployLedger | None = None,
 ) -> VercelOutcome:
     say = reporter or rt.reporter
     vercel = rt.config.model.vercel
     outcome = VercelOutcome()
     if not vercel or not spec.vercel_projects:
         return outcome
+    ledger = ledger or RedeployLedger()
     branch = require_branch(spec.target)
     client = rt.vercel()
     domains = spec.domains()
@@ -65,7 +108,15 @@ def apply_vercel(
             raise ConfigError(str(exc), key=f"vercel.projects.{name}") from None
         domain = domains.get(name)
         desired = _without_empty(name, desired, say)
-        result = sync_branch_env(client, name, branch, desired, say, env_type=project.env_type)
+        result = sync_branch_env(
+            client,
+            name,
+            branch,
+            desired,
+            say,
+            env_type=project.env_type,
+            before_change=functools.partial(ledger.mark, name) if vercel.redeploy else None,
+        )
         if domain:
             client.add_domain(name, domain, branch)
         outcome.projects[name] = {
@@ -80,19 +131,27 @@ def apply_vercel(
             f"{len(result.unchanged)} unchanged, {len(result.removed)} removed"
         )
         say.info(summary)
-        if result.changed and vercel.redeploy:
-            info = client.get_project(name)
-            deployments = client.list_deployments(info.id, branch, limit=1)
-            if deployments:
-                newest = deployments[0]
-                new = client.redeploy(newest, info.name, project_id=info.id)
-                outcome.redeployed.append(name)
-                say.info(
-                    f"{name}: vars changed, redeploying {newest.uid} as {new.uid} so they apply"
-                )
-            else:
-                say.info(f"{name}: no deployment of {branch} yet; its build will read them")
+        if vercel.redeploy and (result.changed or name in ledger.pending):
+            _redeploy(rt, name, branch, say, outcome, earlier=not result.changed)
+            ledger.done(name)
     return outcome
+
+
+def _redeploy(
+    rt: Runtime, name: str, branch: str, say: Reporter, outcome: VercelOutcome, *, earlier: bool
+) -> None:
+    """A new build of the branch's newest deployment, so the vars now set apply."""
+    client = rt.vercel()
+    info = client.get_project(name)
+    deployments = client.list_deployments(info.id, branch, limit=1)
+    why = "an earlier run changed the vars but did not redeploy" if earlier else "vars changed"
+    if deployments:
+        newest = deployments[0]
+        new = client.redeploy(newest, info.name, project_id=info.id)
+        outcome.redeployed.append(name)
+        say.info(f"{name}: {why}, redeploying {newest.uid} as {new.uid} so they apply")
+    else:
+        say.info(f"{name}: no deployment of {branch} yet; its build will read them")
 
 
 def remove_vercel(rt: Runtime, spec: PreviewSpec) -> dict[str, Any]:

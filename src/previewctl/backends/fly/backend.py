@@ -141,6 +141,9 @@ class FlyBackend:
     def destroy(self, app: str) -> bool:
         return self.fly.delete_app(app)
 
+    def set_label(self, app: str, instance_id: str, key: str, value: str) -> None:
+        self.fly.set_metadata(app, instance_id, key, value, nonce=None)
+
     # ---- reaching it -------------------------------------------------------------------------
     def tunnels(
         self, app: str, instance_id: str, requests: Sequence[TunnelRequest], *, start_timeout: float
