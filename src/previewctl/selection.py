@@ -53,6 +53,12 @@ def choose(
     a command that does not follow labels).
     """
     if flags:
+        if any(not flag.strip() for flag in flags):
+            # Not "none": an unset variable in `--profile "$P"` would win over the labels.
+            raise InputError(
+                "--profile needs a profile name (it was given an empty one)",
+                hint="name a profile the config defines, or leave --profile out",
+            )
         return ordered(defined, flags)
     listed = (env.get(ENV_VAR) or "").strip()
     if listed:

@@ -195,3 +195,33 @@ def test_resume_checks_the_recorded_profiles_tunnel_ports_before_it_starts(st: S
     assert f"local port {port}" in result.output
     assert st.fly.mutating_calls() == []
     assert st.fly.apps["pr-8-svc"].live_machines()[0].state == "stopped"
+
+
+def test_an_empty_profile_flag_is_bad_input_not_none(st: Stage) -> None:
+    """Break: `--profile ""` (a script's unset variable) was read as "no profiles" and
+    won over the PR's labels: `up` took the labelled profile's containers away."""
+    st.label("preview:tracing")
+    assert st.up().code == 0
+    st.forget_requests()
+    for args in (["plan", "--profile", ""], ["up", "--profile", " "]):
+        result = st.run(*args)
+        assert result.code == 2, result.output
+        assert "--profile" in result.output
+    assert st.requests() == 0
+    assert "collector" in st.containers()
+
+
+def test_a_forged_recorded_set_is_read_once_each_and_changes_nothing(st: Stage) -> None:
+    """Break: a recorded set naming a profile twice (metadata someone edited) was shown
+    twice by `status`; names previewctl never writes are left out, and a plain `up`
+    with the same real set makes no mutating call."""
+    assert st.up("--profile", "nango").code == 0
+    live = st.fly.apps["pr-8-svc"].live_machines()[0]
+    live.config["metadata"]["previewctl_profiles"] = "nango,nango,Tracing,../x,nango\ntracing"
+    status = st.run("--json", "status", "--pr", str(PR), **PLAIN)
+    assert status.code == 0, status.output
+    assert status.json()["profiles"] == ["nango"]
+    st.forget_requests()
+    again = st.up(**PLAIN)
+    assert again.code == 0, again.output
+    assert st.mutations() == []
