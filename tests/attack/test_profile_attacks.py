@@ -225,3 +225,21 @@ def test_a_forged_recorded_set_is_read_once_each_and_changes_nothing(st: Stage) 
     again = st.up(**PLAIN)
     assert again.code == 0, again.output
     assert st.mutations() == []
+
+
+def test_resume_checks_the_recorded_profiles_env_vars_before_it_starts(st: Stage) -> None:
+    """Break: a recorded profile's step uses `${env.TRACE_LEVEL}`; `resume` on a laptop
+    without it started the stopped machine, then failed at the step (a plain `up` said
+    so before anything)."""
+    st.replace_toml(
+        'env = { JAEGER_URL = "', 'env = { LEVEL = "${env.TRACE_LEVEL}", JAEGER_URL = "'
+    )
+    st.label("preview:tracing")
+    assert st.up(TRACE_LEVEL="debug").code == 0
+    assert st.run("stop", "--pr", str(PR), **PLAIN).code == 0
+    st.forget_requests()
+    result = st.run("resume", "--pr", str(PR), **PLAIN)
+    assert result.code == 2, result.output
+    assert "TRACE_LEVEL" in result.output
+    assert st.fly.mutating_calls() == []
+    assert st.fly.apps["pr-8-svc"].live_machines()[0].state == "stopped"

@@ -34,16 +34,25 @@ def with_recorded_profiles(rt: Runtime, target: Target, *, tunnels: bool = False
     target = dataclasses.replace(target, profiles=recorded)
     if recorded:
         rt.reporter.info(f"profiles recorded on the preview: {', '.join(recorded)}")
-        problems = Problems()
+        check_profile_inputs(rt, target, steps=True, tunnels=tunnels)
+    return target
+
+
+def check_profile_inputs(rt: Runtime, target: Target, *, steps: bool, tunnels: bool) -> None:
+    """The bad input of ``target``'s profiles (a recorded set, known only after a read),
+    checked like the base's before any change: the env vars they use, with ``steps``
+    their step files, with ``tunnels`` the tool and local ports their tunnels need."""
+    problems = Problems()
+    with problems.check():
+        rt.check_env_refs(profiles=target.profiles or ())
+    if steps:
         with problems.check():
             check_step_files(rt.config, rt.spec(target), "steps")
+    if tunnels:
         with problems.check():
-            rt.check_env_refs(profiles=recorded)
-        with problems.check():
-            for problem in tunnel_problems(rt, rt.spec(target).tunnels) if tunnels else []:
+            for problem in tunnel_problems(rt, rt.spec(target).tunnels):
                 problems.add(problem)
-        problems.raise_if_any()
-    return target
+    problems.raise_if_any()
 
 
 def recorded_profiles(rt: Runtime, names: Sequence[str]) -> tuple[str, ...]:

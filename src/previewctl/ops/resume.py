@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 from previewctl import tunnel_state
 from previewctl.backends.base import Tunnels
-from previewctl.errors import PreviewctlError, Problems
+from previewctl.errors import PreviewctlError
 from previewctl.ops.desired import desired
 from previewctl.ops.existing import OpenPreview, open_preview
-from previewctl.ops.preflight import preflight, resolve, tunnel_problems
+from previewctl.ops.preflight import preflight, resolve
+from previewctl.ops.recorded import check_profile_inputs
 from previewctl.ops.runtime import Runtime
 from previewctl.ops.session import OpenTunnels, open_tunnels, run_steps
 from previewctl.reporter import Reporter
@@ -49,15 +50,15 @@ class Foreground:
         self._tunnels.hold()
 
 
-def _find(rt: Runtime, pr: str, profiles: Sequence[str] | None = None) -> OpenPreview:
+def _find(
+    rt: Runtime, pr: str, profiles: Sequence[str] | None = None, *, steps: bool = False
+) -> OpenPreview:
     target = resolve(rt, pr, None, profiles=profiles)
-    preflight(rt, target, tunnels=True, vercel=False)  # tunnel tool, free ports: before a start
+    # tunnel tool, free ports (and with `steps`, step files): before a start
+    preflight(rt, target, tunnels=True, vercel=False, steps="steps" if steps else None)
     found = open_preview(rt, target)
-    if target.profiles is None and found.spec.profiles:  # the recorded set's tunnels too
-        problems = Problems()
-        for problem in tunnel_problems(rt, found.spec.tunnels):
-            problems.add(problem)
-        problems.raise_if_any()
+    if target.profiles is None and found.spec.profiles:  # the recorded set's, too
+        check_profile_inputs(rt, found.target, steps=steps, tunnels=True)
     return found
 
 
@@ -112,7 +113,7 @@ def resumed(rt: Runtime, pr: str, profiles: Sequence[str] = ()) -> Iterator[Fore
 
     ``profiles`` (or PREVIEWCTL_PROFILES) other than the recorded set converge the
     machine to them first; its Vercel vars follow with the next `up`."""
-    found = _find(rt, pr, profiles)
+    found = _find(rt, pr, profiles, steps=True)
     _start(rt, found)
     with (
         open_tunnels(rt, found.spec, found.instance.id, found.values()) as opened,
