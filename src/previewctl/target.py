@@ -27,6 +27,8 @@ class Target:
     """The active profiles (None: not chosen by this run, so the preview's recorded set)."""
     labels: tuple[str, ...] | None = field(default=None, compare=False)
     """The PR's labels as its own ``pull_request`` event says (None: no event for it)."""
+    closed: bool = field(default=False, compare=False)
+    """The PR's own event says it is closed (a label added after the merge, say)."""
 
     @property
     def branch_confirmed(self) -> bool:
@@ -112,6 +114,7 @@ class _EventSays:
     branch: str | None = None
     head_repo: str | None = None
     labels: tuple[str, ...] | None = None
+    closed: bool = False
 
 
 def _from_event(
@@ -137,7 +140,8 @@ def _from_event(
                 hint="drop --branch/PREVIEWCTL_BRANCH to use the event's branch",
             )
         )
-    return pr_text, branch_text, _EventSays(True, event_branch, head_repo, _labels(event))
+    closed = event.get("state") == "closed"
+    return pr_text, branch_text, _EventSays(True, event_branch, head_repo, _labels(event), closed)
 
 
 def _labels(event: Mapping[str, Any]) -> tuple[str, ...]:
@@ -198,6 +202,7 @@ def resolve_target(
         from_event=from_event,
         event_branch=event_branch,
         labels=seen.labels,
+        closed=seen.closed,
     )
 
 

@@ -243,3 +243,28 @@ def test_resume_checks_the_recorded_profiles_env_vars_before_it_starts(st: Stage
     assert "TRACE_LEVEL" in result.output
     assert st.fly.mutating_calls() == []
     assert st.fly.apps["pr-8-svc"].live_machines()[0].state == "stopped"
+
+
+def test_labelling_a_closed_pr_does_not_bring_its_preview_back(st: Stage) -> None:
+    """Break: `up` on the `labeled` event of a closed PR (a workflow without the shipped
+    one's `state == 'open'` guard) made a whole new preview, profile and all, for a PR
+    that is gone; it is skipped with a notice, as a fork's is."""
+    st.event(
+        {
+            "action": "labeled",
+            "number": PR,
+            "label": {"name": "preview:tracing"},
+            "pull_request": {
+                "number": PR,
+                "state": "closed",
+                "labels": [{"name": "preview:tracing"}],
+                "head": {"ref": BRANCH, "repo": {"full_name": "acme/agents"}},
+            },
+        }
+    )
+    for args in (["up", "--no-wait"], ["up"]):
+        result = st.run(*args)
+        assert result.code == 0, result.output
+        assert "closed" in result.output
+    assert "pr-8-svc" not in st.fly.apps
+    assert st.wired.vercel.envs_for("api", BRANCH) == []

@@ -30,7 +30,7 @@ def run_up(
     profiles: Sequence[str] = (),
 ) -> dict[str, Any]:
     target = resolve(rt, pr, branch, profiles=profiles, labels=True)
-    skipped = skip_without_secrets(rt, target)
+    skipped = skip_without_secrets(rt, target) or _skip_closed(rt, target)
     if skipped:
         return skipped
     if no_wait:
@@ -77,6 +77,18 @@ def run_up(
         "timings": {t.name: round(t.seconds, 3) for t in rt.reporter.timings},
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _skip_closed(rt: Runtime, target: Target) -> dict[str, Any] | None:
+    """On a closed PR's own event (labelled after it was merged, say) `up` makes nothing:
+    its preview is `down`'s to remove, never to bring back."""
+    if not target.closed:
+        return None
+    rt.reporter.notice(
+        f"PR #{target.pr} is closed: no preview is made for it (`down` removes its preview)",
+        title="previewctl skipped a closed PR",
+    )
+    return {"pr": target.pr, "skipped": "closed"}
 
 
 def _up_early(rt: Runtime, target: Target) -> dict[str, Any]:
