@@ -27,6 +27,7 @@ KEY_HASH = "previewctl_config_hash"
 KEY_CREATED = "previewctl_created_at"
 KEY_LAST_UP = "previewctl_last_up"
 KEY_SECRETS = "previewctl_secrets"
+KEY_REPO = "previewctl_repo"  # owner/name of the repository the preview is for
 KEY_PROFILES = "previewctl_profiles"  # the active profiles, comma-separated
 # Vercel projects whose vars changed since their last redeploy (comma-separated): a
 # redeploy that failed after the writes is made by the next `up`, which sees no change.
@@ -125,6 +126,7 @@ class PreviewInfo:
     created_at: datetime | None
     last_up: datetime | None
     profiles: tuple[str, ...] = ()
+    repo: str | None = None
 
     @classmethod
     def of(cls, machine: Labelled) -> PreviewInfo:
@@ -137,6 +139,7 @@ class PreviewInfo:
             created_at=parse_time(meta.get(KEY_CREATED)) or parse_time(machine.created_at),
             last_up=parse_time(meta.get(KEY_LAST_UP)),
             profiles=parse_profiles(meta.get(KEY_PROFILES)),
+            repo=meta.get(KEY_REPO) or None,
         )
 
 
@@ -165,8 +168,12 @@ def build_metadata(
     last_up: str,
     secrets: dict[str, str],
     profiles: Sequence[str] = (),
+    repo: str | None = None,
 ) -> dict[str, str]:
+    """previewctl's metadata over ``base``; a repository not known now keeps the recorded."""
     meta = dict(base)
+    if repo:
+        meta[KEY_REPO] = repo
     meta.update(
         {
             MARKER_KEY: MARKER_VALUE,

@@ -5,7 +5,11 @@ An app is previewctl's when ALL of these hold:
 1. its name is what the ``[app] name`` template makes for its PR;
 2. it is in the configured organization;
 3. every machine in it carries previewctl's marker;
-4. every marker names the same PR as the name.
+4. every marker names the same PR as the name;
+5. no marker names another repository than the one previewctl runs for (Fly app names
+   are global and an org may serve several repositories: a PR number alone does not say
+   whose preview it is). A marker without a repository (made before it was recorded, or
+   by a run that did not know it) and a run that does not know its own pass this one.
 
 A machine whose config Fly cannot show (``host_status`` not ``ok``) is *unknown*: its
 marker may simply be missing from the answer, so the rule cannot be decided and
@@ -79,8 +83,11 @@ def judge(
     org: str | None,
     machines: Sequence[Instance],
     pr: int | None = None,
+    repo: str | None = None,
 ) -> Verdict:
-    """Apply the rule (see the module docstring). Pure: no request, no output."""
+    """Apply the rule (see the module docstring). Pure: no request, no output.
+
+    ``repo`` is the repository previewctl runs for (``owner/name``), when it knows it."""
     live = tuple(m for m in machines if m.state != "destroyed")
     named = name_pr(config, app)
 
@@ -107,14 +114,9 @@ def judge(
             f"{NOT_MANAGED}: machine {_ids(foreign)} carries no previewctl marker "
             "(previewctl did not make it)",
         )
-    for machine in seen:
-        marked = bookkeeping.PreviewInfo.of(machine).pr
-        if marked != named:
-            says = f"PR #{marked}" if marked is not None else "no PR"
-            return verdict(
-                Standing.NOT_MANAGED,
-                f"{NOT_MANAGED}: machine {machine.id}'s marker names {says}, the name PR #{named}",
-            )
+    mismatch = _marker_mismatch(seen, named, repo)
+    if mismatch:
+        return verdict(Standing.NOT_MANAGED, f"{NOT_MANAGED}: {mismatch}")
     if unseen:
         hosts = ", ".join(sorted({m.host_status or "no config" for m in unseen}))
         return verdict(
@@ -125,6 +127,21 @@ def judge(
     if not live:
         return verdict(Standing.EMPTY, f"{NOT_MANAGED}: no machine carries previewctl's marker")
     return verdict(Standing.MANAGED, "")
+
+
+def _marker_mismatch(seen: Sequence[Instance], named: int, repo: str | None) -> str | None:
+    """Why a marked machine is not this PR's of this repository, or None (rules 4 and 5)."""
+    for machine in seen:
+        info = bookkeeping.PreviewInfo.of(machine)
+        if info.pr != named:
+            says = f"PR #{info.pr}" if info.pr is not None else "no PR"
+            return f"machine {machine.id}'s marker names {says}, the name PR #{named}"
+        if repo and info.repo and info.repo.lower() != repo.lower():
+            return (
+                f"machine {machine.id} was made for repository {info.repo!r}, "
+                f"not {repo!r} (another repository's preview with the same app name)"
+            )
+    return None
 
 
 def require(verdict: Verdict, command: str, *, allow_empty: bool = False) -> tuple[Instance, ...]:

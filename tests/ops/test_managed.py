@@ -163,3 +163,28 @@ def test_without_a_pr_the_name_decides_it(config: Config) -> None:
     verdict = judge(config, "pr-12-svc", org="acme", machines=[machine(12)])
     assert verdict.managed
     assert verdict.pr == 12
+
+
+@pytest.mark.parametrize(
+    ("recorded", "ours", "standing"),
+    [
+        ("acme/one", "acme/one", Standing.MANAGED),
+        ("acme/one", "ACME/One", Standing.MANAGED),  # GitHub's names ignore case
+        ("acme/one", "acme/two", Standing.NOT_MANAGED),
+        (None, "acme/two", Standing.MANAGED),  # made before the repository was recorded
+        ("acme/one", None, Standing.MANAGED),  # a run that does not know its repository
+    ],
+)
+def test_rule_5_the_marker_names_no_other_repository(
+    config: Config, recorded: str | None, ours: str | None, standing: Standing
+) -> None:
+    raw: dict[str, Any] = {"previewctl": "1", "previewctl_pr": "5"}
+    if recorded:
+        raw["previewctl_repo"] = recorded
+    made = instance_of(
+        Machine.model_validate({"id": "m1", "state": "started", "config": {"metadata": raw}})
+    )
+    verdict = judge(config, APP, org="acme", machines=[made], pr=5, repo=ours)
+    assert verdict.standing is standing
+    if standing is Standing.NOT_MANAGED:
+        assert "made for repository 'acme/one', not 'acme/two'" in verdict.reason

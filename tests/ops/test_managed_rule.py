@@ -274,3 +274,30 @@ def test_gc_keeps_and_reports_an_app_it_cannot_judge_then_converges(
     assert again.code == 0, again.output
     assert {r["app"]: r["action"] for r in again.json()["rows"]} == {APP: "destroy"}
     assert APP not in world.fly.apps
+
+
+def test_a_preview_another_repository_made_is_not_managed_by_this_one(
+    cli: Cli, fly: FlyEmulator
+) -> None:
+    """Rule 5: an org serving two repositories with the same [app] name template. Each
+    one's up records its repository; the other's up, stop and down refuse the app."""
+    app = "pr-6-svc"
+    one, two = {"GITHUB_REPOSITORY": "acme/one"}, {"GITHUB_REPOSITORY": "acme/two"}
+    made = cli.run("up", "--pr", "6", env=one)
+    assert made.code == 0, made.output
+    (machine,) = fly.apps[app].machines.values()
+    assert machine.config["metadata"]["previewctl_repo"] == "acme/one"
+
+    fly.clear_log()
+    for command in (("up", "--pr", "6"), ("stop", "--pr", "6"), ("down", "--pr", "6")):
+        refused = cli.run(*command, env=two)
+        assert refused.code == 1, refused.output
+        assert "made for repository 'acme/one', not 'acme/two'" in refused.stderr
+    assert fly.mutating_calls() == []
+    assert app in fly.apps
+
+    fly.clear_log()
+    assert cli.run("up", "--pr", "6").code == 0  # a laptop run, no repository: still ours
+    assert fly.mutating_calls() == []
+    assert cli.run("down", "--pr", "6", env=one).code == 0
+    assert app not in fly.apps

@@ -180,7 +180,9 @@ class _Sweep:
         take that machine with it.
         """
         config = self.rt.config
-        fresh = scan_app(self.backend, config, scan.app, scan.pr, org=config.model.app.org)
+        fresh = scan_app(
+            self.backend, config, scan.app, scan.pr, org=config.model.app.org, repo=self.rt.repo
+        )
         if fresh.gone:
             row.reason += " (already gone)"
             return False

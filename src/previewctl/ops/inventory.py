@@ -107,7 +107,13 @@ class AppScan:
 
 
 def scan_app(
-    backend: PreviewBackend, config: Config, app: str, pr: int, *, org: str | None
+    backend: PreviewBackend,
+    config: Config,
+    app: str,
+    pr: int,
+    *,
+    org: str | None,
+    repo: str | None,
 ) -> AppScan:
     """All live machines of ``app`` (unfiltered: foreign machines must be seen too)."""
     try:
@@ -116,7 +122,7 @@ def scan_app(
         return AppScan(app, pr, gone=True)
     except ApiError as exc:
         return AppScan(app, pr, error=str(exc))
-    verdict = managed.judge(config, app, org=org, machines=machines, pr=pr)
+    verdict = managed.judge(config, app, org=org, machines=machines, pr=pr, repo=repo)
     return AppScan(app, pr, machines=list(verdict.machines), verdict=verdict)
 
 
@@ -124,7 +130,9 @@ def scan_previews(rt: Runtime) -> list[AppScan]:
     """Every app the org's listing names like a preview (so in the org), judged."""
     backend, config = rt.backend(), rt.config
     return bounded_map(
-        lambda listed: scan_app(backend, config, listed.app, listed.pr, org=listed.org),
+        lambda listed: scan_app(
+            backend, config, listed.app, listed.pr, org=listed.org, repo=rt.repo
+        ),
         backend.apps(),
         config.model.gc.concurrency,
     )

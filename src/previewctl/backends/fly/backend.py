@@ -47,6 +47,8 @@ class FlyBackend:
         self._config = config
         self.reporter = reporter
         self.env = env
+        # The repository previewctl runs for: a preview another one made is not ours.
+        self.repo = (env.get("GITHUB_REPOSITORY") or "").strip() or None
 
     @property
     def config(self) -> Config:
@@ -55,7 +57,7 @@ class FlyBackend:
 
     @property
     def _ctx(self) -> converge.Ctx:
-        return converge.Ctx(self.fly, self.config, self.reporter)
+        return converge.Ctx(self.fly, self.config, self.reporter, self.repo)
 
     def hostname(self, app: str) -> str:
         return converge.hostname(app)
@@ -77,7 +79,7 @@ class FlyBackend:
             machines = self.instances(app)
         except NotFoundError:
             return None  # removed meanwhile
-        return managed.judge(config, app, org=org, machines=machines, pr=pr)
+        return managed.judge(config, app, org=org, machines=machines, pr=pr, repo=self.repo)
 
     def apps(self) -> list[ListedApp]:
         """The org's listing: an app it names in another org stays in that org; an app

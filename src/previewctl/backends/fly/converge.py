@@ -48,6 +48,7 @@ class Ctx:
     fly: FlyClient
     config: Config
     reporter: Reporter
+    repo: str | None = None  # the repository previewctl runs for, when it knows it
 
 
 def hostname(app: str) -> str:
@@ -69,7 +70,7 @@ def judged(
 ) -> list[Machine]:
     """The app's machines when the one rule says ``command`` may touch them."""
     machines = [instance_of(m) for m in list_machines(ctx.fly, app)]
-    verdict = managed.judge(ctx.config, app, org=org, machines=machines, pr=pr)
+    verdict = managed.judge(ctx.config, app, org=org, machines=machines, pr=pr, repo=ctx.repo)
     mine = managed.require(verdict, command, allow_empty=allow_empty)
     return [m.native for m in mine if isinstance(m.native, Machine)]
 
@@ -235,6 +236,7 @@ def _labels(
     created_at: str,
     last_up: str,
     secrets: dict[str, str],
+    repo: str | None,
 ) -> dict[str, str]:
     """previewctl's bookkeeping as Fly metadata (the create key is Fly's business only)."""
     return bookkeeping.build_metadata(
@@ -246,6 +248,7 @@ def _labels(
         last_up=last_up,
         secrets=secrets,
         profiles=want.profiles,
+        repo=repo,
     )
 
 
@@ -263,6 +266,7 @@ def _create_machine(ctx: Ctx, want: Desired, org: str | None, actions: list[str]
         created_at=stamp,
         last_up=stamp,
         secrets=secrets,
+        repo=ctx.repo,
     )
     ctx.reporter.info(f"creating machine in {region}")
     try:
@@ -300,7 +304,7 @@ def _the_one(
     machine = ctx.fly.get_machine(app, survivor.id)
     if machine.config_unknown:  # its host went away since the listing: never guess
         verdict = managed.judge(
-            ctx.config, app, org=org, machines=[instance_of(machine)], pr=want.pr
+            ctx.config, app, org=org, machines=[instance_of(machine)], pr=want.pr, repo=ctx.repo
         )
         managed.require(verdict, "up")
     return machine
@@ -326,7 +330,13 @@ def _ensure_machine(
         stamp = bookkeeping.now_iso()
         created = machine.metadata.get(bookkeeping.KEY_CREATED) or stamp
         desired["metadata"] = _labels(
-            machine.metadata, want, digest, created_at=created, last_up=stamp, secrets=secrets
+            machine.metadata,
+            want,
+            digest,
+            created_at=created,
+            last_up=stamp,
+            secrets=secrets,
+            repo=ctx.repo,
         )
         with fly.lease(app, machine.id, deadline=deadline) as nonce:
             ctx.reporter.info(f"machine config changed: updating {machine.id}")
