@@ -157,10 +157,15 @@ def test_a_profile_of_vars_only_records_the_set_and_writes_its_vars(wired: Wired
     wired.vercel.clear_log()
     off = wired.cli.run("up")
     assert off.code == 0, off.output
-    labels = [r.path.rsplit("/", 1)[-1] for r in wired.fly.mutating_calls()]
-    # the set recorded, and the redeploy ledger marked then cleared around web's vars
-    assert labels == ["previewctl_profiles", "previewctl_redeploy", "previewctl_redeploy"]
-    assert machine(wired.fly).config["metadata"]["previewctl_profiles"] == ""
+    labels = [(r.method, r.path.rsplit("/", 1)[-1]) for r in wired.fly.mutating_calls()]
+    # the set recorded, and the redeploy ledger marked then cleared around web's vars; an
+    # empty set or ledger removes its key (an empty metadata value is not documented)
+    assert labels == [
+        ("DELETE", "previewctl_profiles"),
+        ("POST", "previewctl_redeploy"),
+        ("DELETE", "previewctl_redeploy"),
+    ]
+    assert "previewctl_profiles" not in machine(wired.fly).config["metadata"]
     assert "NANGO_SECRET_KEY" not in branch_vars(wired.vercel, "web")
     assert {r.body["name"] for r in wired.vercel.redeploys()} == {"web"}
 
@@ -255,7 +260,7 @@ def test_a_recorded_profile_the_config_dropped_is_converged_away(wired: Wired) -
     result = wired.cli.run("up", *BY_HAND, env=NO_EVENT)
     assert result.code == 0, result.output
     assert "profile(s) nango recorded on the preview are no longer in the config" in result.stderr
-    assert machine(wired.fly).config["metadata"]["previewctl_profiles"] == ""
+    assert "previewctl_profiles" not in machine(wired.fly).config["metadata"]
     assert "NANGO_SECRET_KEY" not in branch_vars(wired.vercel, "web")
 
 

@@ -235,12 +235,30 @@ class FlyClient(ApiClient):
     def set_metadata(
         self, app: str, machine_id: str, key: str, value: str, *, nonce: str | None = None
     ) -> None:
+        """Set one metadata key. An empty value removes the key instead: neither Fly's docs
+        nor fly-go say an empty value is kept, and a missing key reads back as empty."""
+        if not value:
+            self.delete_metadata(app, machine_id, key, nonce=nonce)
+            return
         self.request(
             "POST",
             f"/v1/apps/{app}/machines/{machine_id}/metadata/{key}",
             json={"value": value},
             headers=_lease_header(nonce),
         )
+
+    def delete_metadata(
+        self, app: str, machine_id: str, key: str, *, nonce: str | None = None
+    ) -> None:
+        """Remove one metadata key (fly-go's DeleteMetadata); gone already is fine."""
+        try:
+            self.request(
+                "DELETE",
+                f"/v1/apps/{app}/machines/{machine_id}/metadata/{key}",
+                headers=_lease_header(nonce),
+            )
+        except NotFoundError:
+            return
 
     def wait(
         self,
