@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -175,15 +176,20 @@ def echo() -> Iterator[EchoServer]:
 
 
 def roundtrip(port: int, payload: bytes = b"hello") -> bytes:
+    chunks: list[bytes] = []
     with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as conn:
-        conn.sendall(payload)
-        conn.shutdown(socket.SHUT_WR)
-        chunks = []
         try:
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
             while data := conn.recv(4096):
                 chunks.append(data)
-        except ConnectionResetError:  # closed with our bytes unread: the kernel sends RST
+        # The far end closed with our bytes unread (the kernel sends RST), maybe before
+        # our write or shutdown got there: a closed connection, whichever step saw it.
+        except (ConnectionResetError, BrokenPipeError):
             pass
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                raise
     return b"".join(chunks)
 
 
