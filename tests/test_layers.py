@@ -163,8 +163,8 @@ def test_no_upward_imports(layer: str) -> None:
 
 
 # One module per command (DESIGN.md, "Architecture"); the rest of ops/ is the shared layer.
-OPS_COMMANDS = ("up", "down", "seed", "gc", "status", "stop", "resume", "envcmd", "plan")
-OPS_COMMANDS += ("init", "doctor")
+OPS_COMMANDS: tuple[str, ...] = ("up", "down", "seed", "gc", "status", "stop", "resume")
+OPS_COMMANDS += ("envcmd", "plan", "init", "doctor")
 
 
 def command_of(module: str) -> str | None:
