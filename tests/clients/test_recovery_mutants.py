@@ -1,0 +1,211 @@
+"""Recovery branches that no other test pinned down (issue 11: removing any recovery branch
+in a client makes a test fail).
+
+Each test here was written against a mutant of the client that the rest of the suite let
+live: the branch deleted, its condition inverted or its counter moved by one. Every
+assertion is on an outcome (what was sent, what the error says, what was slept), never on
+which line ran.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import respx
+
+from previewctl import redact
+from previewctl.clients import github, vercel
+from previewctl.clients.github import GitHubClient
+from previewctl.clients.http import (
+    MAX_MESSAGE,
+    ApiClient,
+    RetryPolicy,
+    build_http_client,
+    shown_url,
+)
+from previewctl.clients.vercel import VercelClient
+from previewctl.clients.vercel_models import EnvInput
+from previewctl.errors import ApiError, ConnectionFailedError, InputError
+from previewctl.retry import parse_retry_after
+
+BASE = "https://api.test"
+
+
+def fast() -> RetryPolicy:
+    return RetryPolicy(max_wait=0.01, multiplier=0.001, sleep=lambda _s: None)
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+def secret() -> str:
+    value = "s3cr3t-" + secrets.token_urlsafe(12)
+    redact.register(value)
+    return value
+
+
+def failed(client: ApiClient, method: str = "GET", path: str = "/thing") -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        client.request(method, path)
+    return caught.value
+
+
+# ---- Retry-After as an HTTP date ---------------------------------------------------------
+@pytest.fixture
+def far_timezone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local time zone 14 hours off UTC: a date read as local time is 14 hours off."""
+    monkeypatch.setenv("TZ", "Etc/GMT-14")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("far_timezone")
+def test_an_http_date_without_a_zone_is_utc_whatever_the_local_zone() -> None:
+    """RFC 9110's ``-0000`` form parses without a zone: it is still UTC, not local time."""
+    wall = 1_700_000_000.0
+    in_ten = time.strftime("%a, %d %b %Y %H:%M:%S -0000", time.gmtime(wall + 10))
+    assert parse_retry_after(in_ten, cap=60.0, wall=lambda: wall) == 10.0
+
+
+# ---- what an error may show ------------------------------------------------------------
+def test_an_error_code_echoing_a_secret_is_redacted(api: respx.MockRouter) -> None:
+    value = secret()
+    api.get("/thing").respond(400, json={"error": {"message": "bad", "code": f"k-{value}"}})
+    with build_http_client(BASE, {}) as http:
+        error = failed(ApiClient(http, retry=fast()))
+    assert error.code is not None
+    assert value not in str(error)
+    assert value not in error.code
+
+
+def test_a_request_id_echoing_a_secret_is_redacted(api: respx.MockRouter) -> None:
+    value = secret()
+    api.get("/thing").respond(
+        400, json={"error": {"message": "bad"}}, headers={"x-vercel-id": f"iad1::{value}"}
+    )
+    with build_http_client(BASE, {}) as http:
+        error = failed(VercelClient(http, retry=fast()))
+    assert error.request_id is not None
+    assert value not in str(error)
+    assert value not in error.request_id
+
+
+def test_a_huge_api_message_is_cut(api: respx.MockRouter) -> None:
+    api.get("/thing").respond(400, json={"error": {"message": "x" * (MAX_MESSAGE * 5)}})
+    with build_http_client(BASE, {}) as http:
+        error = failed(ApiClient(http, retry=fast()))
+    assert error.api_message == "x" * MAX_MESSAGE
+
+
+def test_a_base_url_is_shown_without_its_password_even_unregistered() -> None:
+    password = secrets.token_urlsafe(12)
+    shown = shown_url(f"https://proxyuser:{password}@proxy.test/")
+    assert password not in shown
+    assert shown.startswith("https://proxyuser:")
+    assert shown.endswith("@proxy.test")
+
+
+def test_an_unreachable_api_behind_a_password_url_never_shows_it(
+    api: respx.MockRouter,
+) -> None:
+    password = secrets.token_urlsafe(12)
+    base = f"https://proxyuser:{password}@api.test"
+    api.get("/thing").mock(side_effect=httpx.ConnectError("connection refused"))
+    with build_http_client(base, {}) as http:
+        error = failed(ApiClient(http, retry=fast()))
+    assert isinstance(error, ConnectionFailedError)
+    assert "connection refused" in str(error)
+    assert password not in f"{error} {error.hint}"
+
+
+def test_a_base_urls_password_is_masked_wherever_it_shows_later() -> None:
+    password = secrets.token_urlsafe(12)
+    with build_http_client(f"https://proxyuser:{password}@api.test", {}):
+        pass
+    assert redact.scrub(f"proxy said {password}") == "proxy said ***"
+
+
+@pytest.mark.parametrize("base", ["ftp://api.test", "https://", "api.test", "file:///etc"])
+def test_a_base_url_that_cannot_work_is_bad_input_before_any_request(
+    api: respx.MockRouter, base: str
+) -> None:
+    with pytest.raises(InputError, match="is not an http:// or https:// URL"):
+        build_http_client(base, {})
+    assert api.calls.call_count == 0
+
+
+# ---- reading an error body defensively ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("error", "message", "code"),
+    [
+        ({"message": "bad", "code": True}, "bad", None),  # a flag is no code
+        ({"message": "bad", "code": "c" * 500}, "bad", "c" * 100),  # a code is short
+        ({"message": "   ", "code": "x"}, "Bad Request", "x"),  # blank: no message
+    ],
+)
+def test_an_error_bodys_odd_fields_are_not_shown_as_they_are(
+    api: respx.MockRouter, error: dict[str, object], message: str, code: str | None
+) -> None:
+    api.get("/thing").respond(400, json={"error": error})
+    with build_http_client(BASE, {}) as http:
+        failure = failed(ApiClient(http, retry=fast()))
+    assert (failure.api_message.split(" (")[0], failure.code) == (message, code)
+
+
+# ---- pagination that never ends ------------------------------------------------------------
+def test_a_vercel_listing_whose_cursor_never_ends_fails_instead_of_looking_complete(
+    api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc sweeps what a listing leaves out: a cut-off listing must never pass for whole."""
+    monkeypatch.setattr(vercel, "_MAX_PAGES", 3)
+
+    def page(request: httpx.Request) -> httpx.Response:
+        after = int(request.url.params.get("until", "0"))
+        envs = [{"id": f"e{after}", "key": f"K{after}"}]
+        return httpx.Response(200, json={"envs": envs, "pagination": {"next": after + 1}})
+
+    route = api.get("/v10/projects/web/env").mock(side_effect=page)
+    with build_http_client(BASE, {}) as http, pytest.raises(ApiError, match="more than 3 pages"):
+        VercelClient(http, retry=fast()).list_env("web")
+    assert route.call_count == 3
+
+
+def test_a_github_listing_whose_next_link_never_ends_fails(
+    api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(github, "_MAX_PAGES", 3)
+
+    def page(request: httpx.Request) -> httpx.Response:
+        n = int(request.url.params.get("page", "1"))
+        link = f'<{BASE}/repos/o/r/pulls?state=open&page={n + 1}>; rel="next"'
+        item = {"number": n, "state": "open", "head": {"ref": f"b{n}"}}
+        return httpx.Response(200, json=[item], headers={"Link": link})
+
+    route = api.get("/repos/o/r/pulls").mock(side_effect=page)
+    with build_http_client(BASE, {}) as http, pytest.raises(ApiError, match="more than 3 pages"):
+        GitHubClient(http, retry=fast()).list_open_pulls("o/r")
+    assert route.call_count == 3
+
+
+# ---- Vercel's 201 with failed[] --------------------------------------------------------------
+@pytest.mark.parametrize("field", ["key", "code"])
+def test_a_failed_env_item_echoing_a_secret_is_redacted(api: respx.MockRouter, field: str) -> None:
+    """Every part of a failed[] item that reaches the error is scrubbed, its key and code too."""
+    value = secret()
+    error = {"code": "ENV_CONFLICT", "message": "conflicts", "key": "A"}
+    error[field] = f"{error[field]}-{value}"
+    api.post("/v10/projects/web/env").respond(201, json={"failed": [{"error": error}]})
+    item = EnvInput(key="A", value="v", git_branch="feat")
+    with build_http_client(BASE, {}) as http, pytest.raises(ApiError) as caught:
+        VercelClient(http, retry=fast()).upsert_env("web", [item])
+    assert "1 of 1 env vars were not written" in str(caught.value)
+    assert value not in f"{caught.value} {caught.value.code}"
