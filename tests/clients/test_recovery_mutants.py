@@ -9,17 +9,26 @@ which line ran.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 import respx
 
 from previewctl import redact
+from previewctl.backends.fly.client import FlyClient
+from previewctl.backends.fly.settings import DEFAULT_BASE_URL
 from previewctl.clients import github, vercel
 from previewctl.clients.github import GitHubClient
+from previewctl.clients.github_deployments import (
+    MAX_STATUS_DESCRIPTION,
+    Deployment,
+    DeploymentsApi,
+    DeploymentStatus,
+)
 from previewctl.clients.http import (
     MAX_MESSAGE,
     ApiClient,
@@ -209,3 +218,124 @@ def test_a_failed_env_item_echoing_a_secret_is_redacted(api: respx.MockRouter, f
         VercelClient(http, retry=fast()).upsert_env("web", [item])
     assert "1 of 1 env vars were not written" in str(caught.value)
     assert value not in f"{caught.value} {caught.value.code}"
+
+
+# ---- GitHub: answers that are no answer ---------------------------------------------------
+def test_a_page_that_is_not_a_list_of_objects_fails_the_listing(api: respx.MockRouter) -> None:
+    api.get("/repos/o/r/pulls").respond(200, json=[{"number": 1}, 2])
+    with build_http_client(BASE, {}) as http, pytest.raises(ApiError, match="not a list of obj"):
+        GitHubClient(http, retry=fast()).list_open_pulls("o/r")
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ({"number": 8, "state": "closed"}, "the answer is about PR #8"),
+        ({"number": 7, "state": "merged"}, "a state GitHub never sends"),
+    ],
+)
+def test_a_pull_request_answer_about_something_else_is_an_error_not_closed(
+    api: respx.MockRouter, answer: dict[str, object], problem: str
+) -> None:
+    """gc would take such an answer for "closed" and remove a live preview."""
+    api.get("/repos/o/r/pulls/7").respond(200, json={**answer, "head": {"ref": "b"}})
+    with build_http_client(BASE, {}) as http, pytest.raises(ApiError, match=problem):
+        GitHubClient(http, retry=fast()).get_pull("o/r", 7)
+
+
+@pytest.mark.parametrize("repo", ["../..", "o/..", "o/r/x", "o/r\n"])
+def test_a_repository_that_could_escape_its_path_is_bad_input_before_any_request(
+    api: respx.MockRouter, repo: str
+) -> None:
+    with build_http_client(BASE, {}) as http, pytest.raises(InputError, match="owner/name"):
+        GitHubClient(http, retry=fast()).get_pull(repo, 7)
+    assert api.calls.call_count == 0
+
+
+# ---- GitHub deployments: made once ----------------------------------------------------------
+DEPLOYMENTS = "/repos/o/r/deployments"
+
+
+def deployments(http: httpx.Client) -> DeploymentsApi:
+    return DeploymentsApi(GitHubClient(http, retry=fast()))
+
+
+def create(api: DeploymentsApi, find: Callable[[], Deployment | None]) -> Deployment:
+    return api.create(
+        "o/r", ref="feat", environment="preview", description="d" * 300, payload={}, find=find
+    )
+
+
+def test_a_deployment_is_made_so_that_nothing_else_is_merged_or_waited_for(
+    api: respx.MockRouter,
+) -> None:
+    route = api.post(DEPLOYMENTS).respond(201, json={"id": 1, "ref": "feat"})
+    with build_http_client(BASE, {}) as http:
+        made = create(deployments(http), find=lambda: None)
+    assert made.id == 1
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["auto_merge"] is False
+    assert sent["required_contexts"] == []
+    assert sent["description"] == "d" * MAX_STATUS_DESCRIPTION
+
+
+def test_a_202_that_merged_instead_of_deploying_is_an_error(api: respx.MockRouter) -> None:
+    api.post(DEPLOYMENTS).respond(202, json={"message": "Auto-merged main into feat"})
+    with build_http_client(BASE, {}) as http, pytest.raises(ApiError) as caught:
+        create(deployments(http), find=lambda: None)
+    assert (caught.value.status, caught.value.api_message) == (202, "Auto-merged main into feat")
+
+
+def test_a_lost_create_answer_finds_the_deployment_instead_of_making_a_second(
+    api: respx.MockRouter,
+) -> None:
+    route = api.post(DEPLOYMENTS).mock(side_effect=httpx.ReadError("connection reset"))
+    theirs = Deployment(id=9, ref="feat")
+    with build_http_client(BASE, {}) as http:
+        found = create(deployments(http), find=lambda: theirs)
+    assert found is theirs
+    assert route.call_count == 1
+
+
+STATUSES = "/repos/o/r/deployments/1/statuses"
+
+
+def status(id: int, state: str) -> dict[str, object]:
+    return {"id": id, "state": state}
+
+
+@pytest.mark.parametrize(
+    ("before", "latest_after_loss", "posts", "result"),
+    [
+        ("in_progress", status(6, "success"), 1, 6),  # GitHub added it: found, not twice
+        ("in_progress", status(5, "in_progress"), 2, 7),  # still the one before: again
+        ("in_progress", status(6, "failure"), 2, 7),  # newer, another state: not ours
+        ("success", status(5, "success"), 2, 7),  # the one before, in that state: again
+    ],
+)
+def test_a_status_whose_answer_was_lost_is_looked_for_before_it_is_added_again(
+    api: respx.MockRouter,
+    before: str,
+    latest_after_loss: dict[str, object],
+    posts: int,
+    result: int,
+) -> None:
+    api.get(STATUSES).respond(200, json=[latest_after_loss])
+    route = api.post(STATUSES).mock(
+        side_effect=[httpx.ReadError("reset"), httpx.Response(201, json=status(7, "success"))]
+    )
+    after = DeploymentStatus(id=5, state=before)
+    with build_http_client(BASE, {}) as http:
+        added = deployments(http).set_status("o/r", 1, "success", after=after)
+    assert (route.call_count, added.id) == (posts, result)
+
+
+# ---- Fly: an answer that is not the documented shape ---------------------------------------
+@pytest.mark.parametrize("body", ["<html>busy</html>", '{"machines": 3}', "[1, 2]"])
+def test_a_fly_answer_of_the_wrong_shape_is_an_api_error_not_a_crash(body: str) -> None:
+    with respx.mock(base_url=DEFAULT_BASE_URL) as router:
+        router.get("/v1/apps/a/machines").respond(200, text=body)
+        with build_http_client(DEFAULT_BASE_URL, {}) as http:
+            fly = FlyClient(http, retry=fast())
+            with pytest.raises(ApiError, match="not what the Machines API documents"):
+                fly.list_machines("a")
