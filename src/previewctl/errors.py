@@ -159,6 +159,10 @@ class ConflictError(ApiError):
 class TransientApiError(ApiError):
     """Retryable failure (408/429/5xx/connection) that outlived the retry deadline."""
 
+    retry_after: float | None = None
+    """The wait the server asked for (its ``Retry-After``, in seconds), when it said one:
+    a loop of its own over ``request(retry=False)`` honours it as the policy does."""
+
 
 class ConnectionFailedError(TransientApiError):
     """An API that could not be reached at all (refused, DNS, timeout) after retries."""

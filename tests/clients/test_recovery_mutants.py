@@ -38,7 +38,7 @@ from previewctl.clients.http import (
 )
 from previewctl.clients.vercel import VercelClient
 from previewctl.clients.vercel_models import EnvInput
-from previewctl.errors import ApiError, ConnectionFailedError, InputError
+from previewctl.errors import ApiError, ConnectionFailedError, InputError, TimeoutExceededError
 from previewctl.retry import parse_retry_after
 
 BASE = "https://api.test"
@@ -339,3 +339,136 @@ def test_a_fly_answer_of_the_wrong_shape_is_an_api_error_not_a_crash(body: str) 
             fly = FlyClient(http, retry=fast())
             with pytest.raises(ApiError, match="not what the Machines API documents"):
                 fly.list_machines("a")
+
+
+# ---- Fly's own retry loops (creates made once, the wait endpoint) ------------------------
+APP, MID = "pr-7-agents", "m123"
+MACHINES = f"/v1/apps/{APP}/machines"
+IPS = f"/v1/apps/{APP}/ip_assignments"
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def fly_api() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=DEFAULT_BASE_URL, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def fly(sleeps: Sleeps) -> Iterator[FlyClient]:
+    policy = RetryPolicy(max_wait=0.01, multiplier=0.001, sleep=sleeps)
+    with build_http_client(DEFAULT_BASE_URL, {}) as http:
+        yield FlyClient(http, retry=policy)
+
+
+def machine(**extra: object) -> dict[str, object]:
+    return {"id": MID, "state": "created", "region": "iad", **extra}
+
+
+def limited(retry_after: str | None = None) -> httpx.Response:
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return httpx.Response(429, json={"error": "rate limit exceeded"}, headers=headers)
+
+
+@pytest.mark.parametrize(("retry_after", "waited"), [("3", 3.0), (None, 1.0)])
+def test_a_rate_limited_create_waits_as_fly_asks_or_a_second(
+    fly_api: respx.MockRouter,
+    fly: FlyClient,
+    sleeps: Sleeps,
+    retry_after: str | None,
+    waited: float,
+) -> None:
+    """Fly's creates are limited per second: its Retry-After when it says one, else 1 s."""
+    create = fly_api.post(MACHINES).mock(
+        side_effect=[limited(retry_after), httpx.Response(200, json=machine())]
+    )
+    lookup = fly_api.get(MACHINES).respond(json=[])
+    assert fly.create_machine(APP, config={}, region="iad").id == MID
+    assert (create.call_count, sleeps) == (2, [waited])
+    assert lookup.call_count == 0  # a 429 says nothing was made: nothing to look for
+
+
+def test_a_rate_limited_ip_allocation_waits_as_fly_asks(
+    fly_api: respx.MockRouter, fly: FlyClient, sleeps: Sleeps
+) -> None:
+    fly_api.post(IPS).mock(side_effect=[limited("2"), httpx.Response(200, json={"ip": "2a09::2"})])
+    assert fly.allocate_ip(APP, "v6").ip == "2a09::2"
+    assert sleeps == [2.0]
+
+
+def test_the_wait_endpoint_asks_again_at_once_on_408_and_as_fly_asks_on_429(
+    fly_api: respx.MockRouter, fly: FlyClient, sleeps: Sleeps
+) -> None:
+    timeout = httpx.Response(408, json={"error": "deadline_exceeded"})
+    route = fly_api.get(f"{MACHINES}/{MID}/wait").mock(
+        side_effect=[timeout, limited("4"), timeout, httpx.Response(200, json={"ok": True})]
+    )
+    fly.wait(APP, MID, "started", deadline=time.monotonic() + 300)
+    assert (route.call_count, sleeps) == (4, [0.0, 4.0, 0.0])
+
+
+def test_a_wait_whose_deadline_has_passed_asks_nothing(
+    fly_api: respx.MockRouter, fly: FlyClient
+) -> None:
+    route = fly_api.get(f"{MACHINES}/{MID}/wait").respond(200, json={"ok": True})
+    with pytest.raises(TimeoutExceededError, match="did not reach 'started' in time"):
+        fly.wait(APP, MID, "started", deadline=time.monotonic() - 1)
+    assert route.call_count == 0
+
+
+def test_releasing_a_lease_that_expired_meanwhile_is_no_error(
+    fly_api: respx.MockRouter, fly: FlyClient
+) -> None:
+    route = fly_api.delete(f"{MACHINES}/{MID}/lease").respond(404, json={"error": "no lease"})
+    fly.release_lease(APP, MID, "nonce-1")
+    assert route.calls.last.request.headers["fly-machine-lease-nonce"] == "nonce-1"
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [
+        httpx.Response(200, json={"ips": [{"ip": "2a09::1"}]}),  # only the one we knew
+        httpx.Response(400, json={"error": "cannot list"}),  # cannot tell
+    ],
+)
+def test_a_lost_ip_allocation_counts_only_a_new_address_as_made(
+    fly_api: respx.MockRouter, fly: FlyClient, listing: httpx.Response
+) -> None:
+    """An address that was there before is not what the lost request made: ask again."""
+    alloc = fly_api.post(IPS).mock(
+        side_effect=[httpx.ReadError("reset"), httpx.Response(200, json={"ip": "2a09::2"})]
+    )
+    fly_api.get(IPS).mock(return_value=listing)
+    assert fly.allocate_ip(APP, "v6", known=["2a09::1"]).ip == "2a09::2"
+    assert alloc.call_count == 2
+
+
+def test_a_lost_ip_allocation_that_fly_made_is_found_not_made_twice(
+    fly_api: respx.MockRouter, fly: FlyClient
+) -> None:
+    alloc = fly_api.post(IPS).mock(side_effect=httpx.ReadError("reset"))
+    fly_api.get(IPS).respond(json={"ips": [{"ip": "2a09::1"}, {"ip": "2a09::9"}]})
+    assert fly.allocate_ip(APP, "v6", known=["2a09::1"]).ip == "2a09::9"
+    assert alloc.call_count == 1
+
+
+def test_a_lost_create_whose_lookup_fails_is_tried_again_with_the_same_key(
+    fly_api: respx.MockRouter, fly: FlyClient
+) -> None:
+    create = fly_api.post(MACHINES).mock(
+        side_effect=[httpx.ReadError("reset"), httpx.Response(200, json=machine())]
+    )
+    fly_api.get(MACHINES).respond(400, json={"error": "cannot list"})
+    assert fly.create_machine(APP, config={}, region="iad").id == MID
+    keys = [json.loads(c.request.content)["config"]["metadata"] for c in create.calls]
+    assert len(keys) == 2
+    assert keys[0] == keys[1]

@@ -318,7 +318,10 @@ class ApiClient:
         error = self._api_error(response, method, path)
         if self.is_transient(response):
             maybe_done = response.status_code >= 500
-            raise _Retryable(error, self.retry_after(response), maybe_done=maybe_done)
+            wait = self.retry_after(response)
+            if isinstance(error, TransientApiError):
+                error.retry_after = wait
+            raise _Retryable(error, wait, maybe_done=maybe_done)
         raise error
 
     def _unreachable(

@@ -168,20 +168,25 @@ class FlyClient(ApiClient):
         return got if isinstance(got, Machine) else self.answer(got, Machine.model_validate)
 
     def _post_once(self, path: str, body: Any, find: Callable[[], T | None]) -> httpx.Response | T:
-        """POST that must happen once: after a transient failure (the answer may be lost
-        while Fly did the work), ``find`` looks for the result before trying again.
+        """POST that must happen once: after a failure that may hide the work (a lost
+        answer, a 5xx), ``find`` looks for the result before trying again; a 408 or 429
+        is tried again after the wait Fly asks for (at least 1 s for a 429).
         Returns what ``find`` found, or the POST's answer."""
 
         def attempt() -> httpx.Response | T:
             try:
                 return self.request("POST", path, json=body, retry=False)
-            except TransientApiError:
+            except TransientApiError as exc:
+                if exc.status in (408, 429):
+                    raise  # it says nothing was done: nothing to look for, as create_once
                 found = find()
                 if found is not None:
                     return found
                 raise
 
         def rate_limited(exc: BaseException, delay: float) -> float:
+            if (asked := _asked_wait(exc)) is not None:
+                return asked
             return max(delay, 1.0) if isinstance(exc, ApiError) and exc.status == 429 else delay
 
         backoff = Backoff(0.2, max(0.2, self.retry.max_wait))
@@ -300,7 +305,10 @@ class FlyClient(ApiClient):
 
         def pause(exc: BaseException, delay: float) -> float:
             # 408 is "not yet": ask again at once; a real hiccup backs off a little
-            return 0.0 if isinstance(exc, ApiError) and exc.status == 408 else delay
+            if isinstance(exc, ApiError) and exc.status == 408:
+                return 0.0
+            asked = _asked_wait(exc)
+            return delay if asked is None else asked
 
         self._retry(Backoff(1.0, 1.0)).poll(
             ask, deadline=deadline, retry_if=again, delay_for=pause, timeout=too_late
@@ -369,6 +377,11 @@ class FlyClient(ApiClient):
         return (
             got if isinstance(got, IpAssignment) else self.answer(got, IpAssignment.model_validate)
         )
+
+
+def _asked_wait(exc: BaseException) -> float | None:
+    """The server's Retry-After on a transient answer (these loops retry by themselves)."""
+    return exc.retry_after if isinstance(exc, TransientApiError) else None
 
 
 def _lease_header(nonce: str | None) -> dict[str, str] | None:
