@@ -9,18 +9,24 @@ which line ran.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import respx
 
 from previewctl import redact
+from previewctl.actions import GitHubActions
 from previewctl.backends.fly.client import FlyClient
 from previewctl.backends.fly.settings import DEFAULT_BASE_URL
+from previewctl.backends.fly.tunnels import TunnelSet, TunnelSpec
 from previewctl.clients import github, vercel
 from previewctl.clients.github import GitHubClient
 from previewctl.clients.github_deployments import (
@@ -38,7 +44,14 @@ from previewctl.clients.http import (
 )
 from previewctl.clients.vercel import VercelClient
 from previewctl.clients.vercel_models import EnvInput
-from previewctl.errors import ApiError, ConnectionFailedError, InputError, TimeoutExceededError
+from previewctl.errors import (
+    ApiError,
+    ConnectionFailedError,
+    InputError,
+    TimeoutExceededError,
+    TunnelError,
+)
+from previewctl.reporter import Reporter
 from previewctl.retry import parse_retry_after
 
 BASE = "https://api.test"
@@ -472,3 +485,42 @@ def test_a_lost_create_whose_lookup_fails_is_tried_again_with_the_same_key(
     keys = [json.loads(c.request.content)["config"]["metadata"] for c in create.calls]
     assert len(keys) == 2
     assert keys[0] == keys[1]
+
+
+# ---- flyctl proxy's own words ---------------------------------------------------------------
+def flyctl_saying(tmp_path: Path, *, stdout: str = "", stderr: str = "", code: int = 0) -> str:
+    """A flyctl that says exactly this, then (code 0) watches its stdin as --watch-stdin does."""
+    script = tmp_path / "flyctl"
+    lines = [
+        f"import sys; sys.stdout.write({stdout!r}); sys.stdout.flush()",
+        f"sys.stderr.write({stderr!r}); sys.stderr.flush()",
+        f"sys.exit({code})" if code else "sys.stdin.read()",
+    ]
+    script.write_text(f"#!{sys.executable}\n" + "\n".join(lines) + "\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def tunnel_set(flyctl: str) -> TunnelSet:
+    reporter = Reporter(actions=GitHubActions({}), stream=io.StringIO())
+    db = TunnelSpec(
+        name="db", app=APP, remote_host=f"{MID}.vm.{APP}.internal", remote_port=5432, local_port=0
+    )
+    return TunnelSet([db], flyctl=flyctl, env=dict(os.environ), reporter=reporter)
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+def test_the_ready_line_is_read_whichever_loopback_name_it_uses(tmp_path: Path, host: str) -> None:
+    ready = f"Proxying {host}:4321 to remote [{MID}.vm.{APP}.internal]:5432\n"
+    with tunnel_set(flyctl_saying(tmp_path, stdout=ready)) as tunnels:
+        assert tunnels.tunnels["db"].port == 4321
+
+
+def test_a_machine_missing_from_private_dns_is_explained(tmp_path: Path) -> None:
+    flyctl = flyctl_saying(tmp_path, stderr="Error: host was not found in DNS\n", code=1)
+    with pytest.raises(TunnelError) as caught:
+        tunnel_set(flyctl).__enter__()
+    assert "host was not found in DNS" in str(caught.value)
+    assert caught.value.hint == (
+        "the machine is not started (a stopped machine is not in Fly's private DNS)"
+    )
