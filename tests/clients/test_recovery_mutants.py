@@ -49,6 +49,7 @@ from previewctl.errors import (
     ConnectionFailedError,
     InputError,
     TimeoutExceededError,
+    TransientApiError,
     TunnelError,
 )
 from previewctl.reporter import Reporter
@@ -524,3 +525,64 @@ def test_a_machine_missing_from_private_dns_is_explained(tmp_path: Path) -> None
     assert caught.value.hint == (
         "the machine is not started (a stopped machine is not in Fly's private DNS)"
     )
+
+
+# ---- Vercel pages and GitHub's rate-limit reset ----------------------------------------------
+@pytest.mark.parametrize(
+    "page",
+    [["not", "a", "page"], {"envs": {"id": "e1"}}, {"envs": [{"id": "e1", "key": "A"}, "e2"]}],
+)
+def test_a_vercel_page_that_is_not_a_page_fails_instead_of_ending_the_listing(
+    api: respx.MockRouter, page: object
+) -> None:
+    """A cut-off listing would pass for the whole one: down and gc would leave vars behind."""
+    api.get("/v10/projects/web/env").respond(200, json=page)
+    with build_http_client(BASE, {}) as http, pytest.raises(ApiError, match="not a page of envs"):
+        VercelClient(http, retry=fast()).list_env("web")
+
+
+def test_a_failed_env_items_message_is_redacted_by_its_structure_too(
+    api: respx.MockRouter,
+) -> None:
+    password = secrets.token_urlsafe(9)  # never registered: only its place gives it away
+    message = f"value postgres://app:{password}@db.test/app is invalid"
+    error = {"code": "BAD_REQUEST", "message": message, "key": "DATABASE_URL"}
+    api.post("/v10/projects/web/env").respond(201, json={"failed": [{"error": error}]})
+    item = EnvInput(key="DATABASE_URL", value="v", git_branch="feat")
+    with build_http_client(BASE, {}) as http, pytest.raises(ApiError) as caught:
+        VercelClient(http, retry=fast()).upsert_env("web", [item])
+    assert "postgres://app:***@db.test/app" in str(caught.value)
+    assert password not in str(caught.value)
+
+
+def test_a_rate_limit_reset_is_waited_for_only_when_the_limit_is_used_up(
+    api: respx.MockRouter,
+) -> None:
+    """A 502 that happens to carry x-ratelimit-reset is a hiccup, not a used-up limit."""
+    now = 1_700_000_000.0
+    headers = {"x-ratelimit-remaining": "4999", "x-ratelimit-reset": str(int(now + 30))}
+    api.get("/repos/o/r/pulls/7").mock(
+        side_effect=[
+            httpx.Response(502, json={"message": "bad gateway"}, headers=headers),
+            httpx.Response(200, json={"number": 7, "state": "open", "head": {"ref": "b"}}),
+        ]
+    )
+    waits = Sleeps()
+    policy = RetryPolicy(max_wait=0.01, multiplier=0.001, sleep=waits)
+    with build_http_client(BASE, {}) as http:
+        assert GitHubClient(http, retry=policy, clock=lambda: now).get_pull("o/r", 7) is not None
+    assert len(waits) == 1
+    assert waits[0] <= 0.01
+
+
+def test_fly_create_gives_up_at_the_policys_deadline(fly_api: respx.MockRouter) -> None:
+    busy = httpx.Response(503, json={"error": "busy"})
+    create = fly_api.post(MACHINES).mock(
+        side_effect=[busy, busy, busy, httpx.Response(200, json=machine())]
+    )
+    fly_api.get(MACHINES).respond(json=[])
+    policy = RetryPolicy(deadline=0.0, max_wait=0.01, multiplier=0.001, sleep=Sleeps())
+    fly = FlyClient(build_http_client(DEFAULT_BASE_URL, {}), retry=policy)
+    with fly.http, pytest.raises(TransientApiError, match="busy"):
+        fly.create_machine(APP, config={}, region="iad")
+    assert create.call_count == 1

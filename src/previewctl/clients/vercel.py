@@ -93,12 +93,21 @@ class VercelClient(ApiClient):
         query = dict(params or {})
         seen: set[Any] = set()
         for _ in range(_MAX_PAGES):
-            body = self.request("GET", path, params=query).json()
-            if not isinstance(body, dict):
-                return
-            for item in body.get(items_key) or []:
-                if isinstance(item, dict):
-                    yield item
+            response = self.request("GET", path, params=query)
+            body = json_body(response)
+            listed = (body.get(items_key) or []) if isinstance(body, dict) else None
+            if not isinstance(listed, list) or not all(isinstance(i, dict) for i in listed):
+                # Not a page of the listing: skipping it would make a partial listing
+                # look complete (down and gc would leave what it left out behind).
+                raise ApiError(
+                    self.api_name,
+                    f"the answer is not a page of {items_key}",
+                    status=response.status_code,
+                    request_id=self.request_id(response),
+                    method="GET",
+                    path=path,
+                )
+            yield from listed
             pagination = body.get("pagination")
             cursor = pagination.get("next") if isinstance(pagination, dict) else None
             if cursor is None or cursor in seen:
