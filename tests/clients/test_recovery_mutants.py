@@ -9,7 +9,6 @@ which line ran.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import secrets
@@ -23,7 +22,6 @@ import pytest
 import respx
 
 from previewctl import redact
-from previewctl.actions import GitHubActions
 from previewctl.backends.fly.client import FlyClient
 from previewctl.backends.fly.settings import DEFAULT_BASE_URL
 from previewctl.backends.fly.tunnels import TunnelSet, TunnelSpec
@@ -52,8 +50,9 @@ from previewctl.errors import (
     TransientApiError,
     TunnelError,
 )
-from previewctl.reporter import Reporter
 from previewctl.retry import parse_retry_after
+from tests.support.inprocess import Sleeps
+from tests.support.reporting import quiet_reporter
 
 BASE = "https://api.test"
 
@@ -361,11 +360,6 @@ MACHINES = f"/v1/apps/{APP}/machines"
 IPS = f"/v1/apps/{APP}/ip_assignments"
 
 
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 @pytest.fixture
 def fly_api() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=DEFAULT_BASE_URL, assert_all_called=False) as router:
@@ -407,7 +401,7 @@ def test_a_rate_limited_create_waits_as_fly_asks_or_a_second(
     )
     lookup = fly_api.get(MACHINES).respond(json=[])
     assert fly.create_machine(APP, config={}, region="iad").id == MID
-    assert (create.call_count, sleeps) == (2, [waited])
+    assert (create.call_count, sleeps.calls) == (2, [waited])
     assert lookup.call_count == 0  # a 429 says nothing was made: nothing to look for
 
 
@@ -416,7 +410,7 @@ def test_a_rate_limited_ip_allocation_waits_as_fly_asks(
 ) -> None:
     fly_api.post(IPS).mock(side_effect=[limited("2"), httpx.Response(200, json={"ip": "2a09::2"})])
     assert fly.allocate_ip(APP, "v6").ip == "2a09::2"
-    assert sleeps == [2.0]
+    assert sleeps.calls == [2.0]
 
 
 def test_the_wait_endpoint_asks_again_at_once_on_408_and_as_fly_asks_on_429(
@@ -427,7 +421,7 @@ def test_the_wait_endpoint_asks_again_at_once_on_408_and_as_fly_asks_on_429(
         side_effect=[timeout, limited("4"), timeout, httpx.Response(200, json={"ok": True})]
     )
     fly.wait(APP, MID, "started", deadline=time.monotonic() + 300)
-    assert (route.call_count, sleeps) == (4, [0.0, 4.0, 0.0])
+    assert (route.call_count, sleeps.calls) == (4, [0.0, 4.0, 0.0])
 
 
 def test_a_wait_whose_deadline_has_passed_asks_nothing(
@@ -503,7 +497,7 @@ def flyctl_saying(tmp_path: Path, *, stdout: str = "", stderr: str = "", code: i
 
 
 def tunnel_set(flyctl: str) -> TunnelSet:
-    reporter = Reporter(actions=GitHubActions({}), stream=io.StringIO())
+    reporter = quiet_reporter()
     db = TunnelSpec(
         name="db", app=APP, remote_host=f"{MID}.vm.{APP}.internal", remote_port=5432, local_port=0
     )
@@ -571,8 +565,8 @@ def test_a_rate_limit_reset_is_waited_for_only_when_the_limit_is_used_up(
     policy = RetryPolicy(max_wait=0.01, multiplier=0.001, sleep=waits)
     with build_http_client(BASE, {}) as http:
         assert GitHubClient(http, retry=policy, clock=lambda: now).get_pull("o/r", 7) is not None
-    assert len(waits) == 1
-    assert waits[0] <= 0.01
+    assert len(waits.calls) == 1
+    assert waits.calls[0] <= 0.01
 
 
 def test_fly_create_gives_up_at_the_policys_deadline(fly_api: respx.MockRouter) -> None:
