@@ -22,6 +22,7 @@ import pytest
 import respx
 
 from previewctl import redact
+from previewctl.backends.fly import converge
 from previewctl.backends.fly.client import FlyClient
 from previewctl.backends.fly.settings import DEFAULT_BASE_URL
 from previewctl.backends.fly.tunnels import TunnelSet, TunnelSpec
@@ -42,16 +43,19 @@ from previewctl.clients.http import (
 )
 from previewctl.clients.vercel import VercelClient
 from previewctl.clients.vercel_models import EnvInput
+from previewctl.config import load_config
 from previewctl.errors import (
     ApiError,
     ConnectionFailedError,
     InputError,
+    NotManagedError,
     TimeoutExceededError,
     TransientApiError,
     TunnelError,
 )
 from previewctl.retry import parse_retry_after
 from tests.support.inprocess import Sleeps
+from tests.support.project import BASIC_TOML, Project
 from tests.support.reporting import quiet_reporter
 
 BASE = "https://api.test"
@@ -580,3 +584,91 @@ def test_fly_create_gives_up_at_the_policys_deadline(fly_api: respx.MockRouter) 
     with fly.http, pytest.raises(TransientApiError, match="busy"):
         fly.create_machine(APP, config={}, region="iad")
     assert create.call_count == 1
+
+
+# ---- Fly app ownership, as converge judges it --------------------------------------------------
+APP_OF_PR = "pr-5-svc"  # BASIC_TOML's [app] name for PR 5, in org "acme"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, fly: FlyClient) -> converge.Ctx:
+    config = load_config(Project(tmp_path).write(BASIC_TOML).config)
+    return converge.Ctx(fly=fly, config=config, reporter=quiet_reporter())
+
+
+def app_json(org: str) -> dict[str, object]:
+    return {"id": "a1", "name": APP_OF_PR, "organization": {"slug": org}}
+
+
+def test_an_app_a_token_of_two_orgs_sees_in_the_other_one_is_never_touched(
+    fly_api: respx.MockRouter, ctx: converge.Ctx
+) -> None:
+    """A token that belongs to two orgs sees both: only [app] org's app is previewctl's."""
+    fly_api.get(f"/v1/apps/{APP_OF_PR}").respond(200, json=app_json("personal"))
+    create = fly_api.post("/v1/apps").respond(201, json=app_json("acme"))
+    with pytest.raises(NotManagedError, match="belongs to organization 'personal', not 'acme'"):
+        converge.ensure_app(ctx, APP_OF_PR)
+    assert create.call_count == 0
+
+
+@pytest.mark.parametrize(("org", "ours"), [("acme", True), ("personal", False)])
+def test_a_taken_name_is_ours_only_when_fly_shows_it_in_our_org(
+    fly_api: respx.MockRouter, ctx: converge.Ctx, org: str, ours: bool
+) -> None:
+    """Our earlier try, or a racing run, took the name: adopted once Fly shows it in our org."""
+    taken = httpx.Response(422, json={"error": "app name taken", "status": "name_taken"})
+    fly_api.get(f"/v1/apps/{APP_OF_PR}").mock(
+        side_effect=[
+            httpx.Response(404, json={"error": "not found"}),
+            httpx.Response(200, json=app_json(org)),
+        ]
+    )
+    fly_api.post("/v1/apps").mock(return_value=taken)
+    if ours:
+        assert converge.ensure_app(ctx, APP_OF_PR) == (False, "acme")
+    else:
+        with pytest.raises(NotManagedError, match="belongs to organization 'personal'"):
+            converge.ensure_app(ctx, APP_OF_PR)
+
+
+def test_a_taken_name_fly_never_shows_us_is_someone_elses_by_our_deadline(
+    fly_api: respx.MockRouter, ctx: converge.Ctx
+) -> None:
+    """App names are global: one Fly never shows this token is another's, once time is up."""
+    missing = httpx.Response(404, json={"error": "not found"})
+    lookups = fly_api.get(f"/v1/apps/{APP_OF_PR}").mock(
+        side_effect=[missing, missing, missing, httpx.Response(200, json=app_json("acme"))]
+    )
+    taken = httpx.Response(422, json={"error": "app name taken", "status": "name_taken"})
+    fly_api.post("/v1/apps").mock(return_value=taken)
+    with pytest.raises(NotManagedError, match="by an app this token cannot see") as caught:
+        converge.ensure_app(ctx, APP_OF_PR, deadline=time.monotonic() - 1)
+    assert caught.value.hint is not None
+    assert "change [app] name" in caught.value.hint
+    assert lookups.call_count == 2  # the look before the create, and one at the deadline
+
+
+def test_a_new_app_is_waited_for_until_fly_shows_it(
+    fly_api: respx.MockRouter, ctx: converge.Ctx
+) -> None:
+    """fly-go's WaitForApp: a just-created app answers 404 for a while."""
+    missing = httpx.Response(404, json={"error": "not found"})
+    fly_api.get(f"/v1/apps/{APP_OF_PR}").mock(
+        side_effect=[missing, missing, missing, httpx.Response(200, json=app_json("acme"))]
+    )
+    create = fly_api.post("/v1/apps").respond(201, json=app_json("acme"))
+    assert converge.ensure_app(ctx, APP_OF_PR) == (True, "acme")
+    assert create.call_count == 1
+
+
+def test_a_taken_name_that_turns_out_to_be_another_orgs_is_never_touched(
+    fly_api: respx.MockRouter, ctx: converge.Ctx
+) -> None:
+    forbidden = httpx.Response(403, json={"error": "unauthorized"})
+    fly_api.get(f"/v1/apps/{APP_OF_PR}").mock(
+        side_effect=[httpx.Response(404, json={"error": "not found"}), forbidden]
+    )
+    taken = httpx.Response(422, json={"error": "app name taken", "status": "name_taken"})
+    fly_api.post("/v1/apps").mock(return_value=taken)
+    with pytest.raises(NotManagedError, match="belongs to another Fly organization"):
+        converge.ensure_app(ctx, APP_OF_PR)
