@@ -1,0 +1,97 @@
+"""Two machines for one preview (a race between two runs, or an old one): `up` keeps one.
+
+Deterministic forms of the race in docs/reliability.md ("a second `up` racing the first"):
+the duplicate is put in place before `up` runs, so the branch that removes it always runs.
+Every racer keeps the same machine, the oldest (by Fly's created_at, then id).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.fakes.fly_api import FlyEmulator, MachineState
+from tests.support.cli import Cli
+
+APP = "pr-6-svc"  # conftest's BASIC_TOML for PR 6: no Vercel, no tunnels
+
+
+def live(fly: FlyEmulator) -> list[MachineState]:
+    return [m for m in fly.apps[APP].machines.values() if m.state != "destroyed"]
+
+
+@pytest.mark.parametrize("wait", [(), ("--no-wait",)], ids=["wait", "no-wait"])
+@pytest.mark.parametrize("duplicate_is", ["newer", "older"])
+def test_up_removes_a_duplicate_machine_and_keeps_the_oldest(
+    cli: Cli, fly: FlyEmulator, duplicate_is: str, wait: tuple[str, ...]
+) -> None:
+    """Before converging (both modes) and again once it is started (waiting mode only)."""
+    assert cli.run("up", "--pr", "6").code == 0
+    (first,) = live(fly)
+    twin = fly.add_machine(APP, copy.deepcopy(first.config))
+    twin.created_at = "2000-01-01T00:00:00Z" if duplicate_is == "older" else "2999-01-01T00:00:00Z"
+    keep, drop = (twin, first) if duplicate_is == "older" else (first, twin)
+
+    result = cli.run("up", "--pr", "6", *wait)
+    assert result.code == 0, result.output
+    assert f"removing duplicate machine {drop.id} of {APP}" in result.output
+    assert [m.id for m in live(fly)] == [keep.id]
+    assert cli.run("up", "--pr", "6").code == 0
+    assert [m.id for m in live(fly)] == [keep.id]
+
+
+def racer_during_waits(
+    fly: FlyEmulator, *created_at: str, takes_ours: bool = False
+) -> list[MachineState]:
+    """A concurrent run that adds a machine while `up` waits for 'started', once per date
+    (``takes_ours``: and has already removed the one `up` waits for, which Fly then 404s)."""
+    pending = list(created_at)
+    added: list[MachineState] = []
+    wait = fly.on_wait_machine
+
+    def racing_wait(request: Any, body: Any, app: str, machine_id: str) -> Any:
+        if pending:
+            template = fly.apps[app].machines[machine_id].config
+            twin = fly.add_machine(app, copy.deepcopy(template))
+            twin.created_at = pending.pop(0)
+            added.append(twin)
+            if takes_ours:
+                del fly.apps[app].machines[machine_id]
+        return wait(request, body, app, machine_id)
+
+    fly.on_wait_machine = racing_wait  # type: ignore[method-assign]
+    return added
+
+
+def test_a_machine_made_while_up_waits_is_removed_when_ours_is_older(
+    cli: Cli, fly: FlyEmulator
+) -> None:
+    assert cli.run("up", "--pr", "6").code == 0
+    (ours,) = live(fly)
+    added = racer_during_waits(fly, "2999-01-01T00:00:00Z")
+    result = cli.run("up", "--pr", "6")
+    assert result.code == 0, result.output
+    (newer,) = added
+    assert f"removing duplicate machine {newer.id} of {APP}" in result.output
+    assert [m.id for m in live(fly)] == [ours.id]
+
+
+@pytest.mark.parametrize(
+    ("races", "takes_ours"), [(1, False), (2, False), (1, True)], ids=["once", "twice", "gone"]
+)
+def test_a_run_whose_machine_lost_the_race_converges_again_on_the_survivor(
+    cli: Cli, fly: FlyEmulator, races: int, takes_ours: bool
+) -> None:
+    """Each racer keeps the oldest machine; ours lost (maybe twice, maybe removed already
+    by the winner): up starts over on the survivor."""
+    assert cli.run("up", "--pr", "6").code == 0
+    dates = ["2001-01-01T00:00:00Z", "2000-01-01T00:00:00Z"][:races]
+    added = racer_during_waits(fly, *dates, takes_ours=takes_ours)
+    result = cli.run("up", "--pr", "6")
+    assert result.code == 0, result.output
+    assert result.output.count("the machine was replaced by a concurrent run") == races
+    assert [m.id for m in live(fly)] == [added[-1].id]
+    assert cli.run("up", "--pr", "6").code == 0
+    assert [m.id for m in live(fly)] == [added[-1].id]
