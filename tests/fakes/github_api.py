@@ -7,7 +7,8 @@ response carries ``x-ratelimit-*`` headers, and with ``rate_limit_after = N`` th
 N+1st request of a window (counted once authorized and routed; injected faults and
 401s do not count) answers 403 "API rate limit exceeded" with
 ``x-ratelimit-remaining: 0``. In the fake the exhausted window resets at the announced
-``x-ratelimit-reset`` (1-2 s later) so clients that honour it can be tested quickly.
+``x-ratelimit-reset`` (the next whole second: GitHub announces epoch seconds) so clients
+that honour it can be tested quickly.
 Errors have GitHub's shape ``{"message", "documentation_url"}``.
 """
 
@@ -256,8 +257,8 @@ class GitHubFake(DeploymentsMixin, LoopbackApi):
             self._window_reset = int(now) + 3600
         self._window_used += 1
         if self.rate_limit_after is not None and self._window_used > self.rate_limit_after:
-            # Announce a reset 1-2 s away; the fake starts a fresh window then.
-            self._window_reset = min(self._window_reset, math.ceil(now) + 1)
+            # Announce a reset at the next whole second; the fake starts a fresh window then.
+            self._window_reset = min(self._window_reset, math.floor(now) + 1)
             return True
         return False
 

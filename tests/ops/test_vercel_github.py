@@ -165,9 +165,12 @@ def test_secrets_appear_only_in_mask_lines_and_masks_come_first(wired: Wired) ->
 
 
 def test_github_rate_limit_is_waited_out(wired: Wired) -> None:
-    wired.github.rate_limit_after = 1  # the comment listing hits the limit
+    # The deployment and its status take 4 requests: the comment listing hits the limit.
+    wired.github.rate_limit_after = 4
     result = wired.cli.run("up")
     assert result.code == 0, result.output
+    limited = [(r.method, r.path) for r in wired.github.requests if r.status == 403]
+    assert limited == [("GET", f"/repos/acme/agents/issues/{PR}/comments")]
     ours = [c for c in wired.github.comments_on(PR) if MARKER in c["body"]]
     assert len(ours) == 1
     assert "ready" in ours[0]["body"]
