@@ -24,9 +24,10 @@ runbook with the same world: start the machine, ``sleep 30``, start the tunnel i
 background, ``sleep 5``, migrate (again after another ``sleep 5`` if the database was
 not there yet), then the Vercel calls one at a time. Child interpreters share a
 bytecode cache (as an installed wheel would have); polling intervals and process
-start-up are real time, not scaled.
+start-up are real time, not scaled. ``--quick`` (the test command's smoke run) skips the
+warm-ups and measures each side part once: its figures are rough.
 
-    .venv/bin/python bench/up_latency.py [--scale 0.3] [--runs 3] [--no-vercel]
+    .venv/bin/python bench/up_latency.py [--scale 0.3] [--runs 3] [--no-vercel] [--quick]
 """
 
 from __future__ import annotations
@@ -496,7 +497,7 @@ def end_tunnel(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-def parse_args() -> tuple[World, int]:
+def parse_args() -> tuple[World, int, bool]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = World()
     parser.add_argument("--scale", type=float, default=default.scale, help="bench s per field s")
@@ -512,6 +513,11 @@ def parse_args() -> tuple[World, int]:
     parser.add_argument("--api-latency", type=float, default=default.api_latency)
     parser.add_argument("--no-vercel", action="store_true")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="no warm-ups, each side measurement once (the smoke test: rough figures)",
+    )
     args = parser.parse_args()
     names = [name for name, _ in default.health]
     values = [float(v) for v in args.health.split(",")]
@@ -525,11 +531,11 @@ def parse_args() -> tuple[World, int]:
         api_latency=args.api_latency,
         vercel=not args.no_vercel,
     )
-    return world, args.runs
+    return world, args.runs, args.quick
 
 
 def main() -> int:
-    world, runs = parse_args()
+    world, runs, quick = parse_args()
     token = "fm2_" + secrets.token_urlsafe(24)
     vercel_token = secrets.token_hex(16)
     started = time.monotonic()
@@ -578,7 +584,7 @@ def main() -> int:
                 env,
                 migrate_log,
             )
-            report(bench, runs, started)
+            report(bench, runs, started, quick=quick)
         finally:
             if stack is not None:  # previewctl ends its tunnels itself: check it did
                 left = wait_gone(stack.flyctl_pids(), timeout=5)
@@ -590,27 +596,29 @@ def main() -> int:
     return 0
 
 
-def report(bench: Bench, runs: int, started: float) -> None:
+def report(bench: Bench, runs: int, started: float, *, quick: bool = False) -> None:
     world, env = bench.world, bench.env
     exe = previewctl_executable()
     note = load_note()
     # ---- the unavoidable parts, measured on their own ------------------------------------
-    start_cost = bench.late.calibrate()
+    start_cost = bench.late.calibrate(1 if quick else 2)
     direct = {
         **env,
         "DATABASE_URL": bench.server.admin_dsn(bench.stack.dbname),
         "BENCH_MIGRATE_LOG": os.devnull,
     }
-    timed([PYTHON, "migrate.py"], direct, cwd=bench.stack.project.root)  # warm-up
-    migrate_alone = median(
-        [timed([PYTHON, "migrate.py"], direct, cwd=bench.stack.project.root)[0] for _ in range(3)]
-    )
-    timed([exe, "--help"], env)  # warm-up
-    help_time = median([timed([exe, "--help"], env)[0] for _ in range(7)])
+    warm_ups = 0 if quick else 1  # the first run of each fills caches: not counted
+    root = bench.stack.project.root
+    migrate_runs = warm_ups + (1 if quick else 3)
+    migrate = [timed([PYTHON, "migrate.py"], direct, cwd=root)[0] for _ in range(migrate_runs)]
+    migrate_alone = median(migrate[warm_ups:])
+    helps = [timed([exe, "--help"], env)[0] for _ in range(warm_ups + (1 if quick else 7))]
+    help_time = median(helps[warm_ups:])
     critical = help_time + world.ready_after + migrate_alone
 
     # ---- previewctl up ------------------------------------------------------------------
-    bench.run_up(100)  # warm-up: fills the bytecode cache, checks that everything works
+    if not quick:
+        bench.run_up(100)  # warm-up: fills the bytecode cache, checks that everything works
     results = [bench.run_up(101 + i) for i in range(runs)]
     up_times = [r.total for r in results]
     up_median = median(up_times)
