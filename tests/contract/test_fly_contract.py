@@ -69,11 +69,19 @@ def assert_machine(body: Any) -> None:
 
 
 # ---- apps -----------------------------------------------------------------------------------
-def test_an_app_that_is_not_there_is_404_with_an_error_body(fly: Side) -> None:
+def test_an_app_that_is_not_there_is_404_app_not_found(fly: Side) -> None:
     fly.serve("GET", f"/v1/apps/{APP}", 404, answers.fly_error("app not found"))
     fly.serve("GET", f"/v1/apps/{APP}", 404, answers.fly_error("app not found"))
-    assert_fly_error(fly.http.get(f"/v1/apps/{APP}"), 404)
+    # fly-go's AppNameAvailable tells a free name by this very text
+    assert assert_fly_error(fly.http.get(f"/v1/apps/{APP}"), 404)["error"] == "app not found"
     assert client(fly).get_app(APP) is None
+
+
+def test_an_app_of_another_org_is_refused_as_unauthorized(fly: Side) -> None:
+    fly.given(lambda emu: emu.add_foreign_app(APP))
+    fly.serve("GET", f"/v1/apps/{APP}", 403, answers.fly_error("unauthorized"))
+    # fly-go's AppNameAvailable: "unauthorized" = the name exists in an org we cannot see
+    assert assert_fly_error(fly.http.get(f"/v1/apps/{APP}"), 403)["error"] == "unauthorized"
 
 
 def test_creating_an_app_is_201_with_its_name(fly: Side) -> None:

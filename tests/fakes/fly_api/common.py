@@ -183,15 +183,17 @@ class FlyBase(LoopbackApi):
         return "01" + secrets.token_hex(12).upper()
 
     def _app(self, name: str) -> AppState:
+        # Fly's own texts: fly-go's AppNameAvailable tells a free name by "app not found"
+        # and a name held in an org this token cannot see by "unauthorized".
         app = self.apps.get(name)
         if app is None:
-            raise ApiError(404, f"app not found: {name}", "not_found")
+            raise ApiError(404, "app not found", "not_found")
         if app.hidden():
             if app.hidden_status == 401:
                 raise ApiError(401, "unauthorized", "unauthorized")
-            raise ApiError(app.hidden_status, f"app not found: {name}", "not_found")
+            raise ApiError(app.hidden_status, "app not found", "not_found")
         if app.org != self.org:
-            raise ApiError(403, f"unauthorized to access app {name}", "unauthorized")
+            raise ApiError(403, "unauthorized", "unauthorized")
         return app
 
     def _machine(self, app_name: str, machine_id: str) -> MachineState:
