@@ -94,3 +94,30 @@ def test_a_comment_is_created_with_201_then_patched(github: Side) -> None:
     again = github.http.patch(path, json={"body": "<!-- previewctl --> again"})
     assert again.status_code == 200
     assert json_object(again)["body"] == "<!-- previewctl --> again"
+
+
+def test_a_deployment_and_its_status_are_created_with_201(github: Side) -> None:
+    made = answers.github_deployment(1, "feat-7", "pr-7")
+    github.serve("POST", f"/repos/{REPO}/deployments", 201, made)
+    body = {
+        "ref": "feat-7",
+        "environment": "pr-7",
+        "auto_merge": False,
+        "required_contexts": [],
+        "transient_environment": False,
+        "production_environment": False,
+    }
+    created = github.http.post(f"/repos/{REPO}/deployments", json=body)
+    assert created.status_code == 201, created.text
+    deployment = json_object(created)
+    assert isinstance(deployment["id"], int)
+    assert (deployment["ref"], deployment["environment"]) == ("feat-7", "pr-7")
+    path = f"/repos/{REPO}/deployments/{deployment['id']}/statuses"
+    url = "https://pr-7.example.com"
+    github.serve("POST", path, 201, answers.github_deployment_status(2, "success", url))
+    status = github.http.post(path, json={"state": "success", "environment_url": url})
+    assert status.status_code == 201, status.text
+    assert (json_object(status)["state"], json_object(status)["environment_url"]) == (
+        "success",
+        url,
+    )

@@ -117,3 +117,23 @@ def github_comment(comment_id: int, body: str) -> dict[str, Any]:
         "created_at": "2024-05-01T10:00:00Z",
         "updated_at": "2024-05-01T10:00:00Z",
     }
+
+
+def github_deployment(deployment_id: int, ref: str, environment: str) -> dict[str, Any]:
+    """``POST /repos/{o}/{r}/deployments`` (201)."""
+    return {
+        "id": deployment_id,
+        "ref": ref,
+        "sha": "0" * 40,
+        "environment": environment,
+        "description": "",
+        "payload": {},
+        "transient_environment": False,
+        "production_environment": False,
+        "creator": {"login": "github-actions[bot]", "type": "Bot"},
+    }
+
+
+def github_deployment_status(status_id: int, state: str, environment_url: str) -> dict[str, Any]:
+    """``POST /repos/{o}/{r}/deployments/{id}/statuses`` (201)."""
+    return {"id": status_id, "state": state, "environment_url": environment_url}
