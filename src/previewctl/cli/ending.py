@@ -8,6 +8,7 @@ import os
 import sys
 from typing import NoReturn
 
+from previewctl import streams
 from previewctl.cli import failure, process_exit, usage
 from previewctl.cli.application import Application
 from previewctl.cli.options import wants_json
@@ -75,3 +76,6 @@ def tolerant_streams() -> None:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
+    # A reader that went away (`| head -c0`) is a closed stream too: see previewctl.streams.
+    sys.stdout = streams.tolerate_broken_pipes(sys.stdout)
+    sys.stderr = streams.tolerate_broken_pipes(sys.stderr)
