@@ -17,6 +17,7 @@ from typing import Protocol, TypeVar
 
 from previewctl import redact, secretgen
 from previewctl.config_profiles import PROFILE_NAME_RE
+from previewctl.repository import Repository
 from previewctl.secretgen import SecretFormat
 
 MARKER_KEY = "previewctl"
@@ -28,6 +29,7 @@ KEY_CREATED = "previewctl_created_at"
 KEY_LAST_UP = "previewctl_last_up"
 KEY_SECRETS = "previewctl_secrets"
 KEY_REPO = "previewctl_repo"  # owner/name of the repository the preview is for
+KEY_REPO_ID = "previewctl_repo_id"  # its GitHub id: the same after a rename or transfer
 KEY_PROFILES = "previewctl_profiles"  # the active profiles, comma-separated
 # Vercel projects whose vars changed since their last redeploy (comma-separated): a
 # redeploy that failed after the writes is made by the next `up`, which sees no change.
@@ -127,6 +129,12 @@ class PreviewInfo:
     last_up: datetime | None
     profiles: tuple[str, ...] = ()
     repo: str | None = None
+    repo_id: str | None = None
+
+    @property
+    def repository(self) -> Repository | None:
+        """The repository the marker names, if it names one."""
+        return Repository.make(self.repo, self.repo_id)
 
     @classmethod
     def of(cls, machine: Labelled) -> PreviewInfo:
@@ -140,6 +148,7 @@ class PreviewInfo:
             last_up=parse_time(meta.get(KEY_LAST_UP)),
             profiles=parse_profiles(meta.get(KEY_PROFILES)),
             repo=meta.get(KEY_REPO) or None,
+            repo_id=meta.get(KEY_REPO_ID) or None,
         )
 
 
@@ -168,12 +177,16 @@ def build_metadata(
     last_up: str,
     secrets: dict[str, str],
     profiles: Sequence[str] = (),
-    repo: str | None = None,
+    repo: Repository | str | None = None,
 ) -> dict[str, str]:
-    """previewctl's metadata over ``base``; a repository not known now keeps the recorded."""
+    """previewctl's metadata over ``base``; what a run does not know of its repository
+    keeps what is recorded (a laptop run keeps the workflow's)."""
     meta = dict(base)
-    if repo:
-        meta[KEY_REPO] = repo
+    known = Repository.of(repo)
+    if known and known.name:
+        meta[KEY_REPO] = known.name
+    if known and known.id:
+        meta[KEY_REPO_ID] = known.id
     meta.update(
         {
             MARKER_KEY: MARKER_VALUE,

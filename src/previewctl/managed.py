@@ -8,8 +8,10 @@ An app is previewctl's when ALL of these hold:
 4. every marker names the same PR as the name;
 5. no marker names another repository than the one previewctl runs for (Fly app names
    are global and an org may serve several repositories: a PR number alone does not say
-   whose preview it is). A marker without a repository (made before it was recorded, or
-   by a run that did not know it) and a run that does not know its own pass this one.
+   whose preview it is). GitHub's repository id decides when both sides know it (it
+   survives a rename or transfer), else the name. A marker without a repository (made
+   before it was recorded, or by a run that did not know it) and a run that does not
+   know its own pass this one (previewctl.repository).
 
 A machine whose config Fly cannot show (``host_status`` not ``ok``) is *unknown*: its
 marker may simply be missing from the answer, so the rule cannot be decided and
@@ -31,6 +33,7 @@ from previewctl import bookkeeping
 from previewctl.backends.base import Instance
 from previewctl.config import Config
 from previewctl.errors import ConfigError, NotManagedError
+from previewctl.repository import Repository
 
 NOT_MANAGED = "not managed"
 UNKNOWN = "unknown"
@@ -83,7 +86,7 @@ def judge(
     org: str | None,
     machines: Sequence[Instance],
     pr: int | None = None,
-    repo: str | None = None,
+    repo: Repository | str | None = None,
 ) -> Verdict:
     """Apply the rule (see the module docstring). Pure: no request, no output.
 
@@ -114,7 +117,7 @@ def judge(
             f"{NOT_MANAGED}: machine {_ids(foreign)} carries no previewctl marker "
             "(previewctl did not make it)",
         )
-    mismatch = _marker_mismatch(seen, named, repo)
+    mismatch = _marker_mismatch(seen, named, Repository.of(repo))
     if mismatch:
         return verdict(Standing.NOT_MANAGED, f"{NOT_MANAGED}: {mismatch}")
     if unseen:
@@ -129,19 +132,30 @@ def judge(
     return verdict(Standing.MANAGED, "")
 
 
-def _marker_mismatch(seen: Sequence[Instance], named: int, repo: str | None) -> str | None:
+def _marker_mismatch(seen: Sequence[Instance], named: int, repo: Repository | None) -> str | None:
     """Why a marked machine is not this PR's of this repository, or None (rules 4 and 5)."""
     for machine in seen:
         info = bookkeeping.PreviewInfo.of(machine)
         if info.pr != named:
             says = f"PR #{info.pr}" if info.pr is not None else "no PR"
             return f"machine {machine.id}'s marker names {says}, the name PR #{named}"
-        if repo and info.repo and info.repo.lower() != repo.lower():
-            return (
-                f"machine {machine.id} was made for repository {info.repo!r}, "
-                f"not {repo!r} (another repository's preview with the same app name)"
-            )
+        recorded = info.repository
+        if repo and recorded and repo.other_than(recorded):
+            return f"machine {machine.id} was made for {_other_repo(recorded, repo, named)}"
     return None
+
+
+def _other_repo(recorded: Repository, repo: Repository, pr: int) -> str:
+    def say(r: Repository) -> str:
+        ident = f" (id {r.id})" if r.id else ""
+        return f"{r.name!r}{ident}" if r.name else f"the one with id {r.id}"
+
+    return (
+        f"repository {say(recorded)}, not {say(repo)} (another repository's preview with "
+        "the same app name; if it is this repository's under an old name, renamed or "
+        f"transferred, a run without GITHUB_REPOSITORY set can remove it: previewctl down "
+        f"--pr {pr})"
+    )
 
 
 def require(verdict: Verdict, command: str, *, allow_empty: bool = False) -> tuple[Instance, ...]:

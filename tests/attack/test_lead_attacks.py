@@ -73,3 +73,65 @@ def test_up_into_a_closed_pipe_does_its_work_and_says_so(console: Cli, fly: FlyE
     assert "Traceback" not in stderr, stderr
     (machine,) = fly.apps[APP].machines.values()
     assert machine.state == "started"
+
+
+# ---- managed-rule 5: the repository in the marker ---------------------------------------
+
+ONE = {"GITHUB_REPOSITORY": "acme/one", "GITHUB_REPOSITORY_ID": "4242"}
+
+
+def test_a_renamed_repository_keeps_managing_its_previews(console: Cli, fly: FlyEmulator) -> None:
+    """Break: the marker recorded only the repository's name, so after a rename (or a
+    transfer) every up, down and gc of the repository refused its own open previews as
+    "another repository's", for good. GitHub's repository id does not change: the marker
+    records it, and a run whose id matches the recorded one manages the preview."""
+    assert console.run("up", "--pr", "6", env=ONE).code == 0
+    (machine,) = fly.apps[APP].machines.values()
+    assert machine.config["metadata"]["previewctl_repo_id"] == "4242"
+
+    renamed = {"GITHUB_REPOSITORY": "acme/one-renamed", "GITHUB_REPOSITORY_ID": "4242"}
+    status = console.run("--json", "status", env=renamed)
+    assert status.code == 0, status.output
+    assert [r["standing"] for r in status.json()["rows"]] == ["managed"]
+    assert console.run("up", "--pr", "6", env=renamed).code == 0
+
+    other = {"GITHUB_REPOSITORY": "acme/one", "GITHUB_REPOSITORY_ID": "777"}
+    refused = console.run("down", "--pr", "6", env=other)  # same name, another repository
+    assert refused.code == 1, refused.output
+    assert "not managed" in refused.stderr
+    assert APP in fly.apps
+
+    down = console.run("down", "--pr", "6", env=renamed)
+    assert down.code == 0, down.output
+    assert APP not in fly.apps
+
+
+def test_a_preview_recorded_under_an_old_name_says_what_to_do(
+    console: Cli, fly: FlyEmulator
+) -> None:
+    """Break: a preview whose marker names the repository's old name (no id recorded)
+    was refused with "remove or rename this one by hand", which names no way to do it.
+    The refusal says how: a run without GITHUB_REPOSITORY (rule 5 passes) can remove it."""
+    assert console.run("up", "--pr", "6", env={"GITHUB_REPOSITORY": "acme/old"}).code == 0
+    fly.clear_log()
+    refused = console.run("down", "--pr", "6", env={"GITHUB_REPOSITORY": "acme/new"})
+    assert refused.code == 1, refused.output
+    assert "made for repository 'acme/old', not 'acme/new'" in refused.stderr
+    assert "GITHUB_REPOSITORY" in refused.stderr  # the way out is named
+    assert "renamed" in refused.stderr
+    assert fly.mutating_calls() == []
+    assert console.run("down", "--pr", "6").code == 0  # the way out works
+    assert APP not in fly.apps
+
+
+@pytest.mark.parametrize("variant", ["acme/one ", " Acme/One", "ACME/ONE\n"])
+def test_every_command_reads_the_repository_alike(
+    console: Cli, fly: FlyEmulator, variant: str
+) -> None:
+    """Break: up, down and stop stripped GITHUB_REPOSITORY but gc and status did not, so
+    with a stray space status called the repository's own preview "not managed" while
+    down destroyed it: one rule, two answers."""
+    assert console.run("up", "--pr", "6", env={"GITHUB_REPOSITORY": "acme/one"}).code == 0
+    status = console.run("--json", "status", env={"GITHUB_REPOSITORY": variant})
+    assert status.code == 0, status.output
+    assert [r["standing"] for r in status.json()["rows"]] == ["managed"], status.stdout

@@ -181,7 +181,12 @@ class _Sweep:
         """
         config = self.rt.config
         fresh = scan_app(
-            self.backend, config, scan.app, scan.pr, org=config.model.app.org, repo=self.rt.repo
+            self.backend,
+            config,
+            scan.app,
+            scan.pr,
+            org=config.model.app.org,
+            repo=self.rt.repository,
         )
         if fresh.gone:
             row.reason += " (already gone)"

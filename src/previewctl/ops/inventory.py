@@ -19,6 +19,7 @@ from previewctl.config import Config
 from previewctl.errors import ApiError, NotFoundError
 from previewctl.managed import Verdict
 from previewctl.ops.runtime import Runtime
+from previewctl.repository import Repository
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -113,7 +114,7 @@ def scan_app(
     pr: int,
     *,
     org: str | None,
-    repo: str | None,
+    repo: Repository | None,
 ) -> AppScan:
     """All live machines of ``app`` (unfiltered: foreign machines must be seen too)."""
     try:
@@ -131,7 +132,7 @@ def scan_previews(rt: Runtime) -> list[AppScan]:
     backend, config = rt.backend(), rt.config
     return bounded_map(
         lambda listed: scan_app(
-            backend, config, listed.app, listed.pr, org=listed.org, repo=rt.repo
+            backend, config, listed.app, listed.pr, org=listed.org, repo=rt.repository
         ),
         backend.apps(),
         config.model.gc.concurrency,

@@ -23,6 +23,7 @@ from previewctl.config import Config, load_config
 from previewctl.configfile import json_line
 from previewctl.errors import InputError, MissingCredentialsError
 from previewctl.reporter import Reporter, wants_plain
+from previewctl.repository import Repository
 from previewctl.spec import PreviewSpec, build_spec
 from previewctl.target import Target
 from previewctl.tokens import read_token, without_scheme
@@ -158,7 +159,12 @@ class Runtime:
 
     @property
     def repo(self) -> str | None:
-        return self.env.get("GITHUB_REPOSITORY") or None
+        return (self.env.get("GITHUB_REPOSITORY") or "").strip() or None
+
+    @property
+    def repository(self) -> Repository | None:
+        """The repository the one rule judges with (every command reads it alike)."""
+        return Repository.from_env(self.env)
 
 
 def env_ref_places(config: Config, names: set[str]) -> dict[str, str]:

@@ -28,6 +28,7 @@ from previewctl.config import Config
 from previewctl.errors import ApiError, ConflictError, NotFoundError
 from previewctl.managed import Verdict
 from previewctl.reporter import Reporter
+from previewctl.repository import Repository
 
 # gc stops an idle machine under a short lease: it does not wait for one.
 STOP_LEASE_TTL = 60
@@ -48,7 +49,7 @@ class FlyBackend:
         self.reporter = reporter
         self.env = env
         # The repository previewctl runs for: a preview another one made is not ours.
-        self.repo = (env.get("GITHUB_REPOSITORY") or "").strip() or None
+        self.repo = Repository.from_env(env)
 
     @property
     def config(self) -> Config:

@@ -26,6 +26,7 @@ from previewctl.errors import (
     TimeoutExceededError,
 )
 from previewctl.reporter import Reporter
+from previewctl.repository import Repository
 from previewctl.retry import Attempt, Retry
 
 
@@ -48,7 +49,7 @@ class Ctx:
     fly: FlyClient
     config: Config
     reporter: Reporter
-    repo: str | None = None  # the repository previewctl runs for, when it knows it
+    repo: Repository | None = None  # the repository previewctl runs for, when it knows it
 
 
 def hostname(app: str) -> str:
@@ -236,7 +237,7 @@ def _labels(
     created_at: str,
     last_up: str,
     secrets: dict[str, str],
-    repo: str | None,
+    repo: Repository | None,
 ) -> dict[str, str]:
     """previewctl's bookkeeping as Fly metadata (the create key is Fly's business only)."""
     return bookkeeping.build_metadata(
