@@ -152,9 +152,9 @@ def _other_repo(recorded: Repository, repo: Repository, pr: int) -> str:
 
     return (
         f"repository {say(recorded)}, not {say(repo)} (another repository's preview with "
-        "the same app name; if it is this repository's under an old name, renamed or "
-        f"transferred, a run without GITHUB_REPOSITORY set can remove it: previewctl down "
-        f"--pr {pr})"
+        "the same app name: give this repository's [app] name template a part of its own; "
+        "if it is this repository's under an old name, renamed or transferred, a run "
+        f"without GITHUB_REPOSITORY set can remove it: previewctl down --pr {pr})"
     )
 
 

@@ -109,9 +109,11 @@ def test_a_renamed_repository_keeps_managing_its_previews(console: Cli, fly: Fly
 def test_a_preview_recorded_under_an_old_name_says_what_to_do(
     console: Cli, fly: FlyEmulator
 ) -> None:
-    """Break: a preview whose marker names the repository's old name (no id recorded)
-    was refused with "remove or rename this one by hand", which names no way to do it.
-    The refusal says how: a run without GITHUB_REPOSITORY (rule 5 passes) can remove it."""
+    """Break: a preview whose marker names another repository name (an old name, no id
+    recorded; or a second repository using the same [app] name template, whose PR numbers
+    collide) was refused with "remove or rename this one by hand", naming no way to do
+    either. The refusal says both: a template of its own, and a run without
+    GITHUB_REPOSITORY (rule 5 passes) to remove the old one."""
     assert console.run("up", "--pr", "6", env={"GITHUB_REPOSITORY": "acme/old"}).code == 0
     fly.clear_log()
     refused = console.run("down", "--pr", "6", env={"GITHUB_REPOSITORY": "acme/new"})
@@ -119,6 +121,7 @@ def test_a_preview_recorded_under_an_old_name_says_what_to_do(
     assert "made for repository 'acme/old', not 'acme/new'" in refused.stderr
     assert "GITHUB_REPOSITORY" in refused.stderr  # the way out is named
     assert "renamed" in refused.stderr
+    assert "[app] name template" in refused.stderr
     assert fly.mutating_calls() == []
     assert console.run("down", "--pr", "6").code == 0  # the way out works
     assert APP not in fly.apps
