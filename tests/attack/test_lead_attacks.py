@@ -7,6 +7,7 @@ asserts the outcome the contract demands (exit code, emulator state, output).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -21,16 +22,18 @@ APP = "pr-6-svc"
 
 
 def run_into_closed_pipe(
-    console: Cli, *args: str, env: dict[str, str] | None = None
+    console: Cli, *args: str, env: dict[str, str] | None = None, stream: str = "stdout"
 ) -> tuple[int, str]:
-    """Run with stdout a pipe whose reader has gone (``| head -c0``): exit code, stderr."""
+    """Run with ``stream`` a pipe whose reader has gone (``| head -c0``): exit code and
+    the other stream's text."""
     reader, writer = os.pipe()
     os.close(reader)
+    out, err = (writer, subprocess.PIPE) if stream == "stdout" else (subprocess.PIPE, writer)
     try:
         proc = subprocess.run(
             [previewctl_executable(), "--config", str(console.project.config), *args],
-            stdout=writer,
-            stderr=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
             stdin=subprocess.DEVNULL,
             env={**console.env, **(env or {})},
             cwd=console.project.root,
@@ -39,7 +42,7 @@ def run_into_closed_pipe(
         )
     finally:
         os.close(writer)
-    return proc.returncode, proc.stderr.decode()
+    return proc.returncode, (proc.stderr if stream == "stdout" else proc.stdout).decode()
 
 
 @pytest.mark.parametrize(
@@ -73,6 +76,34 @@ def test_up_into_a_closed_pipe_does_its_work_and_says_so(console: Cli, fly: FlyE
     assert "Traceback" not in stderr, stderr
     (machine,) = fly.apps[APP].machines.values()
     assert machine.state == "started"
+
+
+def test_up_with_stderr_into_a_closed_pipe_does_its_work(console: Cli, fly: FlyEmulator) -> None:
+    """Break: ``previewctl up 2>&1 | head -c0``-like: progress lines go to stderr, so a
+    stderr nobody reads ended up at its first line. It must finish, exit 0, and still
+    print its JSON result on stdout."""
+    got, stdout = run_into_closed_pipe(console, "--json", "up", "--pr", "6", stream="stderr")
+    assert got == 0
+    assert '"app": "pr-6-svc"' in stdout or '"app":"pr-6-svc"' in stdout, stdout
+    (machine,) = fly.apps[APP].machines.values()
+    assert machine.state == "started"
+
+
+def test_a_laptop_update_keeps_the_recorded_repository(console: Cli, fly: FlyEmulator) -> None:
+    """Guard (held): a laptop up (no GITHUB_REPOSITORY) that changes the machine keeps the
+    repository and its id the workflow recorded, so the workflow still owns it after."""
+    assert console.run("up", "--pr", "6", env=ONE).code == 0
+    machine_file = console.project.root / ".fly" / "machine-config.json"
+    config = json.loads(machine_file.read_text())
+    config["guest"]["memory_mb"] = 2 * config["guest"]["memory_mb"]
+    machine_file.write_text(json.dumps(config))
+    fly.clear_log()
+    assert console.run("up", "--pr", "6").code == 0
+    assert fly.mutating_calls(), "the laptop run should have updated the machine"
+    (machine,) = fly.apps[APP].machines.values()
+    meta = machine.config["metadata"]
+    assert (meta["previewctl_repo"], meta["previewctl_repo_id"]) == ("acme/one", "4242")
+    assert console.run("up", "--pr", "6", env=ONE).code == 0
 
 
 # ---- managed-rule 5: the repository in the marker ---------------------------------------
