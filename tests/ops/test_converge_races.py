@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.fly_api import FlyEmulator, MachineState
+from tests.fakes.loopback import ApiError as EmulatedApiError
 from tests.support.cli import Cli
 
 APP = "pr-6-svc"  # conftest's BASIC_TOML for PR 6: no Vercel, no tunnels
@@ -95,3 +96,46 @@ def test_a_run_whose_machine_lost_the_race_converges_again_on_the_survivor(
     assert [m.id for m in live(fly)] == [added[-1].id]
     assert cli.run("up", "--pr", "6").code == 0
     assert [m.id for m in live(fly)] == [added[-1].id]
+
+
+def test_a_machine_a_concurrent_run_created_first_is_adopted(cli: Cli, fly: FlyEmulator) -> None:
+    """Our create loses to theirs (Fly: the name is in use): theirs is the preview's machine."""
+    assert cli.run("up", "--pr", "6").code == 0
+    (first,) = live(fly)
+    template, name = copy.deepcopy(first.config), first.name
+    del fly.apps[APP].machines[first.id]  # the preview's machine is gone: up makes one
+    theirs: list[MachineState] = []
+    create = fly.on_create_machine
+
+    def racing_create(request: Any, body: Any, app: str) -> Any:
+        if not theirs:  # the other run's create lands first
+            theirs.append(fly.add_machine(app, copy.deepcopy(template), name=name))
+        return create(request, body, app)
+
+    fly.on_create_machine = racing_create  # type: ignore[method-assign]
+    result = cli.run("up", "--pr", "6")
+    assert result.code == 0, result.output
+    assert "a concurrent run created the machine; using it" in result.output
+    assert [m.id for m in live(fly)] == [theirs[0].id]
+
+
+@pytest.mark.parametrize("racer", [False, True], ids=["alone", "with-a-racer"])
+def test_a_failed_up_removes_the_app_it_created_unless_a_racer_uses_it(
+    cli: Cli, fly: FlyEmulator, racer: bool
+) -> None:
+    """An app without a marked machine is one gc cannot recognise: the run that made it and
+    failed removes it, unless a concurrent run has put a machine in it meanwhile."""
+
+    def failing_create(request: Any, body: Any, app: str) -> Any:
+        if racer:
+            fly.add_machine(app, {"image": "nginx"})
+        raise EmulatedApiError(422, "invalid config: guest.memory_mb", "invalid_argument")
+
+    fly.on_create_machine = failing_create  # type: ignore[method-assign]
+    result = cli.run("up", "--pr", "6")
+    assert result.code == 1, result.output
+    # alone: Fly's answer; with a racer whose machine is not ours: that it is not managed
+    assert ("not managed" if racer else "invalid config: guest.memory_mb") in result.stderr
+    assert (APP in fly.apps) is racer
+    if racer:
+        assert len(live(fly)) == 1
