@@ -22,8 +22,10 @@ import pytest
 import respx
 
 from previewctl import redact
-from previewctl.backends.fly import converge
+from previewctl.backends.fly import converge, health
 from previewctl.backends.fly.client import FlyClient
+from previewctl.backends.fly.converge import MachineGoneError
+from previewctl.backends.fly.models import Machine
 from previewctl.backends.fly.settings import DEFAULT_BASE_URL
 from previewctl.backends.fly.tunnels import TunnelSet, TunnelSpec
 from previewctl.clients import github, vercel
@@ -49,6 +51,7 @@ from previewctl.errors import (
     ConnectionFailedError,
     InputError,
     NotManagedError,
+    PreviewctlError,
     TimeoutExceededError,
     TransientApiError,
     TunnelError,
@@ -672,3 +675,59 @@ def test_a_taken_name_that_turns_out_to_be_another_orgs_is_never_touched(
     fly_api.post("/v1/apps").mock(return_value=taken)
     with pytest.raises(NotManagedError, match="belongs to another Fly organization"):
         converge.ensure_app(ctx, APP_OF_PR)
+
+
+# ---- waiting for a machine to be healthy -------------------------------------------------------
+WAIT = f"{MACHINES}/{MID}/wait"
+
+
+def machine_in(state: str, check: str = "passing") -> httpx.Response:
+    return httpx.Response(
+        200, json=machine(state=state, checks=[{"name": "http", "status": check}])
+    )
+
+
+def healthy_after(fly: FlyClient) -> Machine:
+    return health.wait_healthy(
+        fly, APP, MID, deadline=time.monotonic() + 300, reporter=quiet_reporter()
+    )
+
+
+@pytest.mark.parametrize("on_the_way", ["starting", "replacing", "updating", "created"])
+def test_a_machine_on_its_way_to_started_is_waited_for(
+    fly_api: respx.MockRouter, fly: FlyClient, on_the_way: str
+) -> None:
+    fly_api.get(WAIT).respond(200, json={"ok": True})
+    looks = fly_api.get(f"{MACHINES}/{MID}").mock(
+        side_effect=[machine_in(on_the_way, "critical"), machine_in("started")]
+    )
+    assert healthy_after(fly).state == "started"
+    assert looks.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("wait", "look", "error"),
+    [
+        (httpx.Response(404, json={"error": "not found"}), None, MachineGoneError),
+        (None, httpx.Response(404, json={"error": "not found"}), MachineGoneError),
+        (None, machine_in("destroyed"), MachineGoneError),
+        (None, machine_in("stopped", "critical"), PreviewctlError),
+    ],
+    ids=["gone-at-wait", "gone-at-look", "destroyed", "stopped"],
+)
+def test_a_machine_that_will_never_be_healthy_fails_at_once(
+    fly_api: respx.MockRouter,
+    fly: FlyClient,
+    wait: httpx.Response | None,
+    look: httpx.Response | None,
+    error: type[PreviewctlError],
+) -> None:
+    """Gone (a racer removed it: converge again) or stopped: not a wait until the deadline."""
+    fly_api.get(WAIT).mock(return_value=wait or httpx.Response(200, json={"ok": True}))
+    looks = fly_api.get(f"{MACHINES}/{MID}").mock(
+        side_effect=[look or machine_in("started"), machine_in("started")]
+    )
+    with pytest.raises(error) as caught:
+        healthy_after(fly)
+    assert type(caught.value) is error
+    assert looks.call_count == (0 if wait is not None else 1)
