@@ -139,3 +139,25 @@ def test_a_failed_up_removes_the_app_it_created_unless_a_racer_uses_it(
     assert (APP in fly.apps) is racer
     if racer:
         assert len(live(fly)) == 1
+
+
+def test_a_machine_whose_host_went_away_since_the_listing_is_not_guessed_at(
+    cli: Cli, fly: FlyEmulator
+) -> None:
+    """Listed with its config, then read without (its host is unreachable now): up cannot
+    tell what the machine is, so it changes nothing."""
+    assert cli.run("up", "--pr", "6").code == 0
+    (ours,) = live(fly)
+    get = fly.on_get_machine
+
+    def host_goes_away(request: Any, body: Any, app: str, machine_id: str) -> Any:
+        fly.set_host_status(app, machine_id, "unreachable")
+        return get(request, body, app, machine_id)
+
+    fly.on_get_machine = host_goes_away  # type: ignore[method-assign]
+    fly.clear_log()
+    result = cli.run("up", "--pr", "6")
+    assert result.code == 1, result.output
+    assert "cannot tell" in result.stderr
+    assert fly.mutating_calls() == []
+    assert [m.id for m in live(fly)] == [ours.id]
