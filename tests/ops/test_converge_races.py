@@ -161,3 +161,20 @@ def test_a_machine_whose_host_went_away_since_the_listing_is_not_guessed_at(
     assert "cannot tell" in result.stderr
     assert fly.mutating_calls() == []
     assert [m.id for m in live(fly)] == [ours.id]
+
+
+@pytest.mark.parametrize("state", ["stopped", "suspended", "created"])
+def test_a_machine_that_is_not_running_is_started_once(
+    cli: Cli, fly: FlyEmulator, state: str
+) -> None:
+    """Stopped by `stop`, suspended by Fly's autostop, or created and never started."""
+    assert cli.run("up", "--pr", "6").code == 0
+    (first,) = live(fly)
+    config, name = copy.deepcopy(first.config), first.name
+    del fly.apps[APP].machines[first.id]
+    resting = fly.add_machine(APP, config, state=state, name=name)
+    fly.clear_log()
+    result = cli.run("up", "--pr", "6")
+    assert result.code == 0, result.output
+    assert len(fly.calls("POST", rf"/machines/{resting.id}/start$")) == 1
+    assert [(m.id, m.state) for m in live(fly)] == [(resting.id, "started")]
