@@ -1,8 +1,10 @@
-"""Two machines for one preview (a race between two runs, or an old one): `up` keeps one.
+"""Converge's branches for what happens between two requests, made deterministic.
 
-Deterministic forms of the race in docs/reliability.md ("a second `up` racing the first"):
-the duplicate is put in place before `up` runs, so the branch that removes it always runs.
-Every racer keeps the same machine, the oldest (by Fly's created_at, then id).
+A second run racing this one (a duplicate machine before converging or while `up` waits,
+a create that loses, an app a racer uses), a host that goes away between the listing and
+the read, a machine found at rest. docs/reliability.md's "a second `up` racing the first"
+is otherwise proven only by two real processes, which hit these branches by chance. Every
+racer keeps the same machine: the oldest (by Fly's created_at, then id).
 """
 
 from __future__ import annotations
