@@ -180,3 +180,16 @@ def test_a_machine_that_is_not_running_is_started_once(
     assert result.code == 0, result.output
     assert len(fly.calls("POST", rf"/machines/{resting.id}/start$")) == 1
     assert [(m.id, m.state) for m in live(fly)] == [(resting.id, "started")]
+
+
+def test_a_failed_machine_is_an_error_at_once_not_a_wait(cli: Cli, fly: FlyEmulator) -> None:
+    assert cli.run("up", "--pr", "6").code == 0
+    (first,) = live(fly)
+    config, name = copy.deepcopy(first.config), first.name
+    del fly.apps[APP].machines[first.id]
+    failed = fly.add_machine(APP, config, state="failed", name=name)
+    fly.clear_log()
+    result = cli.run("up", "--pr", "6")
+    assert result.code == 1, result.output
+    assert f"machine {failed.id} of {APP} is in state 'failed'" in result.stderr
+    assert fly.calls("GET", r"/wait$") == []
