@@ -10,6 +10,7 @@ racer keeps the same machine: the oldest (by Fly's created_at, then id).
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -193,3 +194,18 @@ def test_a_failed_machine_is_an_error_at_once_not_a_wait(cli: Cli, fly: FlyEmula
     assert result.code == 1, result.output
     assert f"machine {failed.id} of {APP} is in state 'failed'" in result.stderr
     assert fly.calls("GET", r"/wait$") == []
+
+
+@pytest.mark.parametrize(("age_hours", "touched"), [(2, True), (0, False)])
+def test_last_up_is_touched_at_most_hourly(
+    cli: Cli, fly: FlyEmulator, age_hours: int, touched: bool
+) -> None:
+    """gc ages previews by last_up: a preview in use must not look abandoned."""
+    assert cli.run("up", "--pr", "6").code == 0
+    (ours,) = live(fly)
+    then = datetime.now(UTC) - timedelta(hours=age_hours, minutes=1 if age_hours else 0)
+    ours.config["metadata"]["previewctl_last_up"] = then.strftime("%Y-%m-%dT%H:%M:%SZ")
+    fly.clear_log()
+    assert cli.run("up", "--pr", "6").code == 0
+    posts = fly.calls("POST", r"/metadata/previewctl_last_up$")
+    assert len(posts) == (1 if touched else 0)
