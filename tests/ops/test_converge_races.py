@@ -179,8 +179,11 @@ def test_a_machine_that_is_not_running_is_started_once(
     fly.clear_log()
     result = cli.run("up", "--pr", "6")
     assert result.code == 0, result.output
-    assert len(fly.calls("POST", rf"/machines/{resting.id}/start$")) == 1
+    (start,) = fly.calls("POST", rf"/machines/{resting.id}/start$")
     assert [(m.id, m.state) for m in live(fly)] == [(resting.id, "started")]
+    # under the machine's lease, as flyctl does: a concurrent run waits instead of racing
+    assert len(fly.calls("POST", rf"/machines/{resting.id}/lease$")) == 1
+    assert start.headers.get("Fly-Machine-Lease-Nonce")
 
 
 def test_a_failed_machine_is_an_error_at_once_not_a_wait(cli: Cli, fly: FlyEmulator) -> None:
