@@ -731,3 +731,19 @@ def test_a_machine_that_will_never_be_healthy_fails_at_once(
         healthy_after(fly)
     assert type(caught.value) is error
     assert looks.call_count == (0 if wait is not None else 1)
+
+
+def test_what_a_failing_flyctl_printed_is_shown_scrubbed(tmp_path: Path) -> None:
+    value = secret()
+    flyctl = flyctl_saying(tmp_path, stderr=f"Error: token {value} rejected\n", code=1)
+    with pytest.raises(TunnelError) as caught:
+        tunnel_set(flyctl).__enter__()
+    assert "Error: token *** rejected" in str(caught.value)
+    assert value not in str(caught.value)
+
+
+def test_two_tunnels_of_one_name_are_bad_input_before_any_process(tmp_path: Path) -> None:
+    db = TunnelSpec(name="db", app=APP, remote_host="h", remote_port=5432, local_port=0)
+    flyctl = flyctl_saying(tmp_path, stdout="never run\n")
+    with pytest.raises(InputError, match="duplicate tunnel names: db"):
+        TunnelSet([db, db], flyctl=flyctl, env={}, reporter=quiet_reporter())
