@@ -146,6 +146,12 @@ def _marker_mismatch(seen: Sequence[Instance], named: int, repo: Repository | No
 
 
 def _other_repo(recorded: Repository, repo: Repository, pr: int) -> str:
+    if repo.unknown:
+        return (
+            f"repository {recorded.name or recorded.id!r}, and this run does not know its own "
+            "(GITHUB_REPOSITORY is not set): a sweep leaves what may be another repository's"
+        )
+
     def say(r: Repository) -> str:
         ident = f" (id {r.id})" if r.id else ""
         return f"{r.name!r}{ident}" if r.name else f"the one with id {r.id}"

@@ -34,10 +34,23 @@ class Repository:
     def of(cls, value: Repository | str | None) -> Repository | None:
         return value if isinstance(value, Repository) or value is None else cls.make(value)
 
+    @property
+    def unknown(self) -> bool:
+        return not self.name and not self.id
+
     def other_than(self, recorded: Repository) -> bool:
-        """Whether ``recorded`` (a marker's) is another repository than this one."""
+        """Whether ``recorded`` (a marker's) is another repository than this one; for
+        UNKNOWN, any recorded repository may be another."""
+        if self.unknown:
+            return not recorded.unknown
         if self.id and recorded.id:
             return self.id != recorded.id
         if self.name and recorded.name:
             return self.name.lower() != recorded.name.lower()
         return False
+
+
+# What gc's sweep judges with when the run does not know its repository: over a whole
+# org it cannot tell its previews from another repository's, so it leaves every preview
+# that records one (a command for one PR passes, as the user named that PR).
+UNKNOWN_REPO = Repository()

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.fakes.fly_api import FlyEmulator
 from tests.support.cli import Cli, previewctl_executable
+from tests.support.previews import iso
 
 pytestmark = pytest.mark.e2e
 
@@ -169,3 +171,23 @@ def test_every_command_reads_the_repository_alike(
     status = console.run("--json", "status", env={"GITHUB_REPOSITORY": variant})
     assert status.code == 0, status.output
     assert [r["standing"] for r in status.json()["rows"]] == ["managed"], status.stdout
+
+
+def test_a_gc_that_does_not_know_its_repository_leaves_other_repositories_previews(
+    console: Cli, fly: FlyEmulator
+) -> None:
+    """Break: rule 5 passed for a run without GITHUB_REPOSITORY, so a laptop gc of one
+    repository swept every repository's previews in the org by its own max age (the
+    other's may be longer), open PRs included. A sweep acts only on previews it can tell
+    are its repository's: one that records a repository is a "not managed" row then."""
+    assert console.run("up", "--pr", "6", env=ONE).code == 0
+    (machine,) = fly.apps[APP].machines.values()
+    two_days_ago = iso(datetime.now(UTC) - timedelta(days=2))
+    machine.config["metadata"]["previewctl_last_up"] = two_days_ago
+    fly.clear_log()
+    gc = console.run("--json", "gc", "--max-age", "1d")
+    assert gc.code == 0, gc.output
+    assert fly.mutating_calls() == []
+    rows = [r for r in gc.json()["rows"] if r["app"] == APP]
+    assert [r["action"] for r in rows] == ["skip"], rows
+    assert "GITHUB_REPOSITORY" in rows[0]["reason"]

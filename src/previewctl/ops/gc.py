@@ -48,6 +48,7 @@ from previewctl.ops.gc_vercel import sweep_vercel
 from previewctl.ops.inventory import AppScan, bounded_map, scan_app, scan_previews
 from previewctl.ops.preflight import check_all
 from previewctl.ops.runtime import Runtime
+from previewctl.repository import UNKNOWN_REPO
 
 # Fly allows 100 app deletions a minute. A bucket of BURST plus RATE per second stays
 # under that in any 60 s window: 10 + 60 × 1.5 = 100.
@@ -186,7 +187,7 @@ class _Sweep:
             scan.app,
             scan.pr,
             org=config.model.app.org,
-            repo=self.rt.repository,
+            repo=self.rt.repository or UNKNOWN_REPO,
         )
         if fresh.gone:
             row.reason += " (already gone)"
@@ -290,7 +291,7 @@ def run_gc(
 
     with rt.reporter.phase("find previews"):
         open_prs, open_branches = _open_pulls(rt, result)
-        scans = [s for s in scan_previews(rt) if not s.gone]
+        scans = [s for s in scan_previews(rt, sweep=True) if not s.gone]
         rt.reporter.info(f"{len(scans)} app(s) named like previews in {config.model.app.org}")
 
     sweep = _Sweep(

@@ -19,7 +19,7 @@ from previewctl.config import Config
 from previewctl.errors import ApiError, NotFoundError
 from previewctl.managed import Verdict
 from previewctl.ops.runtime import Runtime
-from previewctl.repository import Repository
+from previewctl.repository import UNKNOWN_REPO, Repository
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -127,13 +127,14 @@ def scan_app(
     return AppScan(app, pr, machines=list(verdict.machines), verdict=verdict)
 
 
-def scan_previews(rt: Runtime) -> list[AppScan]:
-    """Every app the org's listing names like a preview (so in the org), judged."""
+def scan_previews(rt: Runtime, *, sweep: bool = False) -> list[AppScan]:
+    """Every app the org's listing names like a preview (so in the org), judged; for a
+    ``sweep`` (gc), one recorded for any repository is not managed by a run that does
+    not know its own."""
     backend, config = rt.backend(), rt.config
+    repo = rt.repository or (UNKNOWN_REPO if sweep else None)
     return bounded_map(
-        lambda listed: scan_app(
-            backend, config, listed.app, listed.pr, org=listed.org, repo=rt.repository
-        ),
+        lambda listed: scan_app(backend, config, listed.app, listed.pr, org=listed.org, repo=repo),
         backend.apps(),
         config.model.gc.concurrency,
     )
