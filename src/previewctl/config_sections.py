@@ -143,7 +143,8 @@ class VercelSection(StrictModel):
 
 
 # gc destroys a preview whose last `up` is older than max_age, open PR or not: a shorter
-# one would take previews that are only waiting for their next push.
+# one would take previews that are only waiting for their next push. gc refuses it (the
+# config still loads: a [gc] value must not stop `down` when a PR closes).
 MIN_MAX_AGE = 3600.0
 
 
@@ -162,12 +163,7 @@ class GcSection(StrictModel):
     stop_after: float | None = None
     concurrency: int = Field(default=4, ge=1, le=32)
 
-    @field_validator("max_age", mode="before")
-    @classmethod
-    def _max_age(cls, value: Any) -> float:
-        return as_max_age(value)
-
-    @field_validator("stop_after", mode="before")
+    @field_validator("max_age", "stop_after", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> float | None:
         return None if value is None else as_duration(value)

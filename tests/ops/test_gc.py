@@ -299,6 +299,25 @@ def test_a_max_age_under_an_hour_is_exit_2_and_destroys_nothing(world: World, ma
     assert world.vercel.calls() == []
 
 
+def test_a_configured_max_age_under_an_hour_stops_gc_but_not_down(world: World) -> None:
+    """`[gc] max_age = "10m"`: gc says where (file:line, exit 2, nothing touched); the
+    config still loads, so the `down` of a closing PR is not blocked by a gc setting."""
+    config = world.cli.project.config
+    config.write_text(config.read_text().replace('max_age = "7d"', 'max_age = "10m"'))
+    before = world.apps()
+    world.clear_logs()
+    result = world.cli.run("gc")
+    assert result.code == 2, result.output
+    assert "shortest max age is 1h" in result.stderr
+    assert "gc.max_age" in result.stderr
+    assert world.apps() == before
+    assert world.fly.calls() == []
+    assert world.github.calls() == []
+    down = world.cli.run("down", "--pr", "1", "--branch", branch(1))
+    assert down.code == 0, down.output
+    assert app(1) not in world.apps()
+
+
 def test_an_hour_is_the_shortest_max_age_accepted(world: World) -> None:
     result = world.cli.run("gc", "--max-age", "1h", "--dry-run")
     assert result.code == 0, result.output

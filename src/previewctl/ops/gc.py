@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from previewctl.backends.base import Instance, PreviewBackend
 from previewctl.config_sections import as_max_age
-from previewctl.errors import ApiError, InputError, PreviewctlError
+from previewctl.errors import ApiError, ConfigError, InputError, PreviewctlError
 from previewctl.ops.gc_rules import (
     DESTROY,
     KEEP,
@@ -227,7 +227,14 @@ class _Sweep:
 
 def _max_age(rt: Runtime, max_age: str | None) -> float:
     if max_age is None:
-        return rt.config.model.gc.max_age
+        config = rt.config
+        try:
+            return as_max_age(config.model.gc.max_age)
+        except ValueError as exc:
+            key = "gc.max_age"
+            raise ConfigError(
+                str(exc), file=str(config.path), key=key, line=config.line_of(key)
+            ) from None
     try:
         return as_max_age(max_age)
     except ValueError as exc:
