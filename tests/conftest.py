@@ -7,6 +7,8 @@ from there, never from here).
 from __future__ import annotations
 
 import secrets
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +57,25 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     redact.reset_for_tests()
     yield
     redact.reset_for_tests()
+
+
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PYTHONS = {signal.SIGINT: signal.default_int_handler}
+
+
+@pytest.fixture(autouse=True)
+def _python_signal_handlers() -> Iterator[None]:
+    """Each test starts with Python's own handlers for the interrupts and leaves them so:
+    previewctl's main() installs its own (and ignores interrupts once interrupted), and a
+    test that ran it in-process must not decide whether a later test's Ctrl-C lands."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    for sig in _INTERRUPTS:
+        signal.signal(sig, _PYTHONS.get(sig, signal.SIG_DFL))
+    yield
+    for sig in _INTERRUPTS:
+        signal.signal(sig, _PYTHONS.get(sig, signal.SIG_DFL))
 
 
 @pytest.fixture
