@@ -2,9 +2,9 @@
 
 * Everything Fly lives in ``previewctl/backends/fly/``. Outside it, only
   ``backends/__init__.py`` (which names the backend in use) imports it; no code names
-  Fly's client or models; no text names ``flyctl``, ``.fly.dev`` or ``.internal``, except
-  what a person reads about the contract: the CLI's help (``cli/``) and the config's
-  hints for its ``[app]`` section (``config.py``).
+  Fly's client or models; no text names ``flyctl``, ``.fly.dev`` or ``.internal``: what
+  a person reads about Fly's tools (the CLI's help, the ``[app]`` hints) comes from
+  ``backends/fly/words.py`` through the registry.
 * Backends import nothing from ops or the CLI; the shared layer below them (the
   bookkeeping, the one "managed" rule, the retry and process primitives) imports no
   backend, ops or CLI code either.
@@ -33,8 +33,9 @@ SRC = Path(previewctl.__file__).parent
 FLY = SRC / "backends" / "fly"
 FLY_NAMES = {"FlyClient", "Machine", "MachineEvent", "build_fly_client"}
 FLY_TEXT = ("flyctl", ".fly.dev", ".internal")
-# What a person reads about the contract may name Fly's tools.
-TEXT_ALLOWED = {"cli", "config_sections.py"}  # the [app] hints name flyctl commands
+# Nothing outside the package names Fly's tools: help and config hints take what a person
+# reads about them from backends/fly/words.py (through the registry).
+TEXT_ALLOWED: set[str] = set()
 SHARED = ["bookkeeping.py", "managed.py", "retry.py", "process.py", "backends/base.py"]
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from previewctl.backends import words
 from previewctl.durations import parse_duration
 from previewctl.secretgen import SecretFormat
 
@@ -51,7 +52,7 @@ class AppSection(StrictModel):
         if not _ORG_RE.fullmatch(value):
             raise ValueError(
                 f"org {value!r} is not a Fly organization slug (a-z, 0-9 and '-', as "
-                "`flyctl orgs list` shows it)"
+                f"{words.ORG_HINT})"
             )
         return value
 
@@ -61,7 +62,7 @@ class AppSection(StrictModel):
         if not _REGION_RE.fullmatch(value):
             raise ValueError(
                 f"region {value!r} is not a Fly region code (three letters such as iad, "
-                "ams, syd: `flyctl platform regions`)"
+                f"ams, syd: {words.REGION_HINT})"
             )
         return value
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+# What a person reads about the backend's tools (help, config hints): plain strings.
+from previewctl.backends.fly import words
+
 if TYPE_CHECKING:
     from previewctl.backends.base import Platform
 
@@ -15,3 +18,6 @@ def platform() -> Platform:
     from previewctl.backends.fly.backend import PLATFORM
 
     return PLATFORM
+
+
+__all__ = ["platform", "words"]

@@ -52,7 +52,7 @@ def json_mode(application: Application, *, parsed: bool = False) -> bool:
 def usage_error(application: Application, exc: click_exceptions.UsageError) -> NoReturn:
     no_args = getattr(click_exceptions, "NoArgsIsHelpError", None)
     if no_args is not None and isinstance(exc, no_args) and exc.ctx is not None:
-        # bare `previewctl`: the help, on stdout, exit 0 (as gh and flyctl do)
+        # bare `previewctl`: the help, on stdout, exit 0 (as gh does)
         sys.stdout.write(exc.ctx.get_help() + "\n")
         raise SystemExit(0)
     if isinstance(exc, click_exceptions.NoSuchOption):

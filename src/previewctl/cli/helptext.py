@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypedDict
 
+from previewctl.backends import words
+
 APP_HELP = (
     "Give every pull request its own preview backend on Fly.io and wire it into the "
     "PR's Vercel preview deployments.\n\n"
@@ -27,7 +29,7 @@ Typical flow:
 Environment:
   FLY_API_TOKEN      Fly org token (or FLY_ACCESS_TOKEN); all but plan
   FLY_API_BASE_URL   Machines API (default https://api.machines.dev)
-  PREVIEWCTL_FLYCTL  flyctl executable (default flyctl, then fly, on PATH)
+  {tool_env_line}
   VERCEL_TOKEN       needed when the config has [vercel] projects
   GITHUB_TOKEN       PR comment, deployment, branch lookup, PR states for gc
   GITHUB_REPOSITORY  owner/name (GITHUB_API_URL, GITHUB_EVENT_PATH: as
@@ -41,7 +43,9 @@ Environment:
 Exit codes: 0 done (or nothing to do), 1 an operation failed, 2 bad input
 (found before anything changed), 130 interrupted (after cleanup).
 
-Run `previewctl COMMAND --help` for what a command needs and examples."""
+Run `previewctl COMMAND --help` for what a command needs and examples.""".replace(
+    "{tool_env_line}", words.TOOL_ENV_LINE
+)
 
 _EXIT_WORK = (
     "Exit codes: 0 done, 1 an operation failed, 2 bad input (nothing changed), 130 interrupted."
@@ -76,7 +80,8 @@ class CommandHelp:
 
 _FLY = "FLY_API_TOKEN (or FLY_ACCESS_TOKEN)"
 _PR = "the PR: --pr N, PREVIEWCTL_PR, or the pull_request event"
-_FLYCTL = "flyctl on PATH (or PREVIEWCTL_FLYCTL) when the config has [tunnels]"
+_TOOL = words.TOOL_NEED
+_TOOL_FOR_TUNNELS = f"{words.TOOL_NEED} when the config has [tunnels]"
 
 COMMANDS: dict[str, CommandHelp] = {
     "plan": CommandHelp(
@@ -101,7 +106,7 @@ COMMANDS: dict[str, CommandHelp] = {
         "boots while the runner installs the repository's tooling.",
         needs=(
             _FLY,
-            _FLYCTL,
+            _TOOL_FOR_TUNNELS,
             "VERCEL_TOKEN when the config has [vercel] projects",
             _PR,
             "the branch (for Vercel): --branch, PREVIEWCTL_BRANCH, the event, or looked up",
@@ -122,7 +127,7 @@ COMMANDS: dict[str, CommandHelp] = {
         needs=(
             _FLY,
             "VERCEL_TOKEN and the branch when a seed step uses ${vercel.PROJECT.url}",
-            "flyctl when a seed step uses ${tunnels.NAME...}",
+            words.TOOL + " when a seed step uses ${tunnels.NAME...}",
             _PR,
         ),
         examples=("previewctl seed", "previewctl seed --pr 12 --branch feat/login"),
@@ -171,7 +176,7 @@ COMMANDS: dict[str, CommandHelp] = {
         summary="Start a stopped preview, re-run [[steps]], hold tunnels open.",
         body='Then, in another shell, `eval "$(previewctl env --pr N)"` gives local tools '
         "the env pointing at the open tunnels.",
-        needs=(_FLY, "flyctl on PATH (or PREVIEWCTL_FLYCTL)", "--pr N (or PREVIEWCTL_PR)"),
+        needs=(_FLY, _TOOL, "--pr N (or PREVIEWCTL_PR)"),
         examples=("previewctl resume --pr 12", "previewctl resume --pr 12 --profile tracing"),
         exits="Exit codes: 1 an operation failed or a tunnel died, 2 bad input, "
         "130 interrupted (the normal end: Ctrl-C closes everything).",
@@ -179,7 +184,7 @@ COMMANDS: dict[str, CommandHelp] = {
     "tunnel": CommandHelp(
         summary="Open the preview's tunnels in the foreground until Ctrl-C.",
         body="The machine must be started (`previewctl resume` starts it).",
-        needs=(_FLY, "flyctl on PATH (or PREVIEWCTL_FLYCTL)", "--pr N (or PREVIEWCTL_PR)"),
+        needs=(_FLY, _TOOL, "--pr N (or PREVIEWCTL_PR)"),
         examples=("previewctl tunnel --pr 12", "previewctl tunnel --pr 12 --json"),
         exits="Exit codes: 1 a tunnel died or an operation failed, 2 bad input, "
         "130 interrupted (the normal end: Ctrl-C).",
@@ -212,7 +217,7 @@ COMMANDS: dict[str, CommandHelp] = {
     ),
     "doctor": CommandHelp(
         summary="Check the whole set-up with read-only calls; every problem at once.",
-        body="Covers the config, the Fly token and org, flyctl, each Vercel project and "
+        body=f"Covers the config, the Fly token and org, {words.TOOL}, each Vercel project and "
         "its domain's parent on the team, and the GitHub token.",
         needs=(
             "the tokens it checks: FLY_API_TOKEN, VERCEL_TOKEN, GITHUB_TOKEN (each missing "
