@@ -22,11 +22,10 @@ from previewctl.clients.http import ApiClient, RetryPolicy, build_http_client
 from previewctl.clients.vercel import VercelClient
 from previewctl.errors import ConnectionFailedError
 from tests.fakes.fly_api import FlyEmulator
-from tests.fakes.postgres import PostgresServer
 from tests.support.cli import Cli, InProcessCli, base_env, previewctl_executable
 from tests.support.previews import seed_preview
 from tests.support.project import BASIC_TOML, Project
-from tests.support.stack import Stack, interrupt, make_stack, read_until
+from tests.support.stack import Stack, interrupt, read_until
 from tests.support.wiring import VERCEL_TOML, Wired, wire
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -332,19 +331,6 @@ def test_json_mode_is_not_guessed_from_an_options_value(tmp_path: Path, project:
 
 
 # ---- foreground commands under --json --------------------------------------------------------
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path,
-    fly: FlyEmulator,
-    fly_token: str,
-    postgres_server: PostgresServer,
-    flyctl_path: Path,
-) -> Iterator[Stack]:
-    made = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
-    yield made
-    made.close()
 
 
 @pytest.mark.parametrize("command", ["tunnel", "resume"])

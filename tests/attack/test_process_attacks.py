@@ -22,17 +22,14 @@ from tests.attack.harness import (
     PR,
     ActionsStage,
     HangingServer,
-    actions_stage,
     blocked,
     leaks,
     new_tag,
     survivors,
     with_vercel,
 )
-from tests.fakes.fly_api import FlyEmulator
-from tests.fakes.postgres import PostgresServer
 from tests.support.processes import wait_for, wait_gone
-from tests.support.stack import Stack, finished, make_stack, read_until
+from tests.support.stack import Stack, finished, read_until
 
 APP = f"pr-{PR}-stack"
 
@@ -146,26 +143,6 @@ SLEEPER = textwrap.dedent(
     time.sleep(60)
     """
 )
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path,
-    fly: FlyEmulator,
-    fly_token: str,
-    postgres_server: PostgresServer,
-    flyctl_path: Path,
-) -> Iterator[Stack]:
-    s = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def stage(stack: Stack, tmp_path: Path) -> Iterator[ActionsStage]:
-    st = actions_stage(stack, tmp_path)
-    yield st
-    st.stop()
 
 
 @pytest.mark.e2e

@@ -6,8 +6,6 @@ stderr, annotations, $GITHUB_OUTPUT, the step summary, --json or the PR comment.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -18,38 +16,16 @@ from tests.attack.harness import (
     BRANCH,
     PR,
     ActionsStage,
-    actions_stage,
     leaks,
     unknown_secret,
     with_vercel,
 )
 from tests.fakes.fly_api import FlyEmulator, MachineState
-from tests.fakes.postgres import PostgresServer
-from tests.support.stack import Stack, make_stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
 APP = f"pr-{PR}-stack"
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path,
-    fly: FlyEmulator,
-    fly_token: str,
-    postgres_server: PostgresServer,
-    flyctl_path: Path,
-) -> Iterator[Stack]:
-    s = make_stack(tmp_path, fly, fly_token, postgres_server, flyctl_path)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def stage(stack: Stack, tmp_path: Path) -> Iterator[ActionsStage]:
-    st = actions_stage(stack, tmp_path)
-    yield st
-    st.stop()
 
 
 def _config(stack: Stack, old: str, new: str) -> None:
