@@ -24,10 +24,15 @@ from pydantic import (
     model_validator,
 )
 
-from previewctl.config_sections import SECRET_NAME_RE, StrictModel, TunnelSection, vercel_keys
+from previewctl.config_sections import StrictModel, TunnelSection, secret_names, vercel_keys
 from previewctl.configfile import json_line, read_text, validation_problems
 from previewctl.errors import ConfigError, Problems
-from previewctl.machine_config import MAX_MACHINE_DEPTH, machine_json_depth_ok, near_miss_keys
+from previewctl.machine_config import (
+    MAX_MACHINE_DEPTH,
+    MachineContainer,
+    machine_json_depth_ok,
+    near_miss_keys,
+)
 from previewctl.step_kinds import StepConfig
 
 # Names travel in a comma-separated env var and a metadata label: no commas or spaces.
@@ -66,12 +71,7 @@ class ProfileSection(StrictModel):
     @field_validator("secrets")
     @classmethod
     def _secret_names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not SECRET_NAME_RE.fullmatch(name):
-                raise ValueError(f"secret name {name!r} must be letters, digits and _")
-        if len(set(value)) != len(value):
-            raise ValueError("secret names must be unique")
-        return value
+        return secret_names(value)
 
     @field_validator("ports")
     @classmethod
@@ -133,12 +133,6 @@ class _ProfileGuest(BaseModel):
         return value
 
 
-class _ProfileContainer(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str = Field(min_length=1)
-    image: str = Field(min_length=1)
-
-
 class _ProfileService(BaseModel):
     model_config = ConfigDict(extra="allow")
     protocol: str = Field(pattern="^(tcp|udp)$")
@@ -150,7 +144,7 @@ class _ProfileMachine(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     guest: _ProfileGuest | None = None
-    containers: list[_ProfileContainer] = Field(default_factory=list)
+    containers: list[MachineContainer] = Field(default_factory=list)
     services: list[_ProfileService] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -71,6 +71,16 @@ class MachineSection(StrictModel):
     config: str = ".fly/machine-config.json"
 
 
+def secret_names(value: list[str]) -> list[str]:
+    """Secret names as [secrets] generate and a profile's secrets take them."""
+    for name in value:
+        if not SECRET_NAME_RE.fullmatch(name):
+            raise ValueError(f"secret name {name!r} must be letters, digits and _")
+    if len(set(value)) != len(value):
+        raise ValueError("secret names must be unique")
+    return value
+
+
 class SecretsSection(StrictModel):
     generate: list[str] = Field(default_factory=list)
     length: int = Field(default=32, ge=16, le=128)
@@ -79,12 +89,7 @@ class SecretsSection(StrictModel):
     @field_validator("generate")
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not SECRET_NAME_RE.fullmatch(name):
-                raise ValueError(f"secret name {name!r} must be letters, digits and _")
-        if len(set(value)) != len(value):
-            raise ValueError("secret names must be unique")
-        return value
+        return secret_names(value)
 
 
 class PgLoginSection(StrictModel):

@@ -46,7 +46,7 @@ class _MachineGuest(BaseModel):
         return self
 
 
-class _MachineContainer(BaseModel):
+class MachineContainer(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str = Field(min_length=1)
     image: str = Field(min_length=1)
@@ -70,7 +70,7 @@ class _MachineConfigShape(BaseModel):
     model_config = ConfigDict(extra="allow")
     image: str | None = None
     guest: _MachineGuest | None = None
-    containers: list[_MachineContainer] | None = None
+    containers: list[MachineContainer] | None = None
     services: list[_MachineService] = Field(default_factory=list)
     metadata: dict[str, str] = Field(default_factory=dict)
 
